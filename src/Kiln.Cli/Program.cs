@@ -1,0 +1,2 @@
+Console.WriteLine($"kiln {Kiln.KilnInfo.Version}");
+return 0;
