@@ -1,2 +1,3 @@
-Console.WriteLine($"kiln {Kiln.KilnInfo.Version}");
-return 0;
+using Kiln.Cli;
+
+return await KilnApp.RunAsync(args);

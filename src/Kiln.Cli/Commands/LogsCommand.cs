@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Kiln.Cli.Infrastructure;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary><c>kiln logs</c>: the serial console file, optionally followed until Ctrl-C or the VM's end.</summary>
+internal static class LogsCommand
+{
+    public static Command Create(GlobalOptions globals)
+    {
+        var name = CommandExtensions.NameArgument();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new output until Ctrl-C or the VM exits." };
+        var command = new Command("logs", "Print a sandbox's serial console.") { name, follow };
+        return command.WithAction(globals, async (context, cancellationToken) =>
+        {
+            var info = await Sandboxes.GetAsync(context, context.Value(name), cancellationToken);
+            using var stdout = Console.OpenStandardOutput();
+            IConsoleSink sink = context.Json ? new JsonLineSink() : new RawSink(stdout);
+            Func<CancellationToken, ValueTask<bool>>? stillRunning = null;
+            if (context.Value(follow) && Sandboxes.IsLive(info.State))
+            {
+                stillRunning = async ct =>
+                {
+                    try
+                    {
+                        return Sandboxes.IsLive((await SandboxCatalog.GetAsync(context.Root, info.Id, ct)).State);
+                    }
+                    catch (SandboxNotFoundException)
+                    {
+                        return false;
+                    }
+                };
+            }
+            await ConsoleFollower.FollowAsync(info.ConsolePath, sink, stillRunning, context.Time, cancellationToken);
+            return ExitCodes.Success;
+        });
+    }
+}

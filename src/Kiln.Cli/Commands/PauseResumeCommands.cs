@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Kiln.Cli.Infrastructure;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary><c>kiln pause</c>, <c>kiln resume</c> and <c>kiln snapshot</c>.</summary>
+internal static class PauseResumeCommands
+{
+    public static Command CreatePause(GlobalOptions globals) => Simple(globals, "pause", "Pause a VM's vCPUs.", (h, ct) => h.PauseAsync(ct));
+
+    public static Command CreateResume(GlobalOptions globals) => Simple(globals, "resume", "Resume a paused VM.", (h, ct) => h.ResumeAsync(ct));
+
+    private static Command Simple(GlobalOptions globals, string verb, string description, Func<FirecrackerHypervisor, CancellationToken, Task> action)
+    {
+        var name = CommandExtensions.NameArgument();
+        return new Command(verb, description) { name }.WithAction(globals, async (context, cancellationToken) =>
+        {
+            var id = context.Value(name);
+            await using var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken);
+            await action(hypervisor, cancellationToken);
+            if (context.Json)
+                Output.WriteJson(new StateJson(id, hypervisor.State), CliJsonContext.Default.StateJson);
+            else
+                Output.WriteLine(id);
+            return ExitCodes.Success;
+        });
+    }
+
+    public static Command CreateSnapshot(GlobalOptions globals)
+    {
+        var name = CommandExtensions.NameArgument();
+        var leavePaused = new Option<bool>("--leave-paused") { Description = "Do not resume a VM that was running before the snapshot." };
+        var command = new Command("snapshot", "Save a snapshot (state + memory) into the sandbox directory; a running VM is paused for it.") { name, leavePaused };
+        return command.WithAction(globals, async (context, cancellationToken) =>
+        {
+            var id = context.Value(name);
+            await using var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken);
+            // Firecracker snapshots only a paused VM; pausing for the user keeps `kiln snapshot` one step.
+            var wasRunning = hypervisor.State == SandboxState.Running;
+            if (wasRunning)
+                await hypervisor.PauseAsync(cancellationToken);
+            var snapshot = await context.Output.ProgressAsync($"Saving {id}…", () => hypervisor.SaveAsync(cancellationToken));
+            if (wasRunning && !context.Value(leavePaused))
+                await hypervisor.ResumeAsync(cancellationToken);
+            if (context.Json)
+            {
+                Output.WriteJson(new SnapshotJson(id, hypervisor.State, snapshot.StatePath, snapshot.MemoryPath), CliJsonContext.Default.SnapshotJson);
+            }
+            else
+            {
+                Output.WriteLine($"state:  {snapshot.StatePath}");
+                Output.WriteLine($"memory: {snapshot.MemoryPath}");
+            }
+            return ExitCodes.Success;
+        });
+    }
+}

@@ -1,0 +1,200 @@
+using System.CommandLine;
+using System.Security.Cryptography;
+using Kiln.Cli.Infrastructure;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary><c>kiln run</c>: create and start a microVM, in the foreground (console streamed) or detached.</summary>
+internal static class RunCommand
+{
+    public const int MaxVcpus = 32;
+    public const int MaxMemoryMiB = 1024 * 1024;
+
+    public static Command Create(GlobalOptions globals)
+    {
+        var name = new Option<string?>("--name") { Description = "Sandbox name (default: kiln-<8 hex>)." };
+        var kernel = new Option<string>("--kernel") { Description = "Guest kernel (vmlinux).", Required = true };
+        var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk." };
+        var rootfs = new Option<string?>("--rootfs") { Description = "Root filesystem image (attached read-only)." };
+        var vcpus = new Option<int>("--vcpus") { Description = $"vCPUs (1-{MaxVcpus}).", DefaultValueFactory = _ => 1 };
+        var memory = new Option<int>("--memory") { Description = "Guest memory in MiB.", DefaultValueFactory = _ => 128 };
+        var kernelArgs = new Option<string?>("--kernel-args") { Description = "Extra kernel command line, e.g. \"console=ttyS0 quiet\"." };
+        var drives = new Option<string[]>("--drive") { Description = "Boot-time block device PATH[:ro] (repeatable).", DefaultValueFactory = _ => [] };
+        var nets = new Option<string[]>("--net") { Description = "Network interface TAP[,mac=xx:xx:xx:xx:xx:xx] (repeatable).", DefaultValueFactory = _ => [] };
+        var vsock = new Option<uint?>("--vsock") { Description = "Add a vsock with this guest CID (>= 3); its socket is in the sandbox directory." };
+        var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
+        var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
+        var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
+
+        vcpus.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<int>();
+            if (value is < 1 or > MaxVcpus)
+                result.AddError($"--vcpus must be between 1 and {MaxVcpus}, not {value}.");
+        });
+        memory.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<int>();
+            if (value is < 1 or > MaxMemoryMiB)
+                result.AddError($"--memory must be between 1 and {MaxMemoryMiB} MiB, not {value}.");
+        });
+        vsock.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<uint?>() is < 3)
+                result.AddError("--vsock: guest CIDs 0-2 are reserved; use 3 or more.");
+        });
+
+        var command = new Command("run", "Create and start a microVM.")
+        {
+            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, vsock, firecracker, detach, remove,
+        };
+        return command.WithAction(globals, async (context, cancellationToken) =>
+        {
+            var request = new RunRequest(
+                context.Value(name) ?? GenerateName(), context.Value(kernel)!, context.Value(initrd), context.Value(rootfs),
+                context.Value(vcpus), context.Value(memory), context.Value(kernelArgs), context.Value(drives) ?? [],
+                context.Value(nets) ?? [], context.Value(vsock), context.Value(firecracker), context.Value(detach),
+                context.Value(remove));
+            return await RunAsync(context, request, cancellationToken);
+        });
+    }
+
+    private sealed record RunRequest(
+        string Name, string Kernel, string? Initrd, string? Rootfs, int Vcpus, int MemoryMiB, string? KernelArgs,
+        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove);
+
+    public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+
+    private static async Task<int> RunAsync(CommandContext context, RunRequest request, CancellationToken cancellationToken)
+    {
+        // Everything that can be checked without side effects is, before anything is created.
+        if (context.Json && !request.Detach)
+            throw new UsageException("--json needs --detach: a foreground run streams the VM's console, which is not JSON.");
+        if (request.Remove && request.Detach)
+            throw new UsageException("--rm applies to a foreground run; a detached sandbox is removed with 'kiln rm'.");
+        Sandboxes.ValidateName(request.Name, context.Root);
+        var config = new HypervisorConfig
+        {
+            FirecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path,
+            KernelPath = Specs.RequireFile(request.Kernel, "--kernel"),
+            InitrdPath = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd"),
+            ImagePath = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs"),
+            KernelParams = Specs.ParseKernelArgs(request.KernelArgs),
+            VcpuCount = request.Vcpus,
+            MemoryMiB = request.MemoryMiB,
+            RootDirectory = context.Root,
+        };
+        var devices = new List<HypervisorDevice>();
+        devices.AddRange(request.Drives.Select(Specs.ParseDrive));
+        devices.AddRange(request.Nets.Select(Specs.ParseNet));
+        if (request.VsockCid is { } cid)
+            devices.Add(new VsockDevice(cid, Path.Combine(context.Root, request.Name, "vsock.sock")));
+        if (await ExistsAsync(context.Root, request.Name, cancellationToken))
+            throw new CliFailureException($"a sandbox named '{request.Name}' already exists under {context.Root} (remove it with 'kiln rm {request.Name}').");
+
+        Directory.CreateDirectory(context.Root);
+        var ownership = request.Detach ? VmmOwnership.Detached : VmmOwnership.Owned;
+        await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(ownership));
+        await hypervisor.CreateAsync(request.Name, config, cancellationToken);
+        try
+        {
+            foreach (var device in devices)
+                await hypervisor.AddDeviceAsync(device, cancellationToken);
+            await context.Output.ProgressAsync($"Starting {request.Name}…", () => hypervisor.StartAsync(cancellationToken));
+        }
+        catch
+        {
+            // run is create+start as one step: a sandbox that never ran must not keep its name.
+            await CleanupQuietlyAsync(hypervisor);
+            throw;
+        }
+
+        if (request.Detach)
+        {
+            if (context.Json)
+            {
+                Output.WriteJson(
+                    new RunResultJson(request.Name, hypervisor.State, hypervisor.Pid, hypervisor.SandboxDirectory,
+                        hypervisor.SocketPath, hypervisor.ConsolePath),
+                    CliJsonContext.Default.RunResultJson);
+            }
+            else
+            {
+                Output.WriteLine(request.Name);
+            }
+            return ExitCodes.Success;
+        }
+        return await ForegroundAsync(context, hypervisor, request, cancellationToken);
+    }
+
+    /// <summary>
+    /// Streams the console until the VM ends or the user interrupts; either way the VM is stopped through the driver
+    /// (SIGTERM, then SIGKILL after the stop timeout) and kiln exits 0: Ctrl-C is how a foreground run is meant to end.
+    /// </summary>
+    private static async Task<int> ForegroundAsync(
+        CommandContext context, FirecrackerHypervisor hypervisor, RunRequest request, CancellationToken cancellationToken)
+    {
+        if (context.Output.Interactive)
+            Console.Error.WriteLine($"kiln: {request.Name} is running (pid {hypervisor.Pid}); Ctrl-C stops it.");
+        using var stdout = Console.OpenStandardOutput();
+        var root = context.Root;
+        await ConsoleFollower.FollowAsync(
+            hypervisor.ConsolePath, new RawSink(stdout),
+            async ct => Sandboxes.IsLive(hypervisor.State) && await StillLiveAsync(root, request.Name, ct),
+            context.Time, cancellationToken);
+
+        var interrupted = cancellationToken.IsCancellationRequested;
+        await context.Output.ProgressAsync($"Stopping {request.Name}…", () => hypervisor.StopAsync(CancellationToken.None));
+        if (context.Output.Interactive || interrupted)
+            Console.Error.WriteLine(interrupted ? $"kiln: stopped {request.Name}." : $"kiln: {request.Name} exited.");
+        if (request.Remove)
+            await hypervisor.CleanupAsync(CancellationToken.None);
+        return ExitCodes.Success;
+    }
+
+    private static async Task<bool> StillLiveAsync(string root, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Another kiln (stop, or a kill behind our back) may have ended it: the catalog reads the state on disk.
+            var info = await SandboxCatalog.GetAsync(root, name, cancellationToken);
+            return Sandboxes.IsLive(info.State);
+        }
+        catch (SandboxNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<bool> ExistsAsync(string root, string name, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(root))
+            return false;
+        try
+        {
+            await SandboxCatalog.GetAsync(root, name, cancellationToken);
+            return true;
+        }
+        catch (SandboxNotFoundException)
+        {
+            return Directory.Exists(Path.Combine(root, name));
+        }
+    }
+
+    private static async Task CleanupQuietlyAsync(FirecrackerHypervisor hypervisor)
+    {
+        try
+        {
+            await hypervisor.StopAsync(CancellationToken.None);
+            await hypervisor.CleanupAsync(CancellationToken.None);
+        }
+        catch (SandboxException)
+        {
+            // The start failure is what the user needs to see; a cleanup failure behind it would hide it.
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

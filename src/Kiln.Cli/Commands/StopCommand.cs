@@ -1,0 +1,83 @@
+using System.CommandLine;
+using Kiln.Cli.Infrastructure;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary><c>kiln stop</c> and <c>kiln rm</c>.</summary>
+internal static class StopCommand
+{
+    public static Command Create(GlobalOptions globals)
+    {
+        var name = CommandExtensions.NameArgument();
+        var timeout = new Option<double?>("--timeout", "-t") { Description = "Seconds between SIGTERM and SIGKILL (default: the sandbox's stop timeout, 15 s)." };
+        var force = new Option<bool>("--force", "-f") { Description = "SIGKILL now (a stop timeout of zero)." };
+        timeout.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<double?>() is < 0 or > 3600)
+                result.AddError("--timeout must be between 0 and 3600 seconds.");
+        });
+        var command = new Command("stop", "Stop a sandbox's VM (SIGTERM, then SIGKILL after the timeout).") { name, timeout, force };
+        return command.WithAction(globals, async (context, cancellationToken) =>
+        {
+            if (context.Value(force) && context.Value(timeout) is not null)
+                throw new UsageException("--force and --timeout contradict each other: --force means a timeout of zero.");
+            var grace = context.Value(force) ? TimeSpan.Zero
+                : context.Value(timeout) is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+            var state = await StopAsync(context, context.Value(name), grace, cancellationToken);
+            if (context.Json)
+                Output.WriteJson(new StateJson(context.Value(name), state), CliJsonContext.Default.StateJson);
+            else
+                Output.WriteLine(context.Value(name));
+            return ExitCodes.Success;
+        });
+    }
+
+    /// <summary>
+    /// Stops the VMM if it runs (idempotent otherwise) and returns the resulting state. A custom grace period is given
+    /// by re-attaching with a configuration whose StopTimeout is changed: the driver reads it at stop time.
+    /// </summary>
+    public static async Task<SandboxState> StopAsync(CommandContext context, string name, TimeSpan? grace, CancellationToken cancellationToken)
+    {
+        var info = await Sandboxes.GetAsync(context, name, cancellationToken);
+        if (!Sandboxes.IsLive(info.State))
+            return info.State;
+        await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(VmmOwnership.Detached));
+        var config = info.Config with { RootDirectory = context.Root, StopTimeout = grace ?? info.Config.StopTimeout };
+        await hypervisor.CreateAsync(info.Id, config, cancellationToken);
+        await context.Output.ProgressAsync($"Stopping {name}…", () => hypervisor.StopAsync(cancellationToken));
+        return hypervisor.State;
+    }
+}
+
+internal static class RemoveCommand
+{
+    public static Command Create(GlobalOptions globals)
+    {
+        var name = CommandExtensions.NameArgument();
+        var force = new Option<bool>("--force", "-f") { Description = "Stop a running VM first (SIGKILL)." };
+        var command = new Command("rm", "Remove a stopped sandbox and everything in its directory.") { name, force };
+        return command.WithAction(globals, async (context, cancellationToken) =>
+        {
+            var id = context.Value(name);
+            var info = await Sandboxes.GetAsync(context, id, cancellationToken);
+            if (Sandboxes.IsLive(info.State))
+            {
+                if (!context.Value(force))
+                    throw new CliFailureException($"sandbox '{id}' is {info.State}; stop it first ('kiln stop {id}') or use 'kiln rm --force {id}'.");
+                await StopCommand.StopAsync(context, id, TimeSpan.Zero, cancellationToken);
+            }
+            await using (var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken))
+                await hypervisor.CleanupAsync(cancellationToken);
+            // Cleanup removes what the driver made; an emptied directory left behind would still hold the name.
+            var directory = Path.Combine(context.Root, id);
+            if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
+                Directory.Delete(directory);
+            if (context.Json)
+                Output.WriteJson(new RemoveJson(id, true), CliJsonContext.Default.RemoveJson);
+            else
+                Output.WriteLine(id);
+            return ExitCodes.Success;
+        });
+    }
+}

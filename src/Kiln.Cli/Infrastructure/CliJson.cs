@@ -1,0 +1,80 @@
+// The shapes `--json` prints. They are the CLI's stable contract (documented in README.md): add fields, never rename.
+// Keys are camelCase, enums are strings, absent values are null rather than missing.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Infrastructure;
+
+internal sealed record SandboxSummaryJson(
+    string Name, SandboxState State, int? Pid, int Vcpus, int MemoryMiB, DateTimeOffset? StartedAt, double? UptimeSeconds);
+
+internal sealed record RunResultJson(
+    string Name, SandboxState State, int? Pid, string Directory, string SocketPath, string ConsolePath);
+
+internal sealed record PathsJson(string Directory, string Socket, string Console);
+
+internal sealed record ConfigJson(
+    string FirecrackerPath, string KernelPath, string? InitrdPath, string? RootfsPath, bool RootfsReadOnly,
+    IReadOnlyList<string> KernelArgs, int Vcpus, int MemoryMiB, int BlockPoolSize, double StopTimeoutSeconds);
+
+internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
+
+internal sealed record InspectJson(
+    string Name, SandboxState State, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
+    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, JsonElement? VmConfig, string? VmConfigError);
+
+internal sealed record StateJson(string Name, SandboxState State);
+
+internal sealed record RemoveJson(string Name, bool Removed);
+
+internal sealed record DriveAddJson(string Name, int Slot, string DriveId, string GuestDevice, string HostPath, bool ReadOnly);
+
+internal sealed record DriveRemoveJson(string Name, int Slot);
+
+internal sealed record LogLineJson(string Line);
+
+internal sealed record VcpuThreadJson(int Index, int ThreadId);
+
+internal sealed record ThreadsJson(string Name, int? Pid, IReadOnlyList<VcpuThreadJson> Vcpus);
+
+internal sealed record FirecrackerVersionJson(
+    bool Found, string? Path, string? Source, string? Version, bool? Supported, string? SupportedRange, string? Error);
+
+internal sealed record VersionJson(string Kiln, FirecrackerVersionJson Firecracker);
+
+internal sealed record SnapshotJson(string Name, SandboxState State, string StatePath, string MemoryPath);
+
+internal sealed record DemoStepJson(string Step, double Milliseconds, string Detail);
+
+internal sealed record DemoJson(
+    string Hypervisor, string FirecrackerPath, string Reason, bool Succeeded, double TotalMilliseconds,
+    IReadOnlyList<DemoStepJson> Steps, string? Error);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    UseStringEnumConverter = true,
+    WriteIndented = true)]
+[JsonSerializable(typeof(SandboxSummaryJson))]
+[JsonSerializable(typeof(IReadOnlyList<SandboxSummaryJson>))]
+[JsonSerializable(typeof(RunResultJson))]
+[JsonSerializable(typeof(InspectJson))]
+[JsonSerializable(typeof(StateJson))]
+[JsonSerializable(typeof(RemoveJson))]
+[JsonSerializable(typeof(DriveAddJson))]
+[JsonSerializable(typeof(DriveRemoveJson))]
+[JsonSerializable(typeof(LogLineJson))]
+[JsonSerializable(typeof(ThreadsJson))]
+[JsonSerializable(typeof(VersionJson))]
+[JsonSerializable(typeof(SnapshotJson))]
+[JsonSerializable(typeof(DemoJson))]
+[JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(Kiln.Api.FullVmConfiguration))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
+
+/// <summary>Firecracker's own configuration export, embedded verbatim in <c>inspect --json</c>.</summary>
+internal static class VmConfigJson
+{
+    public static JsonElement ToElement(Kiln.Api.FullVmConfiguration configuration) =>
+        JsonSerializer.SerializeToElement(configuration, CliJsonContext.Default.FullVmConfiguration);
+}

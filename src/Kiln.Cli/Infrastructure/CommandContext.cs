@@ -1,0 +1,81 @@
+using System.CommandLine;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Infrastructure;
+
+/// <summary>What a command's action gets: its parse result, the resolved state root and the output.</summary>
+internal sealed class CommandContext(ParseResult parse, GlobalOptions globals)
+{
+    private string? _root;
+
+    public ParseResult Parse { get; } = parse;
+
+    public Output Output { get; } = new(parse.GetValue(globals.Json));
+
+    public bool Json => Output.Json;
+
+    public bool Verbose { get; } = parse.GetValue(globals.Verbose);
+
+    public string Root => _root ??= StateRoot.Resolve(Parse.GetValue(globals.Root));
+
+    public TimeProvider Time { get; } = TimeProvider.System;
+
+    public T? Value<T>(Option<T> option) => Parse.GetValue(option);
+
+    public T Value<T>(Argument<T> argument) => Parse.GetValue(argument)!;
+
+    public FirecrackerHypervisorOptions HypervisorOptions(VmmOwnership ownership) =>
+        new() { Ownership = ownership, TimeProvider = Time };
+}
+
+internal static class CommandExtensions
+{
+    public static Command WithAction(this Command command, GlobalOptions globals, Func<CommandContext, CancellationToken, Task<int>> action)
+    {
+        command.SetAction((parse, cancellationToken) => action(new CommandContext(parse, globals), cancellationToken));
+        return command;
+    }
+
+    public static Argument<string> NameArgument() => new("name") { Description = "The sandbox name." };
+}
+
+/// <summary>Looking sandboxes up by name, with the checks every command needs first.</summary>
+internal static class Sandboxes
+{
+    public static bool IsLive(SandboxState state) => state is SandboxState.Starting or SandboxState.Running or SandboxState.Paused;
+
+    /// <exception cref="UsageException">The name is not a valid sandbox id.</exception>
+    public static void ValidateName(string name, string root)
+    {
+        if (!SandboxIds.IsValid(name, root, out var reason))
+            throw new UsageException($"invalid sandbox name '{name}': {reason}");
+    }
+
+    /// <exception cref="SandboxNotFoundException">No such sandbox.</exception>
+    public static Task<SandboxInfo> GetAsync(CommandContext context, string name, CancellationToken cancellationToken)
+    {
+        ValidateName(name, context.Root);
+        return SandboxCatalog.GetAsync(context.Root, name, cancellationToken);
+    }
+
+    /// <summary>Attaches to a sandbox without taking ownership: disposing the driver leaves the VM running.</summary>
+    public static Task<FirecrackerHypervisor> OpenAsync(CommandContext context, string name, CancellationToken cancellationToken)
+    {
+        ValidateName(name, context.Root);
+        return FirecrackerHypervisor.OpenAsync(context.Root, name, context.HypervisorOptions(VmmOwnership.Detached), cancellationToken);
+    }
+
+    public static double? UptimeSeconds(SandboxState state, DateTimeOffset? startedAt, DateTimeOffset now) =>
+        IsLive(state) && startedAt is { } started ? Math.Max(0, (now - started).TotalSeconds) : null;
+
+    public static SandboxSummaryJson Summary(SandboxInfo info, DateTimeOffset now) => new(
+        info.Id, info.State, info.Pid, info.Config.VcpuCount, info.Config.MemoryMiB, info.StartedAt,
+        UptimeSeconds(info.State, info.StartedAt, now));
+
+    public static ConfigJson Config(HypervisorConfig config) => new(
+        config.FirecrackerPath, config.KernelPath, config.InitrdPath, config.ImagePath, config.ImageReadOnly,
+        [.. config.KernelParams.Select(p => p.ToString())], config.VcpuCount, config.MemoryMiB, config.BlockPoolSize,
+        config.StopTimeout.TotalSeconds);
+
+    public static PoolSlotJson Slot(PoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, slot.ReadOnly);
+}

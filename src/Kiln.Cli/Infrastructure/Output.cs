@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Spectre.Console;
+
+namespace Kiln.Cli.Infrastructure;
+
+/// <summary>
+/// Everything a command writes goes through here: JSON or Spectre tables on stdout, progress spinners only on an
+/// interactive terminal (never when piped or with --json), notes on stderr.
+/// </summary>
+internal sealed class Output
+{
+    private static readonly CliJsonContext Compact = new(new JsonSerializerOptions(CliJsonContext.Default.Options) { WriteIndented = false });
+
+    public Output(bool json)
+    {
+        Json = json;
+        Interactive = !json && !Console.IsOutputRedirected && !Console.IsErrorRedirected
+            && AnsiConsole.Profile.Capabilities.Interactive;
+        if (Console.IsOutputRedirected)
+            // Piped tables are read by tools and tests; Spectre's 80-column default would wrap them.
+            AnsiConsole.Profile.Width = 200;
+    }
+
+    public bool Json { get; }
+
+    public bool Interactive { get; }
+
+    public static void WriteJson<T>(T value, JsonTypeInfo<T> typeInfo)
+    {
+        Console.Out.WriteLine(JsonSerializer.Serialize(value, typeInfo));
+        Console.Out.Flush();
+    }
+
+    public static void WriteJsonLine(LogLineJson line)
+    {
+        Console.Out.WriteLine(JsonSerializer.Serialize(line, Compact.LogLineJson));
+        Console.Out.Flush();
+    }
+
+    public static void Write(Spectre.Console.Rendering.IRenderable renderable) => AnsiConsole.Write(renderable);
+
+    public static void WriteLine(string text) => Console.Out.WriteLine(text);
+
+    /// <summary>A remark for a person (stderr), so stdout stays parseable.</summary>
+    public void Note(string text)
+    {
+        if (!Json)
+            Console.Error.WriteLine(text);
+    }
+
+    public async Task<T> ProgressAsync<T>(string status, Func<Task<T>> work)
+    {
+        if (!Interactive)
+            return await work();
+        return await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync(status, _ => work());
+    }
+
+    public Task ProgressAsync(string status, Func<Task> work) =>
+        ProgressAsync(status, async () =>
+        {
+            await work();
+            return true;
+        });
+
+    public static Table NewTable(params string[] headers)
+    {
+        var table = new Table().Border(TableBorder.Simple);
+        foreach (var header in headers)
+            table.AddColumn(new TableColumn(Markup.Escape(header)).NoWrap());
+        return table;
+    }
+
+    public static string Uptime(double? seconds)
+    {
+        if (seconds is not { } s)
+            return "-";
+        var span = TimeSpan.FromSeconds(Math.Floor(s));
+        return span.TotalDays >= 1 ? $"{(int)span.TotalDays}d{span.Hours}h"
+            : span.TotalHours >= 1 ? $"{span.Hours}h{span.Minutes:00}m"
+            : span.TotalMinutes >= 1 ? $"{span.Minutes}m{span.Seconds:00}s"
+            : $"{span.Seconds}s";
+    }
+}

@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Text;
+using Kiln.Sandbox;
+
+namespace Kiln.Cli.Infrastructure;
+
+/// <summary>Parsers for the compact option syntaxes of <c>kiln run</c>. Each throws <see cref="UsageException"/>.</summary>
+internal static class Specs
+{
+    /// <summary>
+    /// Splits a kernel command line into parameters: whitespace separates, double quotes group
+    /// (<c>init="/bin/sh -c x"</c>), the first <c>=</c> splits key from value. Quotes are kept in the value because
+    /// the kernel itself interprets them.
+    /// </summary>
+    public static IReadOnlyList<KernelParam> ParseKernelArgs(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return [];
+        var tokens = new List<string>();
+        var current = new StringBuilder();
+        var quoted = false;
+        foreach (var c in text)
+        {
+            if (c == '"')
+                quoted = !quoted;
+            if (!quoted && char.IsWhiteSpace(c))
+            {
+                if (current.Length > 0)
+                {
+                    tokens.Add(current.ToString());
+                    current.Clear();
+                }
+                continue;
+            }
+            current.Append(c);
+        }
+        if (quoted)
+            throw new UsageException($"--kernel-args: unbalanced double quote in \"{text}\".");
+        if (current.Length > 0)
+            tokens.Add(current.ToString());
+        return [.. tokens.Select(ToParam)];
+    }
+
+    private static KernelParam ToParam(string token)
+    {
+        var equals = token.IndexOf('=', StringComparison.Ordinal);
+        if (equals == 0)
+            throw new UsageException($"--kernel-args: parameter \"{token}\" has no key.");
+        return equals < 0 ? new KernelParam(token) : new KernelParam(token[..equals], token[(equals + 1)..]);
+    }
+
+    /// <summary>Parses <c>PATH[:ro|:rw]</c>; the file must exist.</summary>
+    public static BlockDevice ParseDrive(string spec)
+    {
+        var path = spec;
+        var readOnly = false;
+        if (spec.EndsWith(":ro", StringComparison.Ordinal))
+        {
+            path = spec[..^3];
+            readOnly = true;
+        }
+        else if (spec.EndsWith(":rw", StringComparison.Ordinal))
+        {
+            path = spec[..^3];
+        }
+        return new BlockDevice(RequireFile(path, "--drive")) { ReadOnly = readOnly };
+    }
+
+    /// <summary>Parses <c>TAP[,mac=xx:xx:xx:xx:xx:xx]</c>.</summary>
+    public static NetworkDevice ParseNet(string spec)
+    {
+        var parts = spec.Split(',');
+        var tap = parts[0];
+        if (tap.Length == 0 || Encoding.UTF8.GetByteCount(tap) > 15 || tap.Contains('/', StringComparison.Ordinal))
+            throw new UsageException($"--net: \"{tap}\" is not a TAP device name (1 to 15 bytes, no '/').");
+        string? mac = null;
+        foreach (var part in parts.Skip(1))
+        {
+            if (part.StartsWith("mac=", StringComparison.Ordinal) && IsMac(part[4..]))
+                mac = part[4..].ToLowerInvariant();
+            else
+                throw new UsageException($"--net: unknown or malformed setting \"{part}\" (expected mac=xx:xx:xx:xx:xx:xx).");
+        }
+        return new NetworkDevice(tap) { MacAddress = mac };
+    }
+
+    private static bool IsMac(string text)
+    {
+        var octets = text.Split(':');
+        return octets.Length == 6 && octets.All(o =>
+            o.Length == 2 && byte.TryParse(o, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out _));
+    }
+
+    /// <summary>The absolute path of a file that must exist.</summary>
+    public static string RequireFile(string path, string what)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+            throw new UsageException($"{what}: empty path.");
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+            throw new UsageException($"{what}: {full} is a directory, not a file.");
+        return File.Exists(full) ? full : throw new UsageException($"{what}: file not found: {full}");
+    }
+}
