@@ -76,9 +76,19 @@ namespace Kiln.Api
         public string? FaultMessage { get; } = faultMessage;
     }
 
-    public sealed record FirecrackerVersion(int Major, int Minor, int Patch) : IComparable<FirecrackerVersion>
+    public readonly record struct FirecrackerVersion(int Major, int Minor, int Patch)
     {
-        public static FirecrackerVersion ParseVersionOutput(string output) => throw new NotImplementedException();
-        public int CompareTo(FirecrackerVersion? other) => 0;
+        public static FirecrackerVersion Parse(string text) => throw new FormatException(text);
+        public override string ToString() => $"{Major}.{Minor}.{Patch}";
     }
+
+    public static class SupportedFirecracker
+    {
+        public static FirecrackerVersion Minimum { get; } = new(1, 10, 0);
+        public static FirecrackerVersion MaximumTested { get; } = new(1, 16, 1);
+        public static bool IsSupported(FirecrackerVersion version) => true;
+    }
+
+    [System.Text.Json.Serialization.JsonSerializable(typeof(FullVmConfiguration))]
+    public sealed partial class FirecrackerJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 }

@@ -11,6 +11,9 @@ internal static class VersionCommand
 {
     private static readonly TimeSpan VersionTimeout = TimeSpan.FromSeconds(10);
 
+    private static string SupportedRange =>
+        $"{SupportedFirecracker.Minimum} to {SupportedFirecracker.MaximumTested.Major}.{SupportedFirecracker.MaximumTested.Minor}.x";
+
     public static Command Create(GlobalOptions globals)
     {
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary to ask (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
@@ -46,25 +49,25 @@ internal static class VersionCommand
         }
         catch (UsageException e)
         {
-            return new FirecrackerVersionJson(false, null, null, null, null, FirecrackerSupport.RangeText, e.Message);
+            return new FirecrackerVersionJson(false, null, null, null, null, SupportedRange, e.Message);
         }
         if (located is null)
         {
-            return new FirecrackerVersionJson(false, null, null, null, null, FirecrackerSupport.RangeText,
+            return new FirecrackerVersionJson(false, null, null, null, null, SupportedRange,
                 $"not found (pass --firecracker, set {FirecrackerLocator.EnvironmentVariable}, or put firecracker on PATH)");
         }
         var source = located.Source.ToString().ToLowerInvariant();
         try
         {
             var output = await RunVersionAsync(located.Path, cancellationToken);
-            var version = FirecrackerSupport.Parse(output);
-            return new FirecrackerVersionJson(true, located.Path, source, version.ToString(), FirecrackerSupport.IsSupported(version),
-                FirecrackerSupport.RangeText, null);
+            var version = FirecrackerVersion.Parse(output);
+            return new FirecrackerVersionJson(true, located.Path, source, version.ToString(), SupportedFirecracker.IsSupported(version),
+                SupportedRange, null);
         }
         catch (Exception e) when (e is IOException or FormatException or TimeoutException or CliFailureException
             or System.ComponentModel.Win32Exception or FirecrackerApiException)
         {
-            return new FirecrackerVersionJson(true, located.Path, source, null, null, FirecrackerSupport.RangeText, e.Message);
+            return new FirecrackerVersionJson(true, located.Path, source, null, null, SupportedRange, e.Message);
         }
     }
 

@@ -69,12 +69,12 @@ internal sealed record DemoJson(
 [JsonSerializable(typeof(SnapshotJson))]
 [JsonSerializable(typeof(DemoJson))]
 [JsonSerializable(typeof(JsonElement))]
-[JsonSerializable(typeof(Kiln.Api.FullVmConfiguration))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 /// <summary>Firecracker's own configuration export, embedded verbatim in <c>inspect --json</c>.</summary>
 internal static class VmConfigJson
 {
+    // Firecracker's own (snake_case) context, so the shape is exactly what GET /vm/config answered.
     public static JsonElement ToElement(Kiln.Api.FullVmConfiguration configuration) =>
-        JsonSerializer.SerializeToElement(configuration, CliJsonContext.Default.FullVmConfiguration);
+        JsonSerializer.SerializeToElement(configuration, Kiln.Api.FirecrackerJsonContext.Default.FullVmConfiguration);
 }
