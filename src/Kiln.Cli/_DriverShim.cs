@@ -69,26 +69,9 @@ namespace Kiln.Api
         public Task<FullVmConfiguration> GetExportVmConfigAsync(CancellationToken ct = default) => throw new NotImplementedException();
     }
 
-    public sealed record FullVmConfiguration;
-
     public sealed class FirecrackerApiException(string message, string? faultMessage) : Exception(message)
     {
         public string? FaultMessage { get; } = faultMessage;
     }
 
-    public readonly record struct FirecrackerVersion(int Major, int Minor, int Patch)
-    {
-        public static FirecrackerVersion Parse(string text) => throw new FormatException(text);
-        public override string ToString() => $"{Major}.{Minor}.{Patch}";
-    }
-
-    public static class SupportedFirecracker
-    {
-        public static FirecrackerVersion Minimum { get; } = new(1, 10, 0);
-        public static FirecrackerVersion MaximumTested { get; } = new(1, 16, 1);
-        public static bool IsSupported(FirecrackerVersion version) => true;
-    }
-
-    [System.Text.Json.Serialization.JsonSerializable(typeof(FullVmConfiguration))]
-    public sealed partial class FirecrackerJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 }
