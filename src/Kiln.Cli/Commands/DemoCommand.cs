@@ -156,7 +156,7 @@ internal static class DemoCommand
             DeleteQuietly(files);
             if (!explicitRoot)
                 DeleteQuietly(root);
-            Report(context, plan, steps, error);
+            Report(context, plan, root, steps, error);
         }
         return ExitCodes.Success;
     }
@@ -214,12 +214,12 @@ internal static class DemoCommand
         }
     }
 
-    private static void Report(CommandContext context, DemoPlan plan, Steps steps, string? error)
+    private static void Report(CommandContext context, DemoPlan plan, string root, Steps steps, string? error)
     {
         if (context.Json)
         {
             Output.WriteJson(
-                new DemoJson(plan.Real ? "firecracker" : "fake-firecracker", plan.FirecrackerPath, plan.Reason, error is null,
+                new DemoJson(plan.Real ? "firecracker" : "fake-firecracker", plan.FirecrackerPath, plan.Reason, root, error is null,
                     steps.TotalMilliseconds, steps.Done, error),
                 CliJsonContext.Default.DemoJson);
             return;

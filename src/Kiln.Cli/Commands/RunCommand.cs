@@ -27,23 +27,9 @@ internal static class RunCommand
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
         var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
 
-        vcpus.Validators.Add(result =>
-        {
-            var value = result.GetValueOrDefault<int>();
-            if (value is < 1 or > MaxVcpus)
-                result.AddError($"--vcpus must be between 1 and {MaxVcpus}, not {value}.");
-        });
-        memory.Validators.Add(result =>
-        {
-            var value = result.GetValueOrDefault<int>();
-            if (value is < 1 or > MaxMemoryMiB)
-                result.AddError($"--memory must be between 1 and {MaxMemoryMiB} MiB, not {value}.");
-        });
-        vsock.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<uint?>() is < 3)
-                result.AddError("--vsock: guest CIDs 0-2 are reserved; use 3 or more.");
-        });
+        vcpus.Check(value => value is < 1 or > MaxVcpus ? $"--vcpus must be between 1 and {MaxVcpus}, not {value}." : null);
+        memory.Check(value => value is < 1 or > MaxMemoryMiB ? $"--memory must be between 1 and {MaxMemoryMiB} MiB, not {value}." : null);
+        vsock.Check(value => value is < 3 ? "--vsock: guest CIDs 0-2 are reserved; use 3 or more." : null);
 
         var command = new Command("run", "Create and start a microVM.")
         {

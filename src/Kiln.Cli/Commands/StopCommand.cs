@@ -12,11 +12,7 @@ internal static class StopCommand
         var name = CommandExtensions.NameArgument();
         var timeout = new Option<double?>("--timeout", "-t") { Description = "Seconds between SIGTERM and SIGKILL (default: the sandbox's stop timeout, 15 s)." };
         var force = new Option<bool>("--force", "-f") { Description = "SIGKILL now (a stop timeout of zero)." };
-        timeout.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<double?>() is < 0 or > 3600)
-                result.AddError("--timeout must be between 0 and 3600 seconds.");
-        });
+        timeout.Check(value => value is < 0 or > 3600 ? "--timeout must be between 0 and 3600 seconds." : null);
         var command = new Command("stop", "Stop a sandbox's VM (SIGTERM, then SIGKILL after the timeout).") { name, timeout, force };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {

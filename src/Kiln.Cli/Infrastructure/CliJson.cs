@@ -48,7 +48,7 @@ internal sealed record SnapshotJson(string Name, SandboxState State, string Stat
 internal sealed record DemoStepJson(string Step, double Milliseconds, string Detail);
 
 internal sealed record DemoJson(
-    string Hypervisor, string FirecrackerPath, string Reason, bool Succeeded, double TotalMilliseconds,
+    string Hypervisor, string FirecrackerPath, string Reason, string Root, bool Succeeded, double TotalMilliseconds,
     IReadOnlyList<DemoStepJson> Steps, string? Error);
 
 [JsonSourceGenerationOptions(

@@ -37,6 +37,25 @@ internal static class CommandExtensions
     }
 
     public static Argument<string> NameArgument() => new("name") { Description = "The sandbox name." };
+
+    /// <summary>A range check that becomes a parse error (exit 2); a value that did not even convert is already one.</summary>
+    public static void Check<T>(this Option<T> option, Func<T?, string?> check)
+    {
+        option.Validators.Add(result =>
+        {
+            T? value;
+            try
+            {
+                value = result.GetValueOrDefault<T>();
+            }
+            catch (InvalidOperationException)
+            {
+                return;
+            }
+            if (check(value) is { } error)
+                result.AddError(error);
+        });
+    }
 }
 
 /// <summary>Looking sandboxes up by name, with the checks every command needs first.</summary>

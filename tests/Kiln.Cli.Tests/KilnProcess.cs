@@ -1,0 +1,268 @@
+// Runs the real `kiln` executable from the test output directory as a child process, each test against its own
+// state root under /tmp (short: the API socket path must stay under 108 bytes).
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Kiln.Cli.Tests;
+
+public sealed record KilnResult(int ExitCode, string Stdout, string Stderr)
+{
+    public JsonElement Json()
+    {
+        using var document = JsonDocument.Parse(Stdout);
+        return document.RootElement.Clone();
+    }
+
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>A running `kiln` child whose output is collected as it comes.</summary>
+public sealed class KilnChild : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+    private readonly TaskCompletionSource _stdoutClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stderrClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal KilnChild(ProcessStartInfo start)
+    {
+        _process = new Process { StartInfo = start };
+        // Readers are attached before the process starts so no output is lost.
+        _process.OutputDataReceived += (_, e) => Append(_stdout, e.Data, _stdoutClosed);
+        _process.ErrorDataReceived += (_, e) => Append(_stderr, e.Data, _stderrClosed);
+        _process.Start();
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public int Pid => _process.Id;
+
+    public string Stdout
+    {
+        get
+        {
+            lock (_stdout)
+                return _stdout.ToString();
+        }
+    }
+
+    private static void Append(StringBuilder builder, string? line, TaskCompletionSource closed)
+    {
+        if (line is null)
+        {
+            closed.TrySetResult();
+            return;
+        }
+        lock (builder)
+            builder.Append(line).Append('\n');
+    }
+
+    public void Signal(int signal)
+    {
+        if (NativeMethods.kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    public async Task<KilnResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(deadline.Token);
+            await Task.WhenAll(_stdoutClosed.Task, _stderrClosed.Task).WaitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            _process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"kiln did not exit within {timeout}.\nstdout:\n{Stdout}\nstderr:\n{_stderr}");
+        }
+        string stderr;
+        lock (_stderr)
+            stderr = _stderr.ToString();
+        return new KilnResult(_process.ExitCode, Stdout, stderr);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
+
+internal static partial class NativeMethods
+{
+    public const int SIGINT = 2;
+    public const int SIGKILL = 9;
+    public const int SIGTERM = 15;
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int kill(int pid, int signal);
+}
+
+/// <summary>One test's world: a state root, a files directory, and every process started under them killed at the end.</summary>
+public sealed class KilnSandboxRoot : IAsyncDisposable
+{
+    public static readonly string Kiln = Path.Combine(AppContext.BaseDirectory, "kiln");
+    public static readonly string Fake = Path.Combine(AppContext.BaseDirectory, "fake-firecracker");
+    public static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+
+    public KilnSandboxRoot()
+    {
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        Root = $"/tmp/kc-{id}";
+        Files = $"/tmp/kc-{id}-f";
+        Directory.CreateDirectory(Files);
+        Kernel = CreateFile("vmlinux", 4096);
+        Rootfs = CreateFile("rootfs.ext4", 1024 * 1024);
+    }
+
+    public string Root { get; }
+
+    public string Files { get; }
+
+    public string Kernel { get; }
+
+    public string Rootfs { get; }
+
+    public Dictionary<string, string?> Environment { get; } = new()
+    {
+        ["KILN_ROOT"] = null,
+        ["KILN_FIRECRACKER"] = Fake,
+        ["KILN_TEST_KERNEL"] = null,
+    };
+
+    public string CreateFile(string name, long length)
+    {
+        var path = Path.Combine(Files, name);
+        using var stream = File.Create(path);
+        stream.SetLength(length);
+        return path;
+    }
+
+    public ProcessStartInfo StartInfo(IEnumerable<string> args, bool withRoot = true)
+    {
+        var start = new ProcessStartInfo(Kiln)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+            start.ArgumentList.Add(arg);
+        if (withRoot)
+        {
+            start.ArgumentList.Add("--root");
+            start.ArgumentList.Add(Root);
+        }
+        foreach (var (key, value) in Environment)
+        {
+            if (value is null)
+                start.Environment.Remove(key);
+            else
+                start.Environment[key] = value;
+        }
+        return start;
+    }
+
+    public KilnChild Start(params string[] args) => new(StartInfo(args));
+
+    public async Task<KilnResult> RunAsync(params string[] args)
+    {
+        await using var child = new KilnChild(StartInfo(args));
+        return await child.WaitAsync(CommandTimeout, TestContext.Current.CancellationToken);
+    }
+
+    public async Task<KilnResult> RunWithoutRootAsync(params string[] args)
+    {
+        await using var child = new KilnChild(StartInfo(args, withRoot: false));
+        return await child.WaitAsync(CommandTimeout, TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>`kiln run --detach` with the dummy kernel; asserts success and returns the name.</summary>
+    public async Task<string> RunDetachedAsync(string name, params string[] extra)
+    {
+        var result = await RunAsync(["run", "--detach", "--name", name, "--kernel", Kernel, "--rootfs", Rootfs, .. extra]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Stdout.Trim();
+    }
+
+    public async Task<JsonElement> PsAsync(string name)
+    {
+        var ps = await RunAsync("ps", "--json");
+        Assert.True(ps.ExitCode == 0, ps.ToString());
+        return ps.Json().EnumerateArray().Single(s => s.GetProperty("name").GetString() == name);
+    }
+
+    /// <summary>Kills every process whose command line mentions this root (VMMs left by a failed test), then deletes.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var pid in ProcessesMentioning(Root))
+            NativeMethods.kill(pid, NativeMethods.SIGKILL);
+        foreach (var pid in ProcessesMentioning(Root))
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (ArgumentException)
+            {
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+        TryDelete(Root);
+        TryDelete(Files);
+    }
+
+    public static IEnumerable<int> ProcessesMentioning(string text)
+    {
+        var self = System.Environment.ProcessId;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), out var pid) || pid == self)
+                continue;
+            string cmdline;
+            try
+            {
+                cmdline = File.ReadAllText(Path.Combine(directory, "cmdline"));
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+            if (cmdline.Contains(text, StringComparison.Ordinal))
+                yield return pid;
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory))
+                Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}
