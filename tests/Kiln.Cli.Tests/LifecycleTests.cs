@@ -1,0 +1,409 @@
+// The lifecycle through separate kiln processes against fake-firecracker, as a user would type it.
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Kiln.Cli.Tests;
+
+public sealed class LifecycleTests : IAsyncLifetime
+{
+    private readonly KilnSandboxRoot _root = new();
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public ValueTask DisposeAsync() => _root.DisposeAsync();
+
+    [Fact]
+    public async Task Run_detach_prints_only_the_name_and_leaves_the_vm_running_for_a_later_stop()
+    {
+        var run = await _root.RunAsync("run", "--detach", "--name", "vm1", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs,
+            "--vcpus", "2", "--memory", "256");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("vm1\n", run.Stdout);
+        var ps = await _root.PsAsync("vm1");
+        Assert.Equal("Running", ps.GetProperty("state").GetString());
+        Assert.Equal(2, ps.GetProperty("vcpus").GetInt32());
+        Assert.Equal(256, ps.GetProperty("memoryMiB").GetInt32());
+        var pid = ps.GetProperty("pid").GetInt32();
+        Assert.True(Directory.Exists($"/proc/{pid}"), "the VMM must outlive the kiln that started it");
+
+        var stop = await _root.RunAsync("stop", "vm1", "--json");
+
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.Equal("Stopped", stop.Json().GetProperty("state").GetString());
+        Assert.False(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(" Z "), "stop must end the VMM");
+        Assert.Equal("Stopped", (await _root.PsAsync("vm1")).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task Run_detach_json_describes_the_new_sandbox()
+    {
+        var run = await _root.RunAsync("run", "--detach", "--json", "--name", "vmj", "--kernel", _root.Kernel);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var json = run.Json();
+        Assert.Equal("vmj", json.GetProperty("name").GetString());
+        Assert.Equal("Running", json.GetProperty("state").GetString());
+        Assert.True(json.GetProperty("pid").GetInt32() > 0);
+        Assert.Equal(Path.Combine(_root.Root, "vmj"), json.GetProperty("directory").GetString());
+        Assert.StartsWith(Path.Combine(_root.Root, "vmj"), json.GetProperty("socketPath").GetString());
+        Assert.StartsWith(Path.Combine(_root.Root, "vmj"), json.GetProperty("consolePath").GetString());
+    }
+
+    [Fact]
+    public async Task Run_without_a_name_generates_one()
+    {
+        var run = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Matches("^kiln-[0-9a-f]{8}$", run.Stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Run_refuses_a_name_that_is_already_taken()
+    {
+        await _root.RunDetachedAsync("dup");
+
+        var again = await _root.RunAsync("run", "--detach", "--name", "dup", "--kernel", _root.Kernel);
+
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already exists", again.Stderr);
+        Assert.Equal("Running", (await _root.PsAsync("dup")).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task Ps_shows_exited_when_the_vmm_was_killed_behind_kilns_back()
+    {
+        await _root.RunDetachedAsync("victim");
+        var pid = (await _root.PsAsync("victim")).GetProperty("pid").GetInt32();
+
+        Assert.Equal(0, NativeMethods.kill(pid, NativeMethods.SIGKILL));
+        await WaitUntilGoneAsync(pid);
+
+        var ps = await _root.PsAsync("victim");
+        Assert.Equal("Exited", ps.GetProperty("state").GetString());
+        Assert.Equal(JsonValueKind.Null, ps.GetProperty("pid").ValueKind);
+        var table = await _root.RunAsync("ps");
+        Assert.Contains("Exited", table.Stdout);
+    }
+
+    [Fact]
+    public async Task Inspect_json_has_config_paths_pool_slots_and_firecrackers_vm_config()
+    {
+        await _root.RunDetachedAsync("insp", "--vcpus", "2", "--kernel-args", "console=ttyS0 quiet");
+
+        var inspect = await _root.RunAsync("inspect", "insp", "--json");
+
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        var json = inspect.Json();
+        Assert.Equal("insp", json.GetProperty("name").GetString());
+        Assert.Equal("Running", json.GetProperty("state").GetString());
+        var config = json.GetProperty("config");
+        Assert.Equal(_root.Kernel, config.GetProperty("kernelPath").GetString());
+        Assert.Equal(_root.Rootfs, config.GetProperty("rootfsPath").GetString());
+        Assert.Equal(KilnSandboxRoot.Fake, config.GetProperty("firecrackerPath").GetString());
+        Assert.Equal(2, config.GetProperty("vcpus").GetInt32());
+        Assert.Contains("quiet", config.GetProperty("kernelArgs").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(Path.Combine(_root.Root, "insp"), json.GetProperty("paths").GetProperty("directory").GetString());
+        var slots = json.GetProperty("poolSlots");
+        Assert.Equal(config.GetProperty("blockPoolSize").GetInt32(), slots.GetArrayLength());
+        Assert.All(slots.EnumerateArray(), s => Assert.Equal(JsonValueKind.Null, s.GetProperty("hostPath").ValueKind));
+        var vmConfig = json.GetProperty("vmConfig");
+        Assert.Equal(2, vmConfig.GetProperty("machine-config").GetProperty("vcpu_count").GetInt32());
+        Assert.Equal(_root.Kernel, vmConfig.GetProperty("boot-source").GetProperty("kernel_image_path").GetString());
+    }
+
+    [Fact]
+    public async Task Inspect_without_json_renders_the_sections()
+    {
+        await _root.RunDetachedAsync("insh");
+
+        var inspect = await _root.RunAsync("inspect", "insh");
+
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        Assert.Contains("Block pool", inspect.Stdout);
+        Assert.Contains("/vm/config", inspect.Stdout);
+        Assert.Contains(_root.Kernel, inspect.Stdout);
+    }
+
+    [Fact]
+    public async Task Drive_add_hot_plugs_into_a_slot_and_drive_rm_frees_it()
+    {
+        await _root.RunDetachedAsync("hp");
+        var disk = _root.CreateFile("data.img", 1024 * 1024);
+
+        var add = await _root.RunAsync("drive", "add", "hp", disk, "--ro", "--json");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        var added = add.Json();
+        var slot = added.GetProperty("slot").GetInt32();
+        Assert.Equal(disk, added.GetProperty("hostPath").GetString());
+        Assert.True(added.GetProperty("readOnly").GetBoolean());
+        Assert.StartsWith("/dev/vd", added.GetProperty("guestDevice").GetString());
+        var inspected = (await _root.RunAsync("inspect", "hp", "--json")).Json();
+        Assert.Equal(disk, inspected.GetProperty("poolSlots")[slot].GetProperty("hostPath").GetString());
+
+        var rm = await _root.RunAsync("drive", "rm", "hp", slot.ToString(), "--json");
+
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.Equal(slot, rm.Json().GetProperty("slot").GetInt32());
+        inspected = (await _root.RunAsync("inspect", "hp", "--json")).Json();
+        Assert.Equal(JsonValueKind.Null, inspected.GetProperty("poolSlots")[slot].GetProperty("hostPath").ValueKind);
+    }
+
+    [Fact]
+    public async Task Drive_add_prints_the_slot_and_guest_device_for_a_person()
+    {
+        await _root.RunDetachedAsync("hph");
+        var disk = _root.CreateFile("d.img", 4096);
+
+        var add = await _root.RunAsync("drive", "add", "hph", disk);
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Matches(@"^slot \d+: /dev/vd[a-z]+ ", add.Stdout);
+    }
+
+    [Fact]
+    public async Task Drive_add_of_a_missing_file_exits_2_and_drive_rm_of_an_empty_slot_exits_1()
+    {
+        await _root.RunDetachedAsync("hpx");
+
+        var add = await _root.RunAsync("drive", "add", "hpx", Path.Combine(_root.Files, "nope.img"));
+        var rm = await _root.RunAsync("drive", "rm", "hpx", "0");
+
+        Assert.Equal(2, add.ExitCode);
+        Assert.Equal(1, rm.ExitCode);
+        Assert.Contains("slot 0", rm.Stderr);
+    }
+
+    [Fact]
+    public async Task Threads_maps_each_vcpu_to_a_thread_of_the_vmm()
+    {
+        await _root.RunDetachedAsync("thr", "--vcpus", "2");
+        var pid = (await _root.PsAsync("thr")).GetProperty("pid").GetInt32();
+
+        var threads = await _root.RunAsync("threads", "thr", "--json");
+
+        Assert.True(threads.ExitCode == 0, threads.ToString());
+        var json = threads.Json();
+        Assert.Equal(pid, json.GetProperty("pid").GetInt32());
+        var vcpus = json.GetProperty("vcpus").EnumerateArray().ToList();
+        Assert.Equal([0, 1], vcpus.Select(v => v.GetProperty("index").GetInt32()));
+        Assert.All(vcpus, v => Assert.True(Directory.Exists($"/proc/{pid}/task/{v.GetProperty("threadId").GetInt32()}")));
+        var table = await _root.RunAsync("threads", "thr");
+        Assert.Contains("VCPU", table.Stdout);
+    }
+
+    [Fact]
+    public async Task Rm_refuses_a_running_vm_and_rm_force_stops_and_removes_it()
+    {
+        await _root.RunDetachedAsync("rmme");
+        var pid = (await _root.PsAsync("rmme")).GetProperty("pid").GetInt32();
+
+        var refused = await _root.RunAsync("rm", "rmme");
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("stop it first", refused.Stderr);
+        Assert.True(Directory.Exists(Path.Combine(_root.Root, "rmme")));
+
+        var forced = await _root.RunAsync("rm", "rmme", "--force", "--json");
+
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.True(forced.Json().GetProperty("removed").GetBoolean());
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "rmme")));
+        await WaitUntilGoneAsync(pid);
+        Assert.Equal(0, (await _root.RunAsync("ps", "--json")).Json().GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Stop_then_rm_leaves_nothing_behind_and_stop_twice_is_fine()
+    {
+        await _root.RunDetachedAsync("tidy");
+
+        var stop = await _root.RunAsync("stop", "tidy", "--timeout", "5");
+        var again = await _root.RunAsync("stop", "tidy", "--force");
+        var rm = await _root.RunAsync("rm", "tidy");
+
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.Equal("tidy\n", rm.Stdout);
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "tidy")));
+    }
+
+    [Fact]
+    public async Task Logs_prints_the_console_file_and_logs_json_prints_one_object_per_line()
+    {
+        await _root.RunDetachedAsync("lg");
+        var inspect = (await _root.RunAsync("inspect", "lg", "--json")).Json();
+        var console = inspect.GetProperty("paths").GetProperty("console").GetString()!;
+        await _root.RunAsync("stop", "lg");
+        var content = await File.ReadAllTextAsync(console, TestContext.Current.CancellationToken);
+
+        var logs = await _root.RunAsync("logs", "lg");
+        var json = await _root.RunAsync("logs", "lg", "--json");
+
+        Assert.True(logs.ExitCode == 0, logs.ToString());
+        Assert.Equal(content, logs.Stdout);
+        var lines = json.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(content.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, lines.Length);
+        Assert.All(lines, l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString());
+    }
+
+    [Fact]
+    public async Task Logs_follow_ends_when_the_vm_is_stopped_by_another_kiln()
+    {
+        await _root.RunDetachedAsync("lf");
+        await using var follow = _root.Start("logs", "lf", "--follow");
+
+        var stop = await _root.RunAsync("stop", "lf");
+        var result = await follow.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    [Fact]
+    public async Task Logs_follow_ends_with_0_on_sigint()
+    {
+        await _root.RunDetachedAsync("lfi");
+        await using var follow = _root.Start("logs", "lfi", "--follow");
+        await WaitForWatchAsync(follow.Pid);
+
+        follow.Signal(NativeMethods.SIGINT);
+        var result = await follow.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("Running", (await _root.PsAsync("lfi")).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task A_foreground_run_stops_its_vm_cleanly_on_sigint_and_exits_0()
+    {
+        await using var run = _root.Start("run", "--name", "fg", "--kernel", _root.Kernel);
+        var pid = await WaitForRunningAsync("fg");
+
+        run.Signal(NativeMethods.SIGINT);
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        await WaitUntilGoneAsync(pid);
+        Assert.Equal("Stopped", (await _root.PsAsync("fg")).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task A_foreground_run_with_rm_removes_its_sandbox_after_sigterm()
+    {
+        await using var run = _root.Start("run", "--rm", "--name", "fgrm", "--kernel", _root.Kernel);
+        await WaitForRunningAsync("fgrm");
+
+        run.Signal(NativeMethods.SIGTERM);
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "fgrm")));
+    }
+
+    [Fact]
+    public async Task A_foreground_run_exits_when_its_vm_is_stopped_from_another_kiln()
+    {
+        await using var run = _root.Start("run", "--name", "fgs", "--kernel", _root.Kernel);
+        await WaitForRunningAsync("fgs");
+
+        var stop = await _root.RunAsync("stop", "fgs");
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    [Fact]
+    public async Task Pause_resume_and_snapshot_report_the_state()
+    {
+        await _root.RunDetachedAsync("snap");
+
+        var pause = await _root.RunAsync("pause", "snap", "--json");
+        Assert.True(pause.ExitCode == 0, pause.ToString());
+        Assert.Equal("Paused", pause.Json().GetProperty("state").GetString());
+        Assert.Equal("Paused", (await _root.PsAsync("snap")).GetProperty("state").GetString());
+
+        var resume = await _root.RunAsync("resume", "snap", "--json");
+        Assert.True(resume.ExitCode == 0, resume.ToString());
+        Assert.Equal("Running", resume.Json().GetProperty("state").GetString());
+
+        var snapshot = await _root.RunAsync("snapshot", "snap", "--json");
+        Assert.True(snapshot.ExitCode == 0, snapshot.ToString());
+        var json = snapshot.Json();
+        Assert.Equal("Running", json.GetProperty("state").GetString());
+        Assert.True(File.Exists(json.GetProperty("statePath").GetString()));
+        Assert.True(File.Exists(json.GetProperty("memoryPath").GetString()));
+    }
+
+    [Fact]
+    public async Task A_start_failure_names_the_step_and_firecrackers_fault_and_frees_the_name()
+    {
+        // A kernel that exists when kiln checks but not when Firecracker opens it: the fault comes from Firecracker.
+        var vanishing = _root.CreateFile("vanishing", 4096);
+        var broken = Path.Combine(_root.Files, "fc-wrapper");
+        File.WriteAllText(broken, $"#!/bin/sh\nrm -f {vanishing}\nexec {KilnSandboxRoot.Fake} \"$@\"\n");
+        File.SetUnixFileMode(broken, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var run = await _root.RunAsync("run", "--detach", "--name", "bad", "--kernel", vanishing, "--firecracker", broken);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("kernel", run.Stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.Single(run.Stderr.Trim().Split('\n'));
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "bad")));
+    }
+
+    private async Task<int> WaitForRunningAsync(string name)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            var ps = (await _root.RunAsync("ps", "--json")).Json();
+            var entry = ps.EnumerateArray().FirstOrDefault(s => s.GetProperty("name").GetString() == name);
+            if (entry.ValueKind != JsonValueKind.Undefined && entry.GetProperty("state").GetString() == "Running")
+                return entry.GetProperty("pid").GetInt32();
+        }
+        throw new TimeoutException($"{name} did not reach Running");
+    }
+
+    /// <summary>Waits until a follower has its inotify watch: it then holds an inotify fd.</summary>
+    private static async Task WaitForWatchAsync(int pid)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                try
+                {
+                    if (new FileInfo(fd).LinkTarget?.Contains("inotify") == true)
+                        return;
+                }
+                catch (IOException)
+                {
+                }
+            }
+            // A probe interval, not a guess: the loop ends as soon as the watch exists.
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+        throw new TimeoutException("the follower never started watching");
+    }
+
+    private static async Task WaitUntilGoneAsync(int pid)
+    {
+        Process process;
+        try
+        {
+            process = Process.GetProcessById(pid);
+        }
+        catch (ArgumentException)
+        {
+            return;
+        }
+        using (process)
+            await process.WaitForExitAsync(TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30));
+    }
+}
