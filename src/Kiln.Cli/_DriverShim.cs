@@ -47,7 +47,7 @@ namespace Kiln.Sandbox
     }
 
     public sealed record PoolSlot(int Index, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
-    public sealed record SandboxInfo(string Id, string Directory, SandboxState State, int? Pid, HypervisorConfig Config, DateTimeOffset? StartedAt, string SocketPath, string ConsolePath, IReadOnlyList<PoolSlot> PoolSlots);
+    public sealed record SandboxInfo(string Id, string Directory, SandboxState State, int? Pid, HypervisorConfig Config, DateTimeOffset? StartedAt, string SocketPath, string ConsolePath, IReadOnlyList<PoolSlot> PoolSlots) { public VmmOwnership Ownership { get; init; } }
 
     public static class SandboxCatalog
     {

@@ -34,7 +34,7 @@ internal static class InspectCommand
             }
             var now = context.Time.GetUtcNow();
             var result = new InspectJson(
-                info.Id, info.State, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
+                info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath), Sandboxes.Config(info.Config),
                 [.. info.PoolSlots.Select(Sandboxes.Slot)], vmConfig, vmConfigError);
             if (context.Json)
@@ -53,6 +53,7 @@ internal static class InspectCommand
         void Row(string key, string? value) => grid.AddRow($"[bold]{Markup.Escape(key)}[/]", Markup.Escape(value ?? "-"));
         Row("Name", r.Name);
         grid.AddRow("[bold]State[/]", PsCommand.StateMarkup(r.State));
+        Row("Ownership", r.Ownership == VmmOwnership.Detached ? "detached (own session, owned by the state directory)" : "owned (dies with the kiln that started it)");
         Row("Pid", r.Pid?.ToString());
         Row("Started", r.StartedAt?.ToString("u"));
         Row("Uptime", Output.Uptime(r.UptimeSeconds));

@@ -60,13 +60,17 @@ internal static class RunCommand
         if (request.Remove && request.Detach)
             throw new UsageException("--rm applies to a foreground run; a detached sandbox is removed with 'kiln rm'.");
         Sandboxes.ValidateName(request.Name, context.Root);
+        var kernel = Specs.RequireFile(request.Kernel, "--kernel");
+        var initrd = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd");
+        var rootfs = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs");
+        var kernelParams = Specs.ParseKernelArgs(request.KernelArgs);
         var config = new HypervisorConfig
         {
             FirecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path,
-            KernelPath = Specs.RequireFile(request.Kernel, "--kernel"),
-            InitrdPath = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd"),
-            ImagePath = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs"),
-            KernelParams = Specs.ParseKernelArgs(request.KernelArgs),
+            KernelPath = kernel,
+            InitrdPath = initrd,
+            ImagePath = rootfs,
+            KernelParams = kernelParams,
             VcpuCount = request.Vcpus,
             MemoryMiB = request.MemoryMiB,
             RootDirectory = context.Root,

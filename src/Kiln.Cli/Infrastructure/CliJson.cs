@@ -21,7 +21,7 @@ internal sealed record ConfigJson(
 internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
 
 internal sealed record InspectJson(
-    string Name, SandboxState State, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
+    string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
     ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, JsonElement? VmConfig, string? VmConfigError);
 
 internal sealed record StateJson(string Name, SandboxState State);
