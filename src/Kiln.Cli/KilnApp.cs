@@ -101,7 +101,7 @@ internal static class KilnApp
                 if (verbose && start.OutputTail.Length > 0)
                     text += Environment.NewLine + "firecracker output:" + Environment.NewLine + start.OutputTail;
                 return (ExitCodes.Failure, text);
-            case SandboxException or CliFailureException or FirecrackerApiException or IOException or UnauthorizedAccessException or TimeoutException:
+            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:
                 return (ExitCodes.Failure, $"{exception.GetType().Name}: {WithFault(exception.Message, FaultOf(exception))}");

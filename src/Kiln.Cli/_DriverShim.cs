@@ -69,7 +69,9 @@ namespace Kiln.Api
         public Task<FullVmConfiguration> GetExportVmConfigAsync(CancellationToken ct = default) => throw new NotImplementedException();
     }
 
-    public sealed class FirecrackerApiException(string message, string? faultMessage) : Exception(message)
+    public class FirecrackerException(string message) : Exception(message);
+
+    public sealed class FirecrackerApiException(string message, string? faultMessage) : FirecrackerException(message)
     {
         public string? FaultMessage { get; } = faultMessage;
     }

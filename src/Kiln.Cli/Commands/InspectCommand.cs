@@ -26,7 +26,7 @@ internal static class InspectCommand
                     if (hypervisor.Api is { } api)
                         vmConfig = VmConfigJson.ToElement(await api.GetExportVmConfigAsync(cancellationToken));
                 }
-                catch (Exception e) when (e is FirecrackerApiException or SandboxException or IOException or TimeoutException)
+                catch (Exception e) when (e is FirecrackerException or SandboxException or IOException or TimeoutException)
                 {
                     // inspect still shows what is on disk; the failure to reach the VMM is part of the answer.
                     vmConfigError = e is FirecrackerApiException { FaultMessage: { } fault } ? fault : e.Message;
