@@ -38,7 +38,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Run_detach_json_describes_the_new_sandbox()
     {
-        var run = await _root.RunAsync("run", "--detach", "--json", "--name", "vmj", "--kernel", _root.Kernel);
+        var run = await _root.RunAsync("run", "--detach", "--json", "--name", "vmj", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         var json = run.Json();
@@ -53,7 +53,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Run_without_a_name_generates_one()
     {
-        var run = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel);
+        var run = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Matches("^kiln-[0-9a-f]{8}$", run.Stdout.Trim());
@@ -64,7 +64,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     {
         await _root.RunDetachedAsync("dup");
 
-        var again = await _root.RunAsync("run", "--detach", "--name", "dup", "--kernel", _root.Kernel);
+        var again = await _root.RunAsync("run", "--detach", "--name", "dup", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
 
         Assert.Equal(1, again.ExitCode);
         Assert.Contains("already exists", again.Stderr);
@@ -280,7 +280,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_foreground_run_stops_its_vm_cleanly_on_sigint_and_exits_0()
     {
-        await using var run = _root.Start("run", "--name", "fg", "--kernel", _root.Kernel);
+        await using var run = _root.Start("run", "--name", "fg", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
         var pid = await WaitForRunningAsync("fg");
 
         run.Signal(NativeMethods.SIGINT);
@@ -294,7 +294,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_foreground_run_with_rm_removes_its_sandbox_after_sigterm()
     {
-        await using var run = _root.Start("run", "--rm", "--name", "fgrm", "--kernel", _root.Kernel);
+        await using var run = _root.Start("run", "--rm", "--name", "fgrm", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
         await WaitForRunningAsync("fgrm");
 
         run.Signal(NativeMethods.SIGTERM);
@@ -307,7 +307,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_foreground_run_exits_when_its_vm_is_stopped_from_another_kiln()
     {
-        await using var run = _root.Start("run", "--name", "fgs", "--kernel", _root.Kernel);
+        await using var run = _root.Start("run", "--name", "fgs", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
         await WaitForRunningAsync("fgs");
 
         var stop = await _root.RunAsync("stop", "fgs");
@@ -348,7 +348,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         File.WriteAllText(broken, $"#!/bin/sh\nrm -f {vanishing}\nexec {KilnSandboxRoot.Fake} \"$@\"\n");
         File.SetUnixFileMode(broken, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-        var run = await _root.RunAsync("run", "--detach", "--name", "bad", "--kernel", vanishing, "--firecracker", broken);
+        var run = await _root.RunAsync("run", "--detach", "--name", "bad", "--kernel", vanishing, "--rootfs", _root.Rootfs, "--firecracker", broken);
 
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("kernel", run.Stderr, StringComparison.OrdinalIgnoreCase);

@@ -58,7 +58,7 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("-1")]
     public async Task Run_with_vcpus_out_of_range_exits_2_before_anything_starts(string vcpus)
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--vcpus", vcpus);
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--vcpus", vcpus);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--vcpus must be between 1 and 32", result.Stderr);
@@ -70,7 +70,7 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("2000000")]
     public async Task Run_with_memory_out_of_range_exits_2(string memory)
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--memory", memory);
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--memory", memory);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--memory must be between", result.Stderr);
@@ -91,7 +91,7 @@ public sealed class UsageTests : IAsyncLifetime
     {
         var missing = Path.Combine(_root.Files, "no-such-vmlinux");
 
-        var result = await _root.RunAsync("run", "--detach", "--kernel", missing);
+        var result = await _root.RunAsync("run", "--detach", "--kernel", missing, "--rootfs", _root.Rootfs);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(missing, result.Stderr);
@@ -104,7 +104,7 @@ public sealed class UsageTests : IAsyncLifetime
     {
         var missing = Path.Combine(_root.Files, "no-such-disk.img");
 
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--drive", missing + ":ro");
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--drive", missing + ":ro");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(missing, result.Stderr);
@@ -118,7 +118,7 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("has space")]
     public async Task Run_with_a_name_that_is_not_a_safe_path_segment_exits_2(string name)
     {
-        var result = await _root.RunAsync("run", "--detach", "--name", name, "--kernel", _root.Kernel);
+        var result = await _root.RunAsync("run", "--detach", "--name", name, "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("invalid sandbox name", result.Stderr);
@@ -131,7 +131,7 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("tap0,speed=fast")]
     public async Task Run_with_a_malformed_net_spec_exits_2(string net)
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--net", net);
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--net", net);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--net", result.Stderr);
@@ -140,10 +140,20 @@ public sealed class UsageTests : IAsyncLifetime
     [Fact]
     public async Task Run_with_a_reserved_vsock_cid_exits_2()
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--vsock", "2");
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--vsock", "2");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--vsock", result.Stderr);
+    }
+
+    [Fact]
+    public async Task Run_with_neither_rootfs_nor_initrd_exits_2()
+    {
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--rootfs, --initrd", result.Stderr);
+        AssertNothingCreated();
     }
 
     [Fact]
@@ -159,7 +169,7 @@ public sealed class UsageTests : IAsyncLifetime
     [Fact]
     public async Task Run_with_a_firecracker_path_that_does_not_exist_exits_2()
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--firecracker", "/nonexistent/firecracker");
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--firecracker", "/nonexistent/firecracker");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("/nonexistent/firecracker", result.Stderr);

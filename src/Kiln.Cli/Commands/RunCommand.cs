@@ -60,6 +60,8 @@ internal static class RunCommand
         if (request.Remove && request.Detach)
             throw new UsageException("--rm applies to a foreground run; a detached sandbox is removed with 'kiln rm'.");
         Sandboxes.ValidateName(request.Name, context.Root);
+        if (request.Initrd is null && request.Rootfs is null)
+            throw new UsageException("give the guest something to boot: --rootfs, --initrd, or both.");
         var kernel = Specs.RequireFile(request.Kernel, "--kernel");
         var initrd = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd");
         var rootfs = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs");
