@@ -8,7 +8,11 @@ public sealed class LifecycleTests : IAsyncLifetime
 {
     private readonly KilnSandboxRoot _root = new();
 
-    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+    public ValueTask InitializeAsync()
+    {
+        Driver.Require();
+        return ValueTask.CompletedTask;
+    }
 
     public ValueTask DisposeAsync() => _root.DisposeAsync();
 
