@@ -120,16 +120,7 @@ public sealed partial class FirecrackerClient
         if (response.StatusCode is >= 200 and < 300)
             return;
         var body = _receive.AsSpan(response.BodyStart, response.BodyLength);
-        string? fault = null;
-        try
-        {
-            var error = body.IsEmpty ? null : JsonSerializer.Deserialize(body, FirecrackerJsonContext.Default.ApiError);
-            fault = error?.FaultMessage ?? error?.Error;
-        }
-        catch (JsonException)
-        {
-            // Not Firecracker's error shape: the excerpt below carries what came back.
-        }
+        var fault = FaultMessage.From(body);
         var operation = op.Describe(id);
         var what = fault ?? (body.IsEmpty ? "(no body)" : HttpResponseHead.Excerpt(body));
         throw new FirecrackerApiException(

@@ -22,6 +22,7 @@ internal sealed class ScriptedUnixServer : IAsyncDisposable
     private readonly Task _acceptLoop;
     private readonly ConcurrentBag<Task> _connections = [];
     private int _accepted;
+    private int _closed;
 
     private ScriptedUnixServer(string socketPath, Func<ServerConnection, CancellationToken, Task> script)
     {
@@ -36,6 +37,9 @@ internal sealed class ScriptedUnixServer : IAsyncDisposable
 
     /// <summary>How many connections the server has accepted.</summary>
     public int AcceptedConnections => Volatile.Read(ref _accepted);
+
+    /// <summary>How many connections the server has closed (its script ended).</summary>
+    public int ClosedConnections => Volatile.Read(ref _closed);
 
     /// <summary>Every request read so far, in arrival order.</summary>
     public Channel<RecordedRequest> Requests { get; } = Channel.CreateUnbounded<RecordedRequest>();
@@ -81,6 +85,7 @@ internal sealed class ScriptedUnixServer : IAsyncDisposable
                 finally
                 {
                     connection.Close();
+                    Interlocked.Increment(ref _closed);
                 }
             }));
         }
