@@ -1,1 +1,3 @@
-Console.WriteLine("bench");
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Kiln.Benchmarks.ApiRoundTripBenchmark).Assembly).Run(args);
