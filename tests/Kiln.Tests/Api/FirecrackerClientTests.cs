@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Kiln.Api;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Kiln.Tests.Api;
@@ -359,6 +360,20 @@ public sealed class FirecrackerClientTests : IDisposable
         Assert.Contains(path, ex.Message);
         Assert.Contains("108 bytes", ex.Message);
         await Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Each_answered_request_is_logged_at_debug_with_method_path_and_status()
+    {
+        var logger = new FakeLogger();
+        await using var server = ScriptedUnixServer.Answering(SocketPath, _ => ScriptedUnixServer.NoContent());
+        await using var client = new FirecrackerClient(SocketPath, new FirecrackerClientOptions { Logger = logger });
+
+        await client.PutGuestDriveByIDAsync(new Drive { DriveId = "rootfs", IsRootDevice = true }, Ct);
+
+        var record = Assert.Single(logger.Collector.GetSnapshot());
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, record.Level);
+        Assert.StartsWith("Firecracker answered PUT /drives/rootfs with 204 in ", record.Message);
     }
 
     [Fact]
