@@ -350,7 +350,7 @@ public sealed class FirecrackerClientTests : IDisposable
     }
 
     [Fact]
-    public async Task A_socket_path_too_long_for_sun_path_is_refused_before_connecting()
+    public void A_socket_path_too_long_for_sun_path_is_refused_before_connecting()
     {
         var path = "/tmp/" + new string('s', 103);
         Assert.Equal(108, path.Length);
@@ -359,7 +359,6 @@ public sealed class FirecrackerClientTests : IDisposable
 
         Assert.Contains(path, ex.Message);
         Assert.Contains("108 bytes", ex.Message);
-        await Task.CompletedTask;
     }
 
     [Fact]
@@ -374,6 +373,23 @@ public sealed class FirecrackerClientTests : IDisposable
         var record = Assert.Single(logger.Collector.GetSnapshot());
         Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, record.Level);
         Assert.StartsWith("Firecracker answered PUT /drives/rootfs with 204 in ", record.Message);
+    }
+
+    [Fact]
+    public async Task Disposing_the_client_ends_a_request_in_flight_with_object_disposed()
+    {
+        await using var server = ScriptedUnixServer.Start(SocketPath, async (connection, ct) =>
+        {
+            await connection.ReadRequestAsync(ct);
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+        var client = new FirecrackerClient(SocketPath);
+
+        var call = client.DescribeInstanceAsync(Ct);
+        await server.Requests.Reader.ReadAsync(Ct);
+        client.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => call);
     }
 
     [Fact]
