@@ -139,11 +139,29 @@ public sealed partial class FirecrackerClient
         var started = _logger.IsEnabled(LogLevel.Debug) ? _time.GetTimestamp() : 0;
         try
         {
+            var reused = _socket is not null;
             var socket = await ConnectedSocketAsync(op, id, token);
             var length = WriteRequest(op, id, bodyLength);
             var sent = 0;
             while (sent < length)
-                sent += await socket.SendAsync(_send.AsMemory(sent, length - sent), SocketFlags.None, token);
+            {
+                int n;
+                try
+                {
+                    n = await socket.SendAsync(_send.AsMemory(sent, length - sent), SocketFlags.None, token);
+                }
+                catch (SocketException ex) when (reused && sent == 0 && IsPeerGone(ex))
+                {
+                    // A Unix socket refuses a write at once (EPIPE) when the peer has closed, so nothing of this
+                    // request reached Firecracker: the kept connection had been closed after its last answer (or
+                    // Firecracker restarted on the same path). Retrying on a new connection is safe.
+                    DropConnection();
+                    reused = false;
+                    socket = await ConnectedSocketAsync(op, id, token);
+                    continue;
+                }
+                sent += n;
+            }
             var response = await ReadResponseAsync(socket, op, id, token);
             if (started != 0)
                 LogAnswered(op, id, response.StatusCode, started);
@@ -166,7 +184,7 @@ public sealed partial class FirecrackerClient
             DropConnection();
             ObjectDisposedException.ThrowIf(_disposed, this);
             var operation = op.Describe(id);
-            throw ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted
+            throw IsPeerGone(ex)
                 ? new FirecrackerConnectionClosedException(
                     $"Firecracker at {SocketPath} closed the connection during {operation} ({ex.SocketErrorCode}); " +
                     "the process has probably exited, and whether the request took effect is unknown.",
@@ -192,6 +210,9 @@ public sealed partial class FirecrackerClient
         }
     }
 
+    private static bool IsPeerGone(SocketException ex) =>
+        ex.SocketErrorCode is SocketError.Shutdown or SocketError.ConnectionReset or SocketError.ConnectionAborted;
+
     private CancellationTokenSource ArmDeadline(TimeSpan timeout)
     {
         if (!_deadline.TryReset())
@@ -208,13 +229,7 @@ public sealed partial class FirecrackerClient
     private async ValueTask<Socket> ConnectedSocketAsync(ApiOperation op, string? id, CancellationToken token)
     {
         if (_socket is { } kept)
-        {
-            // A kept connection that is readable before we asked anything was closed by Firecracker (or holds stray
-            // bytes); either way, start afresh rather than fail the request on a dead connection.
-            if (!kept.Poll(0, SelectMode.SelectRead))
-                return kept;
-            DropConnection();
-        }
+            return kept;
 
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
