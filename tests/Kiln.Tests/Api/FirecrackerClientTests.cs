@@ -339,6 +339,36 @@ public sealed class FirecrackerClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Cancelling_a_call_that_hangs_leaves_the_calls_queued_behind_it_to_succeed_on_a_new_connection()
+    {
+        await using var server = ScriptedUnixServer.Start(SocketPath, async (connection, ct) =>
+        {
+            var first = IsFirstConnection();
+            while (await connection.ReadRequestAsync(ct) is not null)
+            {
+                if (first)
+                    await Task.Delay(Timeout.Infinite, ct);
+                await connection.WriteAsync(ScriptedUnixServer.Response(200, InstanceJson), ct);
+            }
+        });
+        await using var client = new FirecrackerClient(SocketPath);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+
+        var hanging = client.DescribeInstanceAsync(cts.Token);
+        await server.Requests.Reader.ReadAsync(Ct);
+        var queued = Enumerable.Range(0, 4).Select(_ => client.DescribeInstanceAsync(Ct)).ToArray();
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => hanging);
+        Assert.All(await Task.WhenAll(queued), a => Assert.Equal("sandbox-1", a.Id));
+        Assert.Equal(2, server.AcceptedConnections);
+    }
+
+    private int _connectionsSeen;
+
+    private bool IsFirstConnection() => Interlocked.Increment(ref _connectionsSeen) == 1;
+
+    [Fact]
     public async Task A_token_cancelled_before_the_call_fails_without_contacting_firecracker()
     {
         await using var server = ScriptedUnixServer.Answering(SocketPath, _ => ScriptedUnixServer.Response(200, InstanceJson));
