@@ -264,6 +264,12 @@ public sealed partial class FirecrackerClient
             socket.Dispose();
             throw;
         }
+        if (_disposed)
+        {
+            // Dispose ran while connecting: do not keep a socket nobody will close.
+            socket.Dispose();
+            throw new ObjectDisposedException(nameof(FirecrackerClient));
+        }
         _socket = socket;
         return socket;
     }
