@@ -21,6 +21,8 @@ internal static class Snapshot
 
             case "load":
                 return Load(call);
+            case null:
+                throw ApiCall.Generic("Missing snapshot operation type.");
             default:
                 throw Router.InvalidPathMethod("PUT", $"/snapshot/{call.Token(1)}");
         }
@@ -33,7 +35,7 @@ internal static class Snapshot
         var backend = body["mem_backend"]?.AsObject();
         if (memFile is not null && backend is not null)
         {
-            const string tooMany = "too many fields: either `mem_backend` or `mem_file_path` exclusively is required.";
+            const string tooMany = "too many fields: either `mem_backend` or `mem_file_path` exclusively is required";
             throw ApiCall.SerdeFault(tooMany, $"Error({RustDebug.Str(tooMany)}, line: 0, column: 0)");
         }
 
@@ -43,10 +45,9 @@ internal static class Snapshot
             throw ApiCall.SerdeFault(missing, $"Error({RustDebug.Str(missing)}, line: 0, column: 0)");
         }
 
-        if (memFile is not null || body["enable_diff_snapshots"] is not null)
+        if (memFile is not null)
         {
-            // ASSUMED wording.
-            call.Deprecation = "PUT /snapshot/load: mem_file_path and enable_diff_snapshots fields are deprecated.";
+            call.Deprecation = "PUT /snapshot/load: mem_file_path field is deprecated.";
         }
 
         call.TimedAction = "load snapshot";
