@@ -8,7 +8,11 @@ namespace Kiln.FakeFirecracker.Tests.Infrastructure;
 
 public sealed class FakeProcess : IAsyncDisposable
 {
-    public static readonly string BinaryPath = Path.Combine(AppContext.BaseDirectory, "fake-firecracker");
+    /// <summary>The stand-in next to the tests; KILN_FAKE_FIRECRACKER_BINARY runs the suite against another build
+    /// (a native AOT publish, say).</summary>
+    public static readonly string BinaryPath = Environment.GetEnvironmentVariable("KILN_FAKE_FIRECRACKER_BINARY") is { Length: > 0 } other
+        ? other
+        : Path.Combine(AppContext.BaseDirectory, "fake-firecracker");
     private readonly StringBuilder _output = new();
     private readonly Lock _gate = new();
     private readonly Task<int> _exit;
