@@ -9,8 +9,6 @@ using Kiln.FakeFirecracker.Json;
 using Kiln.FakeFirecracker.Resources;
 using Kiln.FakeFirecracker.Vmm;
 
-// The main thread's comm would be the executable's (15 bytes: "fake-firecracke"); Firecracker's is "firecracker".
-NativeMethods.SetCurrentThreadName("firecracker");
 var knobs = Knobs.FromEnvironment();
 var log = new FcLogger("anonymous-instance");
 
@@ -111,6 +109,7 @@ if (knobs.ExitAt == "before-socket")
 var maxPayload = ParseSize("http-api-max-payload-size", 51200UL);
 var options = new VmmOptions(id, cl.Flag("enable-pci"), (ulong)ParseSize("mmds-size-limit", (ulong)maxPayload), cl.Flag("boot-timer"));
 var exits = new BlockingCollection<int>();
+var mainNamed = false;
 var metrics = new Metrics();
 var vmm = new VmmCore(log, metrics, knobs, options, code => exits.Add(code));
 
@@ -161,22 +160,50 @@ if (!cl.Flag("no-api"))
         }
 
         log.Info("main", $"Listening on API socket ({RustDebug.Str(cl.ApiSock)}).", LogOrigin.Main);
-        lock (vmm.Gate)
+        server.Start();
+        NameMainThread();
+        if (configJson is not null && !BootFromConfig(configJson))
         {
-            server.Start();
-            if (configJson is not null && !BootFromConfig(configJson))
-            {
-                return ExitWith(152);
-            }
+            return ExitWith(152);
         }
+
+        server.Serve();
     }
 }
-else if (configJson is not null && !BootFromConfig(configJson))
+
+NameMainThread();
+if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson))
 {
     return ExitWith(152);
 }
 
 return ExitWith(exits.Take());
+
+// A thread starts with its creator's comm name and keeps it until it names itself. The runtime's own threads (thread
+// pool, sockets engine) are therefore created before main becomes "firecracker", so that a thread list never shows
+// two "firecracker"s. The main thread's comm would otherwise be the executable's, cut to 15 bytes: "fake-firecracke".
+void NameMainThread()
+{
+    if (mainNamed)
+    {
+        return;
+    }
+
+    mainNamed = true;
+    var workers = Math.Max(2, Environment.ProcessorCount);
+    using var all = new CountdownEvent(workers);
+    for (var i = 0; i < workers; i++)
+    {
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            all.Signal();
+            all.Wait();
+        }, null);
+    }
+
+    all.Wait();
+    NativeMethods.SetCurrentThreadName("firecracker");
+}
 
 bool BootFromConfig(byte[] json)
 {

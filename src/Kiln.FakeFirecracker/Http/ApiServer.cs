@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using Kiln.FakeFirecracker.Interop;
 using Kiln.FakeFirecracker.Json;
 using Kiln.FakeFirecracker.Resources;
 using Kiln.FakeFirecracker.Vmm;
@@ -46,16 +47,27 @@ internal sealed class ApiServer
         return new ApiServer(socket, vmm, maxPayload);
     }
 
+    private readonly ManualResetEventSlim _serving = new();
+
+    /// <summary>Starts the fc_api thread and the accept loop; requests wait for <see cref="Serve()"/>.</summary>
     public void Start()
     {
-        var thread = new Thread(Run) { Name = "fc_api", IsBackground = true };
+        using var named = new ManualResetEventSlim();
+        var thread = new Thread(() => Run(named)) { Name = "fc_api", IsBackground = true };
         thread.Start();
+        named.Wait();
         _ = AcceptLoop();
     }
 
-    private void Run()
+    /// <summary>Lets the fc_api thread answer (after a --config-file boot, as Firecracker's VMM does).</summary>
+    public void Serve() => _serving.Set();
+
+    private void Run(ManualResetEventSlim named)
     {
+        NativeMethods.SetCurrentThreadName("fc_api");
+        named.Set();
         _vmm.Log.Info("fc_api", "API server started.", new LogOrigin("src/firecracker/src/api_server/mod.rs", 80));
+        _serving.Wait();
         foreach (var (request, answer) in _queue.GetConsumingEnumerable())
         {
             answer.SetResult(Handle(request));
@@ -106,7 +118,9 @@ internal sealed class ApiServer
                         return;
                     }
 
-                    var answer = new TaskCompletionSource<(ApiResponse, int?)>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    // Continuations run inline on fc_api: queueing them could make fc_api create a thread-pool thread,
+                    // and a new thread carries its creator's name ("fc_api") until it names itself.
+                    var answer = new TaskCompletionSource<(ApiResponse, int?)>();
                     _queue.Add((got.Request, answer));
                     var (response, exitCode) = await answer.Task.ConfigureAwait(false);
                     await Send(conn, response).ConfigureAwait(false);

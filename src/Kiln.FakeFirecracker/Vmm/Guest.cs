@@ -30,12 +30,23 @@ internal sealed class Guest
             _serialFd = NativeMethods.Open(serialPath, NativeMethods.O_RDWR | NativeMethods.O_CREAT | NativeMethods.O_APPEND | NativeMethods.O_NONBLOCK);
         }
 
+        // A new thread starts with its creator's comm name; each vCPU thread renames itself (what
+        // /proc/PID/task/*/comm shows) before InstanceStart returns, so no list ever shows the creator's name twice.
+        using var named = new CountdownEvent(vcpus);
         for (var i = 0; i < vcpus; i++)
         {
-            // The comm name is what /proc/PID/task/*/comm shows; .NET sets it from Thread.Name (≤ 15 bytes).
-            var t = new Thread(() => Thread.Sleep(Timeout.Infinite)) { IsBackground = true, Name = $"fc_vcpu {i}" };
+            var name = $"fc_vcpu {i}";
+            var t = new Thread(() =>
+            {
+                NativeMethods.SetCurrentThreadName(name);
+                named.Signal();
+                Thread.Sleep(Timeout.Infinite);
+            })
+            { IsBackground = true, Name = name };
             t.Start();
         }
+
+        named.Wait();
     }
 
     public string Cmdline { get; }
