@@ -1,0 +1,57 @@
+namespace Kiln.Sandbox;
+
+/// <summary>
+/// What a sandbox's VM is made of (seed: HypervisorConfig). Immutable; change with <c>with</c>.
+/// Validation runs before anything starts and names the bad property.
+/// </summary>
+public sealed record HypervisorConfig
+{
+    /// <summary>The firecracker binary (or a stand-in).</summary>
+    public required string FirecrackerPath { get; init; }
+
+    /// <summary>The guest kernel (vmlinux).</summary>
+    public required string KernelPath { get; init; }
+
+    /// <summary>An initrd; either this or <see cref="ImagePath"/> (or both).</summary>
+    public string? InitrdPath { get; init; }
+
+    /// <summary>A root filesystem image, attached as a non-root drive so partitioned images boot (seed behaviour).</summary>
+    public string? ImagePath { get; init; }
+
+    /// <summary>Attach <see cref="ImagePath"/> read-only (the default).</summary>
+    public bool ImageReadOnly { get; init; } = true;
+
+    /// <summary>Extra kernel parameters, merged with the driver's own (configured ones win on the same key).</summary>
+    public IReadOnlyList<KernelParam> KernelParams { get; init; } = [];
+
+    /// <summary>vCPUs: 1 to 32.</summary>
+    public int VcpuCount { get; init; } = 1;
+
+    /// <summary>Guest memory in MiB.</summary>
+    public int MemoryMiB { get; init; } = 128;
+
+    /// <summary>Placeholder drives attached at boot for block hot-plug (seed: fcDiskPoolSize).</summary>
+    public int BlockPoolSize { get; init; } = 8;
+
+    /// <summary>Where sandbox directories live.</summary>
+    public required string RootDirectory { get; init; }
+
+    /// <summary>How long the API may take to answer after spawn.</summary>
+    public TimeSpan ApiReadyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long <c>InstanceStart</c> until Running may take.</summary>
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long one API request may take.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>SIGTERM grace before SIGKILL (seed: 15 s).</summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>A kernel command-line parameter: <c>key</c> or <c>key=value</c>.</summary>
+public sealed record KernelParam(string Key, string? Value = null)
+{
+    /// <inheritdoc />
+    public override string ToString() => Value is null ? Key : $"{Key}={Value}";
+}
