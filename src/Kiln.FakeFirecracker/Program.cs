@@ -191,7 +191,10 @@ void NameMainThread()
 
     mainNamed = true;
     var workers = Math.Max(2, Environment.ProcessorCount);
-    using var all = new CountdownEvent(workers);
+    // Not disposed: a worker may still be inside Signal/Wait when the main thread moves on.
+#pragma warning disable CA2000
+    var all = new CountdownEvent(workers);
+#pragma warning restore CA2000
     for (var i = 0; i < workers; i++)
     {
         ThreadPool.UnsafeQueueUserWorkItem(_ =>

@@ -52,7 +52,10 @@ internal sealed class ApiServer
     /// <summary>Starts the fc_api thread and the accept loop; requests wait for <see cref="Serve()"/>.</summary>
     public void Start()
     {
-        using var named = new ManualResetEventSlim();
+        // Not disposed: fc_api may still be inside Set when Wait returns.
+#pragma warning disable CA2000
+        var named = new ManualResetEventSlim();
+#pragma warning restore CA2000
         var thread = new Thread(() => Run(named)) { Name = "fc_api", IsBackground = true };
         thread.Start();
         named.Wait();
@@ -228,6 +231,12 @@ internal sealed class ApiServer
             CountFail(metric);
             log.Error("fc_api", $"Received Error. Status code: {e.Status} {Reason(e.Status)}. Message: {e.Message}", LogOrigin.Fault);
             return (WithDeprecation(call, new ApiResponse(e.Status, JsonText.Fault(e.Message))), null);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException or KeyNotFoundException or ArgumentException)
+        {
+            // A stand-in bug, not Firecracker behaviour: say so loudly instead of dropping the connection.
+            log.Error("fc_api", $"fake-firecracker internal error: {e}", LogOrigin.Fault);
+            return (new ApiResponse(500, JsonText.Fault($"fake-firecracker internal error: {e.Message}")), null);
         }
         catch (SnapshotLoadFatalException e)
         {

@@ -32,7 +32,10 @@ internal sealed class Guest
 
         // A new thread starts with its creator's comm name; each vCPU thread renames itself (what
         // /proc/PID/task/*/comm shows) before InstanceStart returns, so no list ever shows the creator's name twice.
-        using var named = new CountdownEvent(vcpus);
+        // Not disposed: a vCPU thread may still be inside Signal when Wait returns.
+#pragma warning disable CA2000
+        var named = new CountdownEvent(vcpus);
+#pragma warning restore CA2000
         for (var i = 0; i < vcpus; i++)
         {
             var name = $"fc_vcpu {i}";
