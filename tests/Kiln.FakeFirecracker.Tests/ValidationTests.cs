@@ -185,6 +185,19 @@ public sealed class ValidationTests
     }
 
     [Fact]
+    public async Task MMDS_V1_is_flagged_as_deprecated_with_a_header_and_a_warning_even_when_refused()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+
+        var refused = await fc.Put("/mmds/config", """{"network_interfaces": ["eth9"]}""");
+
+        Assert.Equal(400, refused.Status);
+        Assert.Contains("\r\nDeprecation: true", refused.Head);
+        Assert.True(await fc.Process.WaitForOutputAsync(@"\[test-vm:fc_api\] PUT /mmds/config: V1 is deprecated\. Use V2 instead\.", TimeSpan.FromSeconds(10), Fc.Ct));
+    }
+
+    [Fact]
     public async Task A_request_line_Firecracker_cannot_parse_gets_the_raw_error_and_the_connection_is_closed()
     {
         using var dir = new TempDir();
