@@ -203,7 +203,9 @@ internal sealed class VmmCore
         Guest!.CtrlAltDel(Knobs.RebootDelayMs);
     }
 
-    /// <summary>Ends the process as Firecracker's main does after the VMM stopped: the last log lines, then exit.</summary>
+    /// <summary>Ends the process as Firecracker's main does after the VMM stopped: the last log lines, then exit.
+    /// Never returns: the calling thread must not go on answering or booting while main ends the process.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     public void Exit(int code)
     {
         if (code == 0)
@@ -216,6 +218,10 @@ internal sealed class VmmCore
         }
 
         _exit(code);
+        while (true)
+        {
+            Thread.Sleep(Timeout.Infinite);
+        }
     }
 
     public void CreateSnapshot(string type, string snapshotPath, string memFilePath)
