@@ -205,6 +205,8 @@ void NameMainThread()
     }
 
     all.Wait();
+    // The timer thread too (the periodic metrics flush and the guest's delays use it).
+    Task.Delay(1).Wait();
     NativeMethods.SetCurrentThreadName("firecracker");
 }
 

@@ -141,4 +141,15 @@ public sealed class LoggingAndConsoleTests
         Assert.Contains("Kernel command line: console=ttyS0", await File.ReadAllTextAsync(dir["serial.log"], Fc.Ct));
         Assert.DoesNotContain("Kernel command line", fc.Process.Output);
     }
+
+    [Fact]
+    public async Task With_boot_timer_the_guest_boot_time_is_logged_at_start()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, ["--id", "bt", "--boot-timer"]);
+
+        await fc.BootAsync();
+
+        Assert.True(await fc.Process.WaitForOutputAsync(@"\[bt:fc_vcpu 0\] Guest-boot-time = +\d+ us \d+ ms, +\d+ CPU us \d+ CPU ms", Long, Fc.Ct));
+    }
 }
