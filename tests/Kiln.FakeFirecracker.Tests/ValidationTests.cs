@@ -156,6 +156,37 @@ public sealed class ValidationTests
     }
 
     [Fact]
+    public async Task Memory_hotplug_is_configured_before_boot_and_resized_after()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/hotplug/memory", """{"total_size_mib": 1024}""");
+        Assert.Contains("\"memory-hotplug\":{\"total_size_mib\":1024,\"block_size_mib\":2,\"slot_size_mib\":128}", (await fc.Get("/vm/config")).Body);
+        await fc.BootAsync();
+
+        await fc.Ok("PATCH", "/hotplug/memory", """{"requested_size_mib": 256}""");
+        var status = await fc.Get("/hotplug/memory");
+
+        Assert.Equal("""{"total_size_mib":1024,"slot_size_mib":128,"block_size_mib":2,"plugged_size_mib":256,"requested_size_mib":256}""", status.Body);
+        Assert.Equal(400, (await fc.Patch("/hotplug/memory", """{"requested_size_mib": 2048}""")).Status);
+    }
+
+    [Fact]
+    public async Task Balloon_statistics_interval_can_change_after_boot_but_not_be_switched_off()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/balloon", """{"amount_mib": 8, "deflate_on_oom": true, "stats_polling_interval_s": 1}""");
+        await fc.BootAsync();
+
+        await fc.Ok("PATCH", "/balloon/statistics", """{"stats_polling_interval_s": 5}""");
+        var off = await fc.Patch("/balloon/statistics", """{"stats_polling_interval_s": 0}""");
+
+        Assert.Equal(400, off.Status);
+        Assert.Contains("\"stats_polling_interval_s\":5", (await fc.Get("/balloon")).Body);
+    }
+
+    [Fact]
     public async Task MMDS_data_is_stored_patched_and_limited_in_size()
     {
         using var dir = new TempDir();
