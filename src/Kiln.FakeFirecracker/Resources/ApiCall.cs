@@ -16,7 +16,7 @@ internal sealed record ApiRequest(string Method, string Path, byte[]? Body)
 }
 
 /// <summary>The answer; a null body is a 204.</summary>
-internal sealed record ApiResponse(int Status, string? Body, bool CloseConnection = false, bool Deprecation = false)
+internal sealed record ApiResponse(int Status, string? Body, bool Deprecation = false)
 {
     public static readonly ApiResponse NoContent = new(204, null);
 
