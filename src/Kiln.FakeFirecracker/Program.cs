@@ -12,8 +12,9 @@ using Kiln.FakeFirecracker.Vmm;
 var knobs = Knobs.FromEnvironment();
 var log = new FcLogger("anonymous-instance");
 
-// Firecracker leaves SIGTERM/SIGINT at their default: the process dies by the signal. .NET would otherwise turn them
-// into an orderly exit with a status code, which a parent sees differently.
+// Firecracker leaves SIGTERM/SIGINT at their default: the process dies by the signal at once. .NET 10 also ends by
+// re-raising, but only after running its shutdown (ProcessExit handlers, finalizers); dying straight away keeps the
+// timing Firecracker's, and the handler is where FAKE_FC_IGNORE_SIGTERM hooks in.
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
 {
     if (knobs.IgnoreSigterm)
