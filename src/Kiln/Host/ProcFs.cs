@@ -21,7 +21,10 @@ public static class ProcFs
 {
     private const string Root = "/proc";
 
-    /// <summary>The start time (field 22 of <c>/proc/PID/stat</c>), or null when the process does not exist.</summary>
+    /// <summary>
+    /// The start time (field 22 of <c>/proc/PID/stat</c>), or null when the process does not exist or is a zombie
+    /// (dead, waiting to be reaped: nothing to signal any more).
+    /// </summary>
     public static ulong? TryGetStartTime(int pid)
     {
         string stat;
@@ -33,7 +36,16 @@ public static class ProcFs
         {
             return null;
         }
-        return ParseStartTime(stat);
+        return IsZombie(stat) ? null : ParseStartTime(stat);
+    }
+
+    /// <summary>Whether a stat line's state (field 3) is Z (zombie) or X (dead).</summary>
+    public static bool IsZombie(string statLine)
+    {
+        ArgumentNullException.ThrowIfNull(statLine);
+        var close = statLine.LastIndexOf(')');
+        var rest = close < 0 ? "" : statLine.AsSpan(close + 1).TrimStart();
+        return !rest.IsEmpty && rest[0] is 'Z' or 'X';
     }
 
     /// <summary>

@@ -51,3 +51,14 @@ public sealed class ProcFsTests
     public void A_malformed_vcpu_thread_name_is_an_error() =>
         Assert.Throws<FormatException>(() => ProcFs.ParseVcpuThreads([new ProcessThread(1, "fc_vcpu x")]));
 }
+
+public sealed class ZombieTests
+{
+    [Theory]
+    [InlineData("12 (a b) Z 1 2", true)]
+    [InlineData("12 (a) Z) S 1 2", false)]
+    [InlineData("12 (x) X 1", true)]
+    [InlineData("12 (x) R 1", false)]
+    public void Zombies_are_recognised_from_the_state_after_the_name(string line, bool zombie) =>
+        Assert.Equal(zombie, ProcFs.IsZombie(line));
+}

@@ -151,3 +151,39 @@ public sealed class VmmProcessTests
         }
     }
 }
+
+public sealed class OwnerThreadTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    // PR_SET_PDEATHSIG fires when the forking *thread* exits. An owned VMM launched from a short-lived thread must
+    // survive that thread: the fork happens on Kiln's long-lived owner thread instead.
+    [Fact]
+    public async Task An_owned_process_survives_the_exit_of_the_thread_that_asked_for_it()
+    {
+        using var root = new TempRoot();
+        // By the time the script echoes, setpriv has set the death signal: a thread exiting after that would kill it
+        // (measured: a setpriv child forked from a thread that then ends dies by SIGKILL ~10 ms later).
+        var script = root.Script("vmm", "echo ready; exec sleep 1000");
+        VmmProcess? vmm = null;
+        var thread = new Thread(() =>
+        {
+            vmm = VmmProcess.LaunchAsync(new VmmLaunchOptions
+            {
+                ExecutablePath = script,
+                Arguments = new VmmArguments(root.Combine("api.sock")),
+                OutputPath = root.Combine("console.log"),
+            }, Ct).GetAwaiter().GetResult();
+            Eventually.FileContainsAsync(root.Combine("console.log"), "ready", TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        });
+        thread.Start();
+        thread.Join();
+        await using var _ = vmm!;
+
+        // The death signal would follow the thread's exit within milliseconds; a second is ample for it to show.
+        var ended = await Task.WhenAny(vmm!.Exited, Task.Delay(TimeSpan.FromSeconds(1), Ct));
+
+        Assert.NotSame(vmm.Exited, ended);
+        Assert.IsType<VmmProcessState.Started>(vmm.State);
+    }
+}
