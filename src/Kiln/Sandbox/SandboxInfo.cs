@@ -2,7 +2,7 @@ namespace Kiln.Sandbox;
 
 /// <summary>A pool slot: a placeholder drive attached at boot that hot-plug swaps a real backing file into.</summary>
 /// <param name="Index">The slot index.</param>
-/// <param name="DriveId">The Firecracker drive id (<c>drive-N</c>).</param>
+/// <param name="DriveId">The Firecracker drive id (<c>drive_N</c>).</param>
 /// <param name="GuestDevice">The guest's device for it, e.g. <c>/dev/vdb</c>.</param>
 /// <param name="HostPath">The backing file in the slot; null while it holds its placeholder.</param>
 /// <param name="ReadOnly">Whether the drive is attached read-only.</param>

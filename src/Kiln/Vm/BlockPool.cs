@@ -5,7 +5,7 @@ namespace Kiln.Vm;
 
 /// <summary>One slot of the pool.</summary>
 /// <param name="Index">The slot index.</param>
-/// <param name="DriveId">The Firecracker drive id: <c>drive-N</c>.</param>
+/// <param name="DriveId">The Firecracker drive id: <c>drive_N</c>.</param>
 /// <param name="GuestDevice">The guest device name.</param>
 /// <param name="PlaceholderPath">The slot's own placeholder file.</param>
 /// <param name="HostPath">The file in the slot, or null while the placeholder is.</param>
@@ -39,8 +39,11 @@ public sealed class BlockPool
             _slots[i] = new BlockPoolSlot(i, DriveIdFor(i), GuestDeviceNames.ForIndex(firstGuestIndex + i), placeholderPath(i), null);
     }
 
-    /// <summary>The drive id of slot <paramref name="index"/>.</summary>
-    public static string DriveIdFor(int index) => $"drive-{index}";
+    /// <summary>
+    /// The drive id of slot <paramref name="index"/>: <c>drive_N</c>. Not the seed's <c>drive-N</c>: Firecracker
+    /// v1.x accepts only letters, digits and underscores in resource ids.
+    /// </summary>
+    public static string DriveIdFor(int index) => $"drive_{index}";
 
     /// <summary>The slots, in order.</summary>
     public IReadOnlyList<BlockPoolSlot> Slots => _slots;

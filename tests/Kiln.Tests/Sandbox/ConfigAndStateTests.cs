@@ -68,7 +68,7 @@ public sealed class ConfigAndStateTests
             SocketPath = "/s",
             ConsolePath = "/c",
             StartedAt = DateTimeOffset.Parse("2026-11-27T01:02:03Z"),
-            PoolSlots = [new PoolSlot(0, "drive-0", "/dev/vdb", "/data.img", false), new PoolSlot(1, "drive-1", "/dev/vdc", null, false)],
+            PoolSlots = [new PoolSlot(0, "drive_0", "/dev/vdb", "/data.img", false), new PoolSlot(1, "drive_1", "/dev/vdc", null, false)],
         };
 
         await state.WriteAsync(path, Ct);
