@@ -59,6 +59,12 @@ public sealed class VmmProcess : IAsyncDisposable
     /// <summary>The current state: <see cref="VmmProcessState.Started"/> until it ends.</summary>
     public VmmProcessState State => _state;
 
+    /// <summary>
+    /// Whether the process has ended, asked of the kernel now: true as soon as it died, while <see cref="State"/> changes
+    /// only once its output is drained and its status collected.
+    /// </summary>
+    public bool HasExited => _state.HasEnded || (_pidFd is not null ? _pidFd.HasExited() : !ProcFs.IsSameProcess(Identity));
+
     /// <summary>Completes with the final state once the process has ended and its output is drained.</summary>
     public Task<VmmProcessState> Exited => _exited;
 
