@@ -18,7 +18,7 @@ public enum VmmOwnership
     Detached,
 }
 
-/// <summary>How a FirecrackerHypervisor runs.</summary>
+/// <summary>How a <see cref="FirecrackerHypervisor"/> runs.</summary>
 public sealed record FirecrackerHypervisorOptions
 {
     /// <summary>Where log events go; nowhere when null.</summary>
