@@ -1,2 +1,308 @@
-Console.WriteLine("Firecracker v1.16.1");
-return 0;
+// fake-firecracker: Firecracker v1.16.1's command line, process behaviour and REST API, without a VMM.
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Kiln.FakeFirecracker;
+using Kiln.FakeFirecracker.Http;
+using Kiln.FakeFirecracker.Interop;
+using Kiln.FakeFirecracker.Json;
+using Kiln.FakeFirecracker.Resources;
+using Kiln.FakeFirecracker.Vmm;
+
+var knobs = Knobs.FromEnvironment();
+var log = new FcLogger("anonymous-instance");
+
+// Firecracker leaves SIGTERM/SIGINT at their default: the process dies by the signal at once. .NET 10 also ends by
+// re-raising, but only after running its shutdown (ProcessExit handlers, finalizers); dying straight away keeps the
+// timing Firecracker's, and the handler is where FAKE_FC_IGNORE_SIGTERM hooks in.
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+{
+    if (knobs.IgnoreSigterm)
+    {
+        ctx.Cancel = true;
+        return;
+    }
+
+    NativeMethods.DieBySignal(NativeMethods.SIGTERM);
+});
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => NativeMethods.DieBySignal(2));
+
+CommandLine cl;
+try
+{
+    cl = CommandLine.Parse(args);
+}
+catch (ArgParseException e)
+{
+    log.Error("main", $"Arguments parsing error: {e.Message} \\n\\nFor more information try --help.", LogOrigin.Main);
+    Console.Error.WriteLine($"Error: ParseArguments({e.DebugForm})");
+    return ExitWith(153);
+}
+
+if (cl.Flag("help"))
+{
+    log.Stdout(HelpText.Text + "\n");
+    return ExitWith(0);
+}
+
+if (cl.Flag("version"))
+{
+    log.Stdout($"Firecracker v{VmmCore.Version}\n\n");
+    return ExitWith(0);
+}
+
+if (cl.Flag("snapshot-version"))
+{
+    log.Stdout(VmmCore.SnapshotDataVersion + "\n");
+    return ExitWith(0);
+}
+
+if (cl.Value("describe-snapshot") is { } describePath)
+{
+    try
+    {
+        log.Stdout(VmmCore.DescribeSnapshot(describePath) + "\n");
+        return ExitWith(0);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+    {
+        // ASSUMED wording.
+        log.Error("main", $"Failed to describe the snapshot: {VmmCore.IoText(e)}", LogOrigin.Main);
+        return ExitWith(1);
+    }
+}
+
+var id = cl.Id;
+if (InstanceIdProblem(id) is { } idProblem)
+{
+    Panic("src/firecracker/src/main.rs:309:48", $"Invalid instance ID: {idProblem}");
+}
+
+log.InstanceId = id;
+if (cl.Value("log-path") is not null || cl.Value("level") is not null || cl.Flag("show-level") || cl.Flag("show-log-origin") || cl.Value("module") is not null)
+{
+    LogLevel? level = null;
+    if (cl.Value("level") is { } levelText)
+    {
+        if (!FcLogger.TryParseLevel(levelText, out var parsed))
+        {
+            // ASSUMED wording.
+            log.Error("main", $"Logger initialization failure: Invalid log level: {levelText}", LogOrigin.Main);
+            return ExitWith(1);
+        }
+
+        level = parsed;
+    }
+
+    if (log.Configure(cl.Value("log-path"), level, cl.Flag("show-level"), cl.Flag("show-log-origin"), cl.Value("module")) is { } logError)
+    {
+        log.Error("main", $"Logger initialization failure: Failed to open target file: {logError}", LogOrigin.Main);
+        return ExitWith(1);
+    }
+}
+
+log.Info("main", $"Running Firecracker v{VmmCore.Version}", LogOrigin.Main);
+if (knobs.ExitAt == "before-socket")
+{
+    return ExitWith(knobs.ExitCode);
+}
+
+var maxPayload = ParseSize("http-api-max-payload-size", 51200UL);
+var options = new VmmOptions(id, cl.Flag("enable-pci"), (ulong)ParseSize("mmds-size-limit", (ulong)maxPayload), cl.Flag("boot-timer"));
+var exits = new BlockingCollection<int>();
+var mainNamed = false;
+var metrics = new Metrics();
+var vmm = new VmmCore(log, metrics, knobs, options, code => exits.Add(code));
+
+if (cl.Value("metrics-path") is { } metricsPath && metrics.Configure(metricsPath) is { } metricsError)
+{
+    log.Error("main", $"Failed to initialize metrics: {metricsError}", LogOrigin.Main);
+    return ExitWith(1);
+}
+
+byte[]? configJson = null;
+if (cl.Value("config-file") is { } configPath)
+{
+    configJson = ReadOrPanic(configPath, "src/firecracker/src/main.rs:388:20", "Unable to open or read from the configuration file");
+}
+
+if (cl.Value("metadata") is { } metadataPath)
+{
+    var metadata = ReadOrPanic(metadataPath, "src/firecracker/src/main.rs:400:20", "Unable to open or read from the mmds content file");
+    try
+    {
+        vmm.Resources.MmdsData = SerdeParser.Parse(metadata, AnySpec.Instance);
+    }
+    catch (SerdeException e)
+    {
+        Panic("src/firecracker/src/main.rs:402:44", $"MMDS error: metadata provided not valid json: {e.Message}");
+    }
+}
+
+if (!cl.Flag("no-api"))
+{
+    if (knobs.ApiDelayMs > 0)
+    {
+        Thread.Sleep(knobs.ApiDelayMs);
+    }
+
+    if (!knobs.NoApiSocket)
+    {
+        ApiServer server;
+        try
+        {
+            server = ApiServer.Bind(cl.ApiSock, vmm, maxPayload);
+        }
+        catch (IOException)
+        {
+            log.Error("main", $"RunWithApiError error: Failed to open the API socket at: {cl.ApiSock}. Check that it is not already used.", LogOrigin.Main);
+            Console.Error.WriteLine($"Error: RunWithApi(FailedToBindSocket({RustDebug.Str(cl.ApiSock)}))");
+            return ExitWith(1);
+        }
+
+        log.Info("main", $"Listening on API socket ({RustDebug.Str(cl.ApiSock)}).", LogOrigin.Main);
+        server.Start();
+        NameMainThread();
+        if (configJson is not null && !BootFromConfig(configJson))
+        {
+            return ExitWith(152);
+        }
+
+        server.Serve();
+    }
+}
+
+NameMainThread();
+if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson))
+{
+    return ExitWith(152);
+}
+
+return ExitWith(exits.Take());
+
+// A thread starts with its creator's comm name and keeps it until it names itself. The runtime's own threads (thread
+// pool, sockets engine) are therefore created before main becomes "firecracker", so that a thread list never shows
+// two "firecracker"s. The main thread's comm would otherwise be the executable's, cut to 15 bytes: "fake-firecracke".
+void NameMainThread()
+{
+    if (mainNamed)
+    {
+        return;
+    }
+
+    mainNamed = true;
+    var workers = Math.Max(2, Environment.ProcessorCount);
+    // Not disposed: a worker may still be inside Signal/Wait when the main thread moves on.
+#pragma warning disable CA2000
+    var all = new CountdownEvent(workers);
+#pragma warning restore CA2000
+    for (var i = 0; i < workers; i++)
+    {
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            all.Signal();
+            all.Wait();
+        }, null);
+    }
+
+    all.Wait();
+    // The timer thread too (the periodic metrics flush and the guest's delays use it).
+    Task.Delay(1).Wait();
+    NativeMethods.SetCurrentThreadName("firecracker");
+}
+
+bool BootFromConfig(byte[] json)
+{
+    try
+    {
+        var config = SerdeParser.Parse(json, Schemas.VmmConfig)!.AsObject();
+        ConfigLoader.Apply(vmm, config, checkFiles: true);
+        vmm.StartMicroVm();
+        log.Info("main", "Successfully started microvm that was configured from one single json", LogOrigin.Main);
+        return true;
+    }
+    catch (Exception e) when (e is SerdeException or VmmActionException)
+    {
+        // ASSUMED wording; Firecracker ends with BadConfiguration (152).
+        log.Error("main", $"Configuration for VMM from one single json failed: {e.Message}", LogOrigin.Main);
+        return false;
+    }
+}
+
+int ExitWith(int code)
+{
+    log.Write(code == 0 ? LogLevel.Info : LogLevel.Error, "main",
+        code == 0 ? "Firecracker exiting successfully. exit_code=0" : $"Firecracker exiting with error. exit_code={code}", LogOrigin.Main);
+    Console.Out.Flush();
+    Console.Error.Flush();
+    Environment.Exit(code);
+    return code;
+}
+
+void Panic(string location, string message)
+{
+    log.Error("main", $"Firecracker panicked at {location}:\n{message}", LogOrigin.Main);
+    NativeMethods.DieBySignal(NativeMethods.SIGABRT);
+}
+
+byte[] ReadOrPanic(string path, string location, string what)
+{
+    var fd = NativeMethods.Open(path, NativeMethods.O_RDONLY);
+    if (fd < 0)
+    {
+        var errno = -fd;
+        var kind = errno switch
+        {
+            2 => "NotFound",
+            13 => "PermissionDenied",
+            20 => "NotADirectory",
+            21 => "IsADirectory",
+            _ => "Uncategorized",
+        };
+        Panic(location, $"{what}: Os {{ code: {errno}, kind: {kind}, message: {RustDebug.Str(Marshal.GetPInvokeErrorMessage(errno))} }}");
+    }
+
+    NativeMethods.Close(fd);
+    try
+    {
+        return File.ReadAllBytes(path);
+    }
+    catch (IOException e)
+    {
+        Panic(location, $"{what}: {e.Message}");
+        throw;
+    }
+}
+
+int ParseSize(string name, ulong fallback)
+{
+    if (cl.Value(name) is not { } text)
+    {
+        return (int)Math.Min(fallback, int.MaxValue);
+    }
+
+    if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+    {
+        Panic("src/firecracker/src/main.rs:330:22", $"'{name}' parameter expected to be of 'usize' type.: ParseIntError {{ kind: InvalidDigit }}");
+    }
+
+    return (int)Math.Min(v, int.MaxValue);
+}
+
+static string? InstanceIdProblem(string id)
+{
+    if (id.Length is < 1 or > 64)
+    {
+        return $"InvalidLen({id.Length}, 1, 64)";
+    }
+
+    for (var i = 0; i < id.Length; i++)
+    {
+        if (!(char.IsAsciiLetterOrDigit(id[i]) || id[i] == '-'))
+        {
+            return $"InvalidChar('{id[i]}', {i})";
+        }
+    }
+
+    return null;
+}

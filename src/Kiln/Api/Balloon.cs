@@ -23,7 +23,7 @@ public sealed record Balloon
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /balloon</c> after boot: a new target size (spec definition <c>BalloonUpdate</c>).</summary>
@@ -98,7 +98,7 @@ public sealed record BalloonStats
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /balloon/statistics</c>: a new polling interval (spec definition <c>BalloonStatsUpdate</c>).</summary>
@@ -126,5 +126,5 @@ public sealed record BalloonHintingStatus
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }

@@ -25,7 +25,7 @@ public sealed record CpuConfig
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Modifier of a CPUID leaf and subleaf (spec definition <c>CpuidLeafModifier</c>).</summary>
@@ -45,7 +45,7 @@ public sealed record CpuidLeafModifier
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>A CPUID output register.</summary>
@@ -79,7 +79,7 @@ public sealed record CpuidRegisterModifier
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Modifier of a model specific register (spec definition <c>MsrModifier</c>).</summary>
@@ -93,7 +93,7 @@ public sealed record MsrModifier
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Modifier of an ARM register (spec definition <c>ArmRegisterModifier</c>).</summary>
@@ -107,7 +107,7 @@ public sealed record ArmRegisterModifier
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Modifier of the vCPU features array of <c>kvm_vcpu_init</c> (spec definition <c>VcpuFeatures</c>).</summary>
@@ -121,5 +121,5 @@ public sealed record VcpuFeatures
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }

@@ -18,7 +18,7 @@ public sealed record Vsock
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>virtio-rng device: body of <c>PUT /entropy</c> (spec definition <c>EntropyDevice</c>).</summary>
@@ -29,7 +29,7 @@ public sealed record EntropyDevice
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Serial console output: body of <c>PUT /serial</c> (spec definition <c>SerialDevice</c>).</summary>
@@ -43,7 +43,7 @@ public sealed record SerialDevice
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>virtio-mem device: body of <c>PUT /hotplug/memory</c> (spec definition <c>MemoryHotplugConfig</c>).</summary>
@@ -60,7 +60,7 @@ public sealed record MemoryHotplugConfig
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /hotplug/memory</c> (spec definition <c>MemoryHotplugSizeUpdate</c>).</summary>
@@ -90,5 +90,5 @@ public sealed record MemoryHotplugStatus
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }

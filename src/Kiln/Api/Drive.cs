@@ -55,7 +55,7 @@ public sealed record Drive
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /drives/{drive_id}</c> after boot: swap the backing file or the rate limiter (spec definition <c>PartialDrive</c>).</summary>

@@ -26,7 +26,7 @@ public sealed record NetworkInterface
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /network-interfaces/{iface_id}</c> after boot: new rate limiters (spec definition <c>PartialNetworkInterface</c>).</summary>

@@ -23,7 +23,7 @@ public sealed record Pmem
 
     /// <summary>Fields a newer Firecracker sends that this version of Kiln does not know; kept so nothing is lost.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
 /// <summary>Body of <c>PATCH /pmem/{id}</c> after boot: a new rate limiter (spec definition <c>PartialPmem</c>).</summary>

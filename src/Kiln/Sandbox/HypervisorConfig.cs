@@ -33,6 +33,12 @@ public sealed record HypervisorConfig
     /// <summary>Placeholder drives attached at boot for block hot-plug (seed: fcDiskPoolSize).</summary>
     public int BlockPoolSize { get; init; } = 8;
 
+    /// <summary>
+    /// Firecracker memory hot-plug (a virtio-mem device, Firecracker ≥ 1.14); <c>ResizeMemory</c> is refused without
+    /// it.
+    /// </summary>
+    public MemoryHotplugSettings? MemoryHotplug { get; init; }
+
     /// <summary>Where sandbox directories live.</summary>
     public required string RootDirectory { get; init; }
 
@@ -48,6 +54,12 @@ public sealed record HypervisorConfig
     /// <summary>SIGTERM grace before SIGKILL (seed: 15 s).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
 }
+
+/// <summary>The hot-pluggable memory region (virtio-mem).</summary>
+/// <param name="TotalSizeMiB">The most memory that can be plugged beyond <see cref="HypervisorConfig.MemoryMiB"/>.</param>
+/// <param name="SlotSizeMiB">The host-side granularity.</param>
+/// <param name="BlockSizeMiB">The guest-side granularity.</param>
+public sealed record MemoryHotplugSettings(int TotalSizeMiB, int SlotSizeMiB = 128, int BlockSizeMiB = 2);
 
 /// <summary>A kernel command-line parameter: <c>key</c> or <c>key=value</c>.</summary>
 public sealed record KernelParam(string Key, string? Value = null)

@@ -1,0 +1,103 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Kiln.FakeFirecracker.Json;
+using Kiln.FakeFirecracker.Vmm;
+
+namespace Kiln.FakeFirecracker.Resources;
+
+/// <summary>PUT/PATCH/DELETE /network-interfaces/{id}. The stand-in opens no TAP device: it only checks what
+/// Firecracker would refuse without touching the host (name too long, a MAC or TAP already used by this VM).</summary>
+internal static class NetworkInterfaces
+{
+    public static ApiResponse Put(ApiCall call)
+    {
+        var id = ApiCall.CheckedId(call.Token(1));
+        var body = call.Parse(Schemas.Network);
+        ApiCall.CheckPathId(id, body.Str("iface_id"));
+        if (call.Vmm.Started)
+        {
+            Drives.RequirePci(call.Vmm);
+        }
+
+        Apply(call.Vmm, body);
+        return ApiResponse.NoContent;
+    }
+
+    public static void Apply(VmmCore vmm, JsonObject o)
+    {
+        string? mac = null;
+        if (o.OptStr("guest_mac") is { } macText)
+        {
+            _ = MacAddress.TryParse(macText, out var canonical);
+            mac = canonical;
+        }
+
+        var net = new NetConfig(o.Str("iface_id"), o.Str("host_dev_name"), mac, o.Clone("rx_rate_limiter"), o.Clone("tx_rate_limiter"),
+            o.OptU64("mtu") is { } mtu ? (int)mtu : null);
+        var others = vmm.Resources.Nets.Where(n => n.IfaceId != net.IfaceId).ToList();
+        if (mac is not null && others.Any(n => n.GuestMac == mac))
+        {
+            throw new VmmActionException($"Network config error: The MAC address is already in use: {mac}");
+        }
+
+        // IFNAMSIZ is 16 including the terminating NUL.
+        if (Encoding.UTF8.GetByteCount(net.HostDevName) > 15)
+        {
+            throw new VmmActionException("Network config error: Could not create the network device: Open tap device failed: Invalid interface name");
+        }
+
+        if (others.Any(n => n.HostDevName == net.HostDevName))
+        {
+            throw new VmmActionException($"Network config error: Could not create the network device: Open tap device failed: Error while creating ifreq structure: Device or resource busy (os error 16). Invalid TUN/TAP Backend provided by {net.HostDevName}. Check our documentation on setting up the network devices.");
+        }
+
+        var i = vmm.Resources.Nets.FindIndex(n => n.IfaceId == net.IfaceId);
+        if (i >= 0)
+        {
+            vmm.Resources.Nets[i] = net;
+        }
+        else
+        {
+            vmm.Resources.Nets.Add(net);
+        }
+
+        vmm.BootPath = true;
+    }
+
+    public static ApiResponse Patch(ApiCall call)
+    {
+        var id = ApiCall.CheckedId(call.Token(1));
+        var body = call.Parse(Schemas.NetworkUpdate);
+        ApiCall.CheckPathId(id, body.Str("iface_id"));
+        var vmm = call.Vmm;
+        vmm.RequirePostBoot();
+        var i = vmm.Resources.Nets.FindIndex(n => n.IfaceId == id);
+        if (i < 0)
+        {
+            // ASSUMED wording (NetworkInterfaceError::DeviceUpdate).
+            throw new VmmActionException($"Network config error: Unable to update the net device: {Faults.DeviceNotFound}");
+        }
+
+        var net = vmm.Resources.Nets[i];
+        vmm.Resources.Nets[i] = net with
+        {
+            RxRateLimiter = body["rx_rate_limiter"]?.DeepClone() ?? net.RxRateLimiter,
+            TxRateLimiter = body["tx_rate_limiter"]?.DeepClone() ?? net.TxRateLimiter,
+        };
+        return ApiResponse.NoContent;
+    }
+
+    public static ApiResponse Delete(ApiCall call)
+    {
+        var id = ApiCall.CheckedId(call.Token(1));
+        var vmm = call.Vmm;
+        vmm.RequirePostBoot();
+        Drives.RequirePci(vmm);
+        if (vmm.Resources.Nets.RemoveAll(n => n.IfaceId == id) == 0)
+        {
+            throw new VmmActionException($"Network config error: Unable to update the net device: {Faults.DeviceNotFound}");
+        }
+
+        return ApiResponse.NoContent;
+    }
+}

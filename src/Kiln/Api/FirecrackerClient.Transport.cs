@@ -1,0 +1,426 @@
+// The transport under FirecrackerClient: a lean HTTP/1.1 client on one kept Unix socket. Firecracker handles one
+// request at a time, so requests wait their turn on a gate and share one set of buffers; that also keeps a call
+// to a few hundred bytes of allocation (the answer's objects and the async state).
+using System.Buffers;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Kiln.Api;
+
+public sealed partial class FirecrackerClient
+{
+    private const int MaxHeadBytes = 64 * 1024;
+    private const int MaxBodyBytes = 16 * 1024 * 1024;
+
+    private static readonly Action<object?> CancelDeadline = static state => ((CancellationTokenSource)state!).Cancel();
+
+    private static ReadOnlySpan<byte> RequestLineTail => " HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"u8;
+    private static ReadOnlySpan<byte> ContentTypeJson => "Content-Type: application/json\r\n"u8;
+    private static ReadOnlySpan<byte> ContentLengthName => "Content-Length: "u8;
+    private static ReadOnlySpan<byte> Crlf => "\r\n"u8;
+
+    private readonly UnixDomainSocketEndPoint _endPoint;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ArrayBufferWriter<byte> _body = new(1024);
+    private readonly Utf8JsonWriter _json;
+    private byte[] _send = new byte[1024];
+    private byte[] _receive = new byte[4096];
+    private Socket? _socket;
+    private CancellationTokenSource _deadline;
+    private volatile bool _disposed;
+
+    private readonly record struct Response(int StatusCode, int BodyStart, int BodyLength);
+
+    /// <summary>Sends a request with a JSON body and expects a success without content.</summary>
+    private async Task SendAsync<TRequest>(ApiOperation op, string? id, TRequest body, JsonTypeInfo<TRequest> requestType, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (op.HasId)
+            ValidateId(id);
+        await EnterAsync(cancellationToken);
+        try
+        {
+            _body.ResetWrittenCount();
+            _json.Reset(_body);
+            JsonSerializer.Serialize(_json, body, requestType);
+            var response = await ExchangeAsync(op, id, _body.WrittenCount, cancellationToken);
+            EnsureSuccess(op, id, response);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Sends a request without a body and expects a success without content.</summary>
+    private async Task SendAsync(ApiOperation op, string? id, CancellationToken cancellationToken)
+    {
+        if (op.HasId)
+            ValidateId(id);
+        await EnterAsync(cancellationToken);
+        try
+        {
+            var response = await ExchangeAsync(op, id, 0, cancellationToken);
+            EnsureSuccess(op, id, response);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Sends a request without a body and reads a JSON answer.</summary>
+    private async Task<TResponse> GetAsync<TResponse>(ApiOperation op, JsonTypeInfo<TResponse> responseType, CancellationToken cancellationToken)
+    {
+        await EnterAsync(cancellationToken);
+        try
+        {
+            var response = await ExchangeAsync(op, null, 0, cancellationToken);
+            EnsureSuccess(op, null, response);
+            var json = _receive.AsSpan(response.BodyStart, response.BodyLength);
+            TResponse? value;
+            try
+            {
+                value = JsonSerializer.Deserialize(json, responseType);
+            }
+            catch (JsonException ex)
+            {
+                throw Protocol(op, null, $"its answer is not a valid {typeof(TResponse).Name}: {ex.Message}", json, ex);
+            }
+            return value ?? throw Protocol(op, null, $"its answer is not a {typeof(TResponse).Name}", json);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private Task EnterAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _gate.WaitAsync(cancellationToken);
+    }
+
+    private static void ValidateId(string? id)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+    }
+
+    private void EnsureSuccess(ApiOperation op, string? id, Response response)
+    {
+        if (response.StatusCode is >= 200 and < 300)
+            return;
+        var body = _receive.AsSpan(response.BodyStart, response.BodyLength);
+        var fault = FaultMessage.From(body);
+        var operation = op.Describe(id);
+        var what = fault ?? (body.IsEmpty ? "(no body)" : HttpResponseHead.Excerpt(body));
+        throw new FirecrackerApiException(
+            $"Firecracker at {SocketPath} refused {operation} with status {response.StatusCode}: {what}",
+            SocketPath, operation, response.StatusCode, fault);
+    }
+
+    /// <summary>One request and its answer on the kept connection; the caller holds the gate.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Response> ExchangeAsync(ApiOperation op, string? id, int bodyLength, CancellationToken cancellationToken)
+    {
+        var timeout = op.IsSlow ? Options.SnapshotTimeout : Options.RequestTimeout;
+        var deadline = ArmDeadline(timeout);
+        var token = deadline.Token;
+        var registration = cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(CancelDeadline, deadline) : default;
+        var started = _logger.IsEnabled(LogLevel.Debug) ? _time.GetTimestamp() : 0;
+        try
+        {
+            var reused = _socket is not null;
+            var socket = await ConnectedSocketAsync(op, id, token);
+            var length = WriteRequest(op, id, bodyLength);
+            var sent = 0;
+            while (sent < length)
+            {
+                int n;
+                try
+                {
+                    n = await socket.SendAsync(_send.AsMemory(sent, length - sent), SocketFlags.None, token);
+                }
+                catch (SocketException ex) when (reused && sent == 0 && IsPeerGone(ex))
+                {
+                    // A Unix socket refuses a write at once (EPIPE) when the peer has closed, so nothing of this
+                    // request reached Firecracker: the kept connection had been closed after its last answer (or
+                    // Firecracker restarted on the same path). Retrying on a new connection is safe.
+                    DropConnection();
+                    reused = false;
+                    socket = await ConnectedSocketAsync(op, id, token);
+                    continue;
+                }
+                sent += n;
+            }
+            var response = await ReadResponseAsync(socket, op, id, token);
+            if (started != 0)
+                LogAnswered(op, id, response.StatusCode, started);
+            return response;
+        }
+        catch (Exception ex) when (token.IsCancellationRequested && ex is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
+        {
+            DropConnection();
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var operation = op.Describe(id);
+            if (cancellationToken.IsCancellationRequested)
+                throw new OperationCanceledException($"{operation} was cancelled; the connection to {SocketPath} was dropped.", ex, cancellationToken);
+            throw new FirecrackerTimeoutException(
+                $"Firecracker at {SocketPath} did not answer {operation} within {timeout.TotalSeconds:0.###} s; " +
+                "the process may be hung or stopped (SIGSTOP).",
+                SocketPath, operation, timeout, ex);
+        }
+        catch (SocketException ex)
+        {
+            DropConnection();
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var operation = op.Describe(id);
+            throw IsPeerGone(ex)
+                ? new FirecrackerConnectionClosedException(
+                    $"Firecracker at {SocketPath} closed the connection during {operation} ({ex.SocketErrorCode}); " +
+                    "the process has probably exited, and whether the request took effect is unknown.",
+                    SocketPath, operation, ex)
+                : new FirecrackerConnectionException(
+                    $"Talking to Firecracker at {SocketPath} failed during {operation}: {ex.Message} ({ex.SocketErrorCode}).",
+                    SocketPath, operation, ex);
+        }
+        catch (ObjectDisposedException) when (_disposed)
+        {
+            throw new ObjectDisposedException(nameof(FirecrackerClient), $"The client for {SocketPath} was disposed during {op.Describe(id)}.");
+        }
+        catch
+        {
+            DropConnection();
+            throw;
+        }
+        finally
+        {
+            registration.Dispose();
+            // Stop the clock so an idle client's timer cannot fire and spoil the reusable source.
+            deadline.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private static bool IsPeerGone(SocketException ex) =>
+        ex.SocketErrorCode is SocketError.Shutdown or SocketError.ConnectionReset or SocketError.ConnectionAborted;
+
+    private CancellationTokenSource ArmDeadline(TimeSpan timeout)
+    {
+        if (!_deadline.TryReset())
+        {
+            _deadline.Dispose();
+            _deadline = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        }
+        if (timeout != Timeout.InfiniteTimeSpan)
+            _deadline.CancelAfter(timeout);
+        return _deadline;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Socket> ConnectedSocketAsync(ApiOperation op, string? id, CancellationToken token)
+    {
+        if (_socket is { } kept)
+            return kept;
+
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(_endPoint, token);
+        }
+        catch (SocketException ex) when (!token.IsCancellationRequested)
+        {
+            socket.Dispose();
+            var operation = op.Describe(id);
+            // ENOENT surfaces as AddressNotAvailable on Linux; look at the file to tell the cases apart.
+            if (ex.SocketErrorCode == SocketError.AddressNotAvailable || !File.Exists(SocketPath))
+            {
+                throw new FirecrackerSocketNotFoundException(
+                    $"No Firecracker API socket at {SocketPath} for {operation}: the file does not exist " +
+                    "(Firecracker not started yet, or already gone).",
+                    SocketPath, operation, ex);
+            }
+            if (ex.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                throw new FirecrackerConnectionRefusedException(
+                    $"Nothing listens on the Firecracker API socket {SocketPath} ({operation} was refused): " +
+                    "probably a stale socket file left by a Firecracker that died.",
+                    SocketPath, operation, ex);
+            }
+            throw new FirecrackerConnectionException(
+                $"Cannot connect to the Firecracker API socket {SocketPath} for {operation}: {ex.Message} ({ex.SocketErrorCode}).",
+                SocketPath, operation, ex);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        if (_disposed)
+        {
+            // Dispose ran while connecting: do not keep a socket nobody will close.
+            socket.Dispose();
+            throw new ObjectDisposedException(nameof(FirecrackerClient));
+        }
+        _socket = socket;
+        return socket;
+    }
+
+    private int WriteRequest(ApiOperation op, string? id, int bodyLength)
+    {
+        var escapedId = id is null ? null : Uri.EscapeDataString(id);
+        var needed = op.RequestLinePrefix.Length + (escapedId?.Length ?? 0) + RequestLineTail.Length + 64 + bodyLength;
+        if (_send.Length < needed)
+            _send = new byte[Math.Max(needed, _send.Length * 2)];
+
+        var span = _send.AsSpan();
+        var pos = Append(span, 0, op.RequestLinePrefix);
+        if (escapedId is not null)
+            pos += Encoding.ASCII.GetBytes(escapedId, span[pos..]);
+        pos = Append(span, pos, RequestLineTail);
+        if (op.SendsContentLength)
+        {
+            if (bodyLength > 0)
+                pos = Append(span, pos, ContentTypeJson);
+            pos = Append(span, pos, ContentLengthName);
+            bodyLength.TryFormat(span[pos..], out var written, default, CultureInfo.InvariantCulture);
+            pos = Append(span, pos + written, Crlf);
+        }
+        pos = Append(span, pos, Crlf);
+        if (bodyLength > 0)
+            pos = Append(span, pos, _body.WrittenSpan);
+        return pos;
+    }
+
+    private static int Append(Span<byte> destination, int position, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(destination[position..]);
+        return position + bytes.Length;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Response> ReadResponseAsync(Socket socket, ApiOperation op, string? id, CancellationToken token)
+    {
+        var count = 0;
+        int headEnd;
+        while ((headEnd = HttpResponseHead.FindEnd(_receive.AsSpan(0, count))) < 0)
+        {
+            if (count == _receive.Length)
+            {
+                if (count >= MaxHeadBytes)
+                    throw Protocol(op, id, $"its answer has no end of headers within {MaxHeadBytes} bytes", _receive.AsSpan(0, count));
+                Array.Resize(ref _receive, count * 2);
+            }
+            var n = await socket.ReceiveAsync(_receive.AsMemory(count), SocketFlags.None, token);
+            if (n == 0)
+                throw Closed(op, id, count);
+            count += n;
+        }
+
+        if (!HttpResponseHead.TryParse(_receive.AsSpan(0, headEnd), out var head, out var error))
+            throw Protocol(op, id, error!, _receive.AsSpan(0, count));
+
+        var bodyStart = headEnd + 4;
+        int bodyLength;
+        var keep = !head.ConnectionClose;
+        if (head.HasNoBody)
+        {
+            bodyLength = 0;
+        }
+        else if (head.ContentLength is { } contentLength)
+        {
+            if (contentLength > MaxBodyBytes)
+                throw Protocol(op, id, $"its answer announces {contentLength} bytes, more than the {MaxBodyBytes} Kiln accepts", _receive.AsSpan(0, count));
+            var total = bodyStart + contentLength;
+            if (_receive.Length < total)
+                Array.Resize(ref _receive, total);
+            while (count < total)
+            {
+                var n = await socket.ReceiveAsync(_receive.AsMemory(count, total - count), SocketFlags.None, token);
+                if (n == 0)
+                    throw Closed(op, id, count);
+                count += n;
+            }
+            bodyLength = contentLength;
+        }
+        else
+        {
+            // No length: the body runs to the end of the connection (HTTP/1.1 close-delimited).
+            keep = false;
+            while (true)
+            {
+                if (count == _receive.Length)
+                {
+                    if (count - bodyStart >= MaxBodyBytes)
+                        throw Protocol(op, id, $"its answer runs past the {MaxBodyBytes} bytes Kiln accepts", _receive.AsSpan(0, 256));
+                    Array.Resize(ref _receive, count * 2);
+                }
+                var n = await socket.ReceiveAsync(_receive.AsMemory(count), SocketFlags.None, token);
+                if (n == 0)
+                    break;
+                count += n;
+            }
+            bodyLength = count - bodyStart;
+        }
+
+        // Bytes after the answer would be read as the next answer; a fresh connection is safer.
+        if (!keep || count > bodyStart + bodyLength)
+            DropConnection();
+        return new Response(head.StatusCode, bodyStart, bodyLength);
+    }
+
+    private FirecrackerConnectionClosedException Closed(ApiOperation op, string? id, int received)
+    {
+        var operation = op.Describe(id);
+        var message = received == 0
+            ? $"Firecracker at {SocketPath} closed the connection without answering {operation}; the process has " +
+              "probably exited, and whether the request took effect is unknown."
+            : $"Firecracker at {SocketPath} closed the connection in the middle of its answer to {operation} after " +
+              $"{received} bytes: {HttpResponseHead.Excerpt(_receive.AsSpan(0, received))}";
+        return new FirecrackerConnectionClosedException(message, SocketPath, operation);
+    }
+
+    private FirecrackerProtocolException Protocol(ApiOperation op, string? id, string problem, ReadOnlySpan<byte> received, Exception? inner = null)
+    {
+        var operation = op.Describe(id);
+        var excerpt = HttpResponseHead.Excerpt(received);
+        return new FirecrackerProtocolException(
+            $"Firecracker at {SocketPath} answered {operation} with something Kiln cannot read ({problem}): {excerpt}",
+            SocketPath, operation, excerpt, inner);
+    }
+
+    private void DropConnection()
+    {
+        var socket = Interlocked.Exchange(ref _socket, null);
+        socket?.Dispose();
+    }
+
+    private static Utf8JsonWriter CreateWriter(ArrayBufferWriter<byte> buffer) =>
+        // Firecracker reads standard JSON escapes; the relaxed encoder only keeps paths such as "a+b" readable in logs.
+        new(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true });
+
+    private void LogAnswered(ApiOperation op, string? id, int statusCode, long started)
+    {
+        if (!_logger.IsEnabled(LogLevel.Debug))
+            return;
+        var path = op.HasId ? op.Path + id : op.Path;
+        var elapsedMs = _time.GetElapsedTime(started).TotalMilliseconds;
+        Log.Answered(_logger, op.Method, path, statusCode, elapsedMs);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Firecracker answered {Method} {Path} with {StatusCode} in {ElapsedMs:0.###} ms")]
+        public static partial void Answered(ILogger logger, string method, string path, int statusCode, double elapsedMs);
+    }
+
+    private static ILogger LoggerOf(FirecrackerClientOptions options) => options.Logger ?? NullLogger.Instance;
+}

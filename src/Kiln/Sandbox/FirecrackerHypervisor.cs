@@ -1,0 +1,577 @@
+// The Kata-style Firecracker driver (seed: fc.go), brought up to Firecracker v1.16: one instance drives one sandbox —
+// one firecracker process and one state directory. Public operations take a lock and check the lifecycle state, then
+// call private Unsafe… methods (testcontainers' shape).
+using Kiln.Api;
+using Kiln.Host;
+using Kiln.Vm;
+using Kiln.Vmm;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Sandbox;
+
+/// <summary>Drives one sandbox's Firecracker VMM.</summary>
+public sealed partial class FirecrackerHypervisor : IHypervisor
+{
+    /// <summary>The drive id of the root filesystem image (attached as a non-root drive, as the seed does).</summary>
+    public const string RootfsDriveId = "rootfs";
+
+    private readonly FirecrackerHypervisorOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly List<HypervisorDevice> _pending = [];
+    private HypervisorConfig? _config;
+    private SandboxPaths? _paths;
+    private BlockPool? _pool;
+    private VmmProcess? _vmm;
+    private FirecrackerClient? _client;
+    // Written by the exit watcher's continuation too: volatile so readers see it without taking the lock.
+    private volatile SandboxState _state = SandboxState.Created;
+    private VmmOwnership _ownership;
+    private bool _stopping;
+    private int _disposed;
+
+    /// <summary>Creates a driver; <see cref="CreateAsync"/> binds it to a sandbox.</summary>
+    public FirecrackerHypervisor(FirecrackerHypervisorOptions? options = null)
+    {
+        _options = options ?? new FirecrackerHypervisorOptions();
+        _logger = _options.CreateLogger();
+        _time = _options.TimeProvider;
+        _ownership = _options.Ownership;
+    }
+
+    /// <summary>
+    /// Re-attaches to a sandbox from its persisted state (the owner restarted, or another process such as the CLI).
+    /// </summary>
+    /// <exception cref="SandboxNotFoundException">No state for that id under the root.</exception>
+    public static async Task<FirecrackerHypervisor> OpenAsync(string rootDirectory, string sandboxId,
+        FirecrackerHypervisorOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(rootDirectory);
+        SandboxIds.Validate(sandboxId, rootDirectory);
+        var paths = SandboxPaths.For(rootDirectory, sandboxId);
+        var state = await SandboxStateFile.TryReadAsync(paths.StatePath, cancellationToken).ConfigureAwait(false)
+            ?? throw new SandboxNotFoundException(sandboxId, rootDirectory) { SandboxId = sandboxId };
+        var driver = new FirecrackerHypervisor(options);
+        driver.Bind(sandboxId, state.Config with { RootDirectory = rootDirectory }, paths);
+        driver.Adopt(state);
+        return driver;
+    }
+
+    /// <inheritdoc />
+    public string? SandboxId { get; private set; }
+
+    /// <inheritdoc />
+    public HypervisorConfig Config => _config ?? throw new InvalidOperationException("CreateAsync has not been called.");
+
+    /// <inheritdoc />
+    public string SandboxDirectory => Paths.Directory;
+
+    /// <inheritdoc />
+    /// <remarks>Running or Paused turn into Exited the moment the VMM process is gone, not only once its exit is processed.</remarks>
+    public SandboxState State =>
+        _state is SandboxState.Running or SandboxState.Paused && _vmm is { } vmm && vmm.HasExited ? SandboxState.Exited : _state;
+
+    /// <inheritdoc />
+    public string ConsolePath => Paths.ConsolePath;
+
+    /// <summary>The API socket path.</summary>
+    public string SocketPath => Paths.SocketPath;
+
+    /// <summary>The API client of the running VMM (for <c>kiln inspect</c>: GET /vm/config); null when none runs.</summary>
+    public FirecrackerClient? Api => _client;
+
+    /// <summary>The block pool's slots.</summary>
+    public IReadOnlyList<PoolSlot> PoolSlots => _pool is null ? [] : [.. _pool.Slots.Select(ToPoolSlot)];
+
+    /// <summary>When the running VMM was started.</summary>
+    public DateTimeOffset? StartedAt { get; private set; }
+
+    /// <summary>Who owns the VMM.</summary>
+    public VmmOwnership Ownership => _ownership;
+
+    /// <inheritdoc />
+    public int? Pid => _vmm is { HasExited: false } vmm ? vmm.Pid : null;
+
+    /// <inheritdoc />
+    public HypervisorCapabilities Capabilities => HypervisorCapabilities.BlockDeviceHotplug | HypervisorCapabilities.Snapshots;
+
+    private SandboxPaths Paths => _paths ?? throw new InvalidOperationException("CreateAsync has not been called.");
+
+    private string Id => SandboxId ?? throw new InvalidOperationException("CreateAsync has not been called.");
+
+    /// <inheritdoc />
+    public async Task CreateAsync(string sandboxId, HypervisorConfig config, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (SandboxId is not null)
+                throw new SandboxStateException("create (this driver already drives a sandbox)", _state, SandboxState.Created) { SandboxId = SandboxId };
+            SandboxIds.Validate(sandboxId, config.RootDirectory);
+            HypervisorConfigValidator.Validate(config);
+            var paths = SandboxPaths.For(config.RootDirectory, sandboxId);
+            Directory.CreateDirectory(config.RootDirectory);
+            if (OperatingSystem.IsWindows())
+                throw new PlatformNotSupportedException("Firecracker runs on Linux only.");
+            // Private to its owner: it holds the API socket, which is full control of the VM.
+            Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+            var persisted = await SandboxStateFile.TryReadAsync(paths.StatePath, cancellationToken).ConfigureAwait(false);
+            if (persisted is not null && SandboxCatalog.IsAlive(persisted))
+            {
+                // A VMM from an earlier driver still runs: it was configured with the persisted configuration.
+                Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
+                Adopt(persisted);
+                return;
+            }
+            Bind(sandboxId, config, paths);
+            if (persisted is not null)
+            {
+                // Its VMM is gone: what is left is a record; the next start follows this driver's options.
+                _state = SandboxCatalog.LiveState(persisted);
+            }
+            await PersistAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private void Bind(string id, HypervisorConfig config, SandboxPaths paths)
+    {
+        SandboxId = id;
+        _config = config;
+        _paths = paths;
+        _pool = new BlockPool(config.BlockPoolSize, config.ImagePath is null ? 0 : 1, paths.PlaceholderPath);
+    }
+
+    private void Adopt(SandboxStateFile state)
+    {
+        _ownership = state.Ownership;
+        StartedAt = state.StartedAt;
+        foreach (var slot in state.PoolSlots)
+        {
+            if (slot.Index < _pool!.Size)
+                _pool.Set(slot.Index, slot.HostPath);
+        }
+        _state = SandboxCatalog.LiveState(state);
+        if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
+            && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
+        {
+            var vmm = VmmProcess.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), Paths.ConsolePath);
+            if (vmm is null)
+            {
+                Log.RecordedVmmGone(_logger, Id, pid);
+                _state = SandboxState.Exited;
+                return;
+            }
+            _vmm = vmm;
+            _client = NewClient();
+            WatchForUnexpectedExit(vmm);
+            Log.Reattached(_logger, Id, pid);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            RequireState("start", SandboxState.Created, SandboxState.Stopped, SandboxState.Exited);
+            await UnsafeStartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await UnsafeStopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task UnsafeStopAsync(CancellationToken cancellationToken)
+    {
+        if (_vmm is { } vmm)
+        {
+            _stopping = true;
+            var outcome = await vmm.StopAsync(Config.StopTimeout, _time, cancellationToken).ConfigureAwait(false);
+            Log.Stopped(_logger, Id, outcome, vmm.State);
+            await ReleaseVmmAsync().ConfigureAwait(false);
+        }
+        if (_state is SandboxState.Created)
+            return;
+        // Firecracker leaves its socket behind when it dies; the next start would otherwise be refused.
+        DeleteFile(Paths.SocketPath);
+        _pool?.Reset();
+        _state = SandboxState.Stopped;
+        await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task ReleaseVmmAsync()
+    {
+        if (_client is not null)
+        {
+            await _client.DisposeAsync().ConfigureAwait(false);
+            _client = null;
+        }
+        if (_vmm is not null)
+        {
+            await _vmm.DisposeAsync().ConfigureAwait(false);
+            _vmm = null;
+        }
+        _stopping = false;
+    }
+
+    /// <inheritdoc />
+    public Task PauseAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync(async ct =>
+        {
+            RequireState("pause", SandboxState.Running);
+            await RequireClient().PatchVmAsync(new VmUpdate { State = VmState.Paused }, ct).ConfigureAwait(false);
+            _state = SandboxState.Paused;
+            await PersistAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task ResumeAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync(async ct =>
+        {
+            RequireState("resume", SandboxState.Paused);
+            await RequireClient().PatchVmAsync(new VmUpdate { State = VmState.Resumed }, ct).ConfigureAwait(false);
+            _state = SandboxState.Running;
+            await PersistAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Firecracker snapshots only a paused VM; this does not pause implicitly.</remarks>
+    public async Task<SandboxSnapshot> SaveAsync(CancellationToken cancellationToken = default)
+    {
+        SandboxSnapshot? snapshot = null;
+        await LockedAsync(async ct =>
+        {
+            RequireState("save a snapshot", SandboxState.Paused);
+            var paths = Paths;
+            await RequireClient().CreateSnapshotAsync(new SnapshotCreateParams
+            {
+                SnapshotPath = paths.SnapshotStatePath,
+                MemFilePath = paths.SnapshotMemoryPath,
+                SnapshotType = SnapshotType.Full,
+            }, ct).ConfigureAwait(false);
+            snapshot = new SandboxSnapshot(paths.SnapshotStatePath, paths.SnapshotMemoryPath);
+        }, cancellationToken).ConfigureAwait(false);
+        return snapshot!;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Boot-time devices can only be given before the VM starts (Firecracker refuses PUT /drives and
+    /// /network-interfaces after boot without PCI); they are queued and replayed in order by the next start, after
+    /// the rootfs and the block pool, so queued block drives follow the pool in the guest's device names. Drive and
+    /// interface ids are Firecracker resource ids: letters, digits and underscores only.
+    /// </remarks>
+    public Task AddDeviceAsync(HypervisorDevice device, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return LockedAsync(_ =>
+        {
+            RequireState("add a boot-time device", SandboxState.Created, SandboxState.Stopped, SandboxState.Exited);
+            ValidateDevice(device);
+            _pending.Add(device);
+            Log.DeviceQueued(_logger, Id, device);
+            return Task.CompletedTask;
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only block devices, through the pool: the drive's backing file is swapped with PATCH /drives/drive_N, which
+    /// notifies the guest itself (no BlockDeviceRescan since Firecracker 0.21). Firecracker cannot PATCH
+    /// <c>is_read_only</c>, and the placeholders are attached writable (so a slot can take any writable file), so a
+    /// read-only hot-plug is refused rather than silently attached writable.
+    /// </remarks>
+    public async Task<HotplugResult> HotplugAddAsync(HypervisorDevice device, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        HotplugResult? result = null;
+        await LockedAsync(async ct =>
+        {
+            if (device is not BlockDevice block)
+                throw new HypervisorNotSupportedException("Hot-plug of " + device.GetType().Name, "Firecracker hot-plugs only block devices (through the placeholder pool)") { SandboxId = SandboxId };
+            if (block.ReadOnly)
+                throw new HypervisorNotSupportedException("Read-only block hot-plug", "Firecracker cannot change is_read_only of a drive after boot and the pool's placeholders are writable") { SandboxId = SandboxId };
+            RequireState("hot-plug a device", SandboxState.Running, SandboxState.Paused);
+            var pool = _pool!;
+            var slot = pool.FirstFree() ?? throw new BlockPoolExhaustedException(pool.Size) { SandboxId = SandboxId };
+            var hostPath = Path.GetFullPath(block.HostPath);
+            if (pool.FindByHostPath(hostPath) is { } taken)
+                throw new SandboxException($"{hostPath} is already attached in pool slot {taken.Index} ({taken.GuestDevice}); two drives on one file would corrupt it.") { SandboxId = SandboxId };
+            await RequireClient().PatchGuestDriveByIDAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = hostPath }, ct).ConfigureAwait(false);
+            slot = pool.Set(slot.Index, hostPath);
+            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.HotplugAdded(_logger, Id, hostPath, slot.DriveId, slot.GuestDevice);
+            result = new BlockHotplugResult(slot.Index, slot.DriveId, slot.GuestDevice, hostPath, ReadOnly: false);
+        }, cancellationToken).ConfigureAwait(false);
+        return result!;
+    }
+
+    /// <inheritdoc />
+    public Task HotplugRemoveAsync(HypervisorDevice device, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return LockedAsync(async ct =>
+        {
+            if (device is not BlockDevice block)
+                throw new HypervisorNotSupportedException("Hot-unplug of " + device.GetType().Name, "Firecracker hot-plugs only block devices (through the placeholder pool)") { SandboxId = SandboxId };
+            RequireState("hot-unplug a device", SandboxState.Running, SandboxState.Paused);
+            var pool = _pool!;
+            BlockPoolSlot? slot = block.PoolSlot is { } index && index >= 0 && index < pool.Size
+                ? pool.Slots[index]
+                : pool.FindByHostPath(Path.GetFullPath(block.HostPath));
+            if (slot is null || slot.IsFree)
+                throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
+            await RequireClient().PatchGuestDriveByIDAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = slot.PlaceholderPath }, ct).ConfigureAwait(false);
+            pool.Set(slot.Index, null);
+            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.HotplugRemoved(_logger, Id, slot.DriveId);
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Through Firecracker's virtio-mem device, only when <see cref="HypervisorConfig.MemoryHotplug"/> is set: the
+    /// region is configured at boot, and <paramref name="requestedMiB"/> is the total guest memory wanted (boot memory
+    /// plus plugged), rounded up to <paramref name="blockSizeMiB"/> (the configured block size when 0).
+    /// <paramref name="probe"/> has no meaning for virtio-mem and is ignored.
+    /// </remarks>
+    public async Task<MemoryResizeResult> ResizeMemoryAsync(uint requestedMiB, uint blockSizeMiB, bool probe, CancellationToken cancellationToken = default)
+    {
+        MemoryResizeResult? result = null;
+        await LockedAsync(async ct =>
+        {
+            var hotplug = Config.MemoryHotplug
+                ?? throw new HypervisorNotSupportedException("ResizeMemory", "memory hot-plug is not configured (set HypervisorConfig.MemoryHotplug); without its virtio-mem region Firecracker cannot change guest memory after boot") { SandboxId = SandboxId };
+            RequireState("resize memory", SandboxState.Running);
+            var block = blockSizeMiB == 0 ? (uint)hotplug.BlockSizeMiB : blockSizeMiB;
+            var baseMiB = (uint)Config.MemoryMiB;
+            var plug = requestedMiB <= baseMiB ? 0u : (requestedMiB - baseMiB + block - 1) / block * block;
+            if (plug > (uint)hotplug.TotalSizeMiB)
+                throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), $"{requestedMiB} MiB needs {plug} MiB plugged, over the configured {hotplug.TotalSizeMiB} MiB") { SandboxId = SandboxId };
+            var client = RequireClient();
+            await client.PatchMemoryHotplugAsync(new MemoryHotplugSizeUpdate { RequestedSizeMib = (int)plug }, ct).ConfigureAwait(false);
+            var status = await client.GetMemoryHotplugAsync(ct).ConfigureAwait(false);
+            var plugged = (uint)(status.PluggedSizeMib ?? 0);
+            result = new MemoryResizeResult(baseMiB + plugged, plugged);
+        }, cancellationToken).ConfigureAwait(false);
+        return result!;
+    }
+
+    /// <inheritdoc />
+    public Task<VcpuResizeResult> ResizeVcpusAsync(uint requestedVcpus, CancellationToken cancellationToken = default) =>
+        throw new HypervisorNotSupportedException("ResizeVcpus", "Firecracker fixes the vCPU count at boot (machine-config is pre-boot only)") { SandboxId = SandboxId };
+
+    /// <inheritdoc />
+    public void Disconnect()
+    {
+        // The VMM keeps running; only this driver's connection goes.
+        _client?.Dispose();
+        _client = null;
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyDictionary<int, int>> GetVcpuThreadIdsAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_vmm is not { HasExited: false } vmm || !ProcFs.IsSameProcess(vmm.Identity))
+            throw new SandboxStateException("read vCPU threads (no VMM runs)", State, SandboxState.Running, SandboxState.Paused) { SandboxId = SandboxId };
+        return Task.FromResult(ProcFs.ParseVcpuThreads(ProcFs.GetThreads(vmm.Pid)));
+    }
+
+    /// <inheritdoc />
+    public Task CleanupAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync(_ =>
+        {
+            if (_vmm is { HasExited: false })
+                throw new SandboxStateException("clean up while the VMM runs", State, SandboxState.Created, SandboxState.Stopped, SandboxState.Exited) { SandboxId = SandboxId };
+            var paths = Paths;
+            DeleteFile(paths.SocketPath);
+            if (_pool is not null)
+            {
+                foreach (var slot in _pool.Slots)
+                    DeleteFile(slot.PlaceholderPath);
+            }
+            DeleteFile(paths.ConsolePath);
+            DeleteFile(paths.SnapshotStatePath);
+            DeleteFile(paths.SnapshotMemoryPath);
+            DeleteFile(paths.StatePath);
+            try
+            {
+                Directory.Delete(paths.Directory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Cleaned before: cleanup is idempotent.
+            }
+            return Task.CompletedTask;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Owned and launched by this driver: stops the VMM (it must not outlive its owner). Detached, or re-attached from
+    /// another process: only releases this driver's handles; the VMM keeps running.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // Only the process that launched an owned VMM stops it: a driver that merely re-attached (kiln inspect,
+            // say) must not kill a VMM whose owner is another process.
+            if (_ownership == VmmOwnership.Owned && _vmm is { IsChild: true } && _paths is not null)
+                await UnsafeStopAsync(CancellationToken.None).ConfigureAwait(false);
+            else if (_vmm is not null)
+            {
+                if (_client is not null)
+                    await _client.DisposeAsync().ConfigureAwait(false);
+                _client = null;
+                // Detached and re-attached VMMs are not killed by VmmProcess.DisposeAsync.
+                await _vmm.DisposeAsync().ConfigureAwait(false);
+                _vmm = null;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        _gate.Dispose();
+    }
+
+    private async Task LockedAsync(Func<CancellationToken, Task> action, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _ = Id;
+            await action(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private void RequireState(string operation, params SandboxState[] expected)
+    {
+        _ = Id;
+        var state = State;
+        if (Array.IndexOf(expected, state) < 0)
+            throw new SandboxStateException(operation, state, expected) { SandboxId = SandboxId };
+    }
+
+    private FirecrackerClient RequireClient() => _client ??= _vmm is not null
+        ? NewClient()
+        : throw new SandboxStateException("talk to the VMM (none runs)", State, SandboxState.Running, SandboxState.Paused) { SandboxId = SandboxId };
+
+    private FirecrackerClient NewClient() => new(Paths.SocketPath, new FirecrackerClientOptions
+    {
+        RequestTimeout = Config.RequestTimeout,
+        TimeProvider = _time,
+        Logger = _logger,
+    });
+
+    private void WatchForUnexpectedExit(VmmProcess vmm) =>
+        _ = vmm.Exited.ContinueWith(t =>
+        {
+            if (_stopping || !ReferenceEquals(_vmm, vmm) || _state is not (SandboxState.Running or SandboxState.Paused))
+                return;
+            _state = SandboxState.Exited;
+            Log.VmmEnded(_logger, SandboxId ?? "?", t.Result);
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+
+    private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
+
+    private async Task PersistAsync(CancellationToken cancellationToken)
+    {
+        var vmm = _vmm;
+        var state = new SandboxStateFile
+        {
+            Id = Id,
+            Config = Config,
+            State = State,
+            Ownership = _ownership,
+            Pid = vmm?.Pid,
+            StartTimeTicks = vmm?.Identity.StartTimeTicks,
+            ExecutablePath = vmm?.Identity.ExecutablePath,
+            SocketPath = Paths.SocketPath,
+            ConsolePath = Paths.ConsolePath,
+            StartedAt = StartedAt,
+            PoolSlots = PoolSlots,
+        };
+        await state.WriteAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void ValidateDevice(HypervisorDevice device)
+    {
+        switch (device)
+        {
+            case BlockDevice block:
+                if (string.IsNullOrWhiteSpace(block.HostPath) || !File.Exists(block.HostPath))
+                    throw new SandboxConfigurationException(nameof(BlockDevice.HostPath), $"'{block.HostPath}' does not exist");
+                if (block.Id is not null)
+                {
+                    ValidateResourceId(nameof(BlockDevice.Id), block.Id);
+                    if (block.Id is RootfsDriveId || block.Id.StartsWith("drive_", StringComparison.Ordinal) || block.Id.StartsWith("disk_", StringComparison.Ordinal))
+                        throw new SandboxConfigurationException(nameof(BlockDevice.Id), $"'{block.Id}' is reserved for the rootfs, the block pool and generated ids");
+                }
+                break;
+            case NetworkDevice net:
+                if (string.IsNullOrEmpty(net.TapName) || System.Text.Encoding.UTF8.GetByteCount(net.TapName) > 15)
+                    throw new SandboxConfigurationException(nameof(NetworkDevice.TapName), $"'{net.TapName}' must be 1 to 15 bytes (IFNAMSIZ)");
+                if (net.Id is not null)
+                    ValidateResourceId(nameof(NetworkDevice.Id), net.Id);
+                break;
+            case VsockDevice vsock:
+                if (vsock.GuestCid < 3)
+                    throw new SandboxConfigurationException(nameof(VsockDevice.GuestCid), $"{vsock.GuestCid} is reserved; guest CIDs start at 3");
+                if (string.IsNullOrWhiteSpace(vsock.UdsPath))
+                    throw new SandboxConfigurationException(nameof(VsockDevice.UdsPath), "is empty");
+                break;
+            default:
+                throw new HypervisorNotSupportedException(device.GetType().Name, "Firecracker supports block, network and vsock devices");
+        }
+    }
+
+    // Firecracker's checked_id: "API Resource IDs can only contain alphanumeric characters and underscores."
+    private static void ValidateResourceId(string property, string id)
+    {
+        if (id.Length == 0 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+            throw new SandboxConfigurationException(property, $"'{id}' is not a Firecracker resource id (letters, digits and underscores only)");
+    }
+
+    private static void DeleteFile(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using Kiln.Vm;
+using Kiln.Vmm;
+
+namespace Kiln.Sandbox;
+
+/// <summary>Checks a configuration before anything starts; every error names the bad property.</summary>
+public static class HypervisorConfigValidator
+{
+    /// <summary>The largest pool: each slot is a virtio-mmio device and so an IRQ of the guest's limited supply.</summary>
+    public const int MaxBlockPoolSize = 16;
+
+    /// <summary>Throws <see cref="SandboxConfigurationException"/> for the first bad property.</summary>
+    public static void Validate(HypervisorConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (string.IsNullOrWhiteSpace(config.FirecrackerPath))
+            throw Bad(nameof(config.FirecrackerPath), "is empty");
+        if (VmmProcess.ResolveExecutable(config.FirecrackerPath) is null)
+            throw Bad(nameof(config.FirecrackerPath), $"'{config.FirecrackerPath}' was not found");
+        RequireFile(nameof(config.KernelPath), config.KernelPath);
+        if (config.InitrdPath is null && config.ImagePath is null)
+            throw Bad(nameof(config.ImagePath), "set an image, an initrd, or both");
+        if (config.InitrdPath is not null)
+            RequireFile(nameof(config.InitrdPath), config.InitrdPath);
+        if (config.ImagePath is not null)
+            RequireFile(nameof(config.ImagePath), config.ImagePath);
+        if (config.VcpuCount is < 1 or > 32)
+            throw Bad(nameof(config.VcpuCount), $"is {config.VcpuCount}; Firecracker takes 1 to 32");
+        if (config.MemoryMiB < 1)
+            throw Bad(nameof(config.MemoryMiB), $"is {config.MemoryMiB}; it must be positive");
+        if (config.BlockPoolSize is < 0 or > MaxBlockPoolSize)
+            throw Bad(nameof(config.BlockPoolSize), $"is {config.BlockPoolSize}; it must be 0 to {MaxBlockPoolSize}");
+        if (string.IsNullOrWhiteSpace(config.RootDirectory))
+            throw Bad(nameof(config.RootDirectory), "is empty");
+        RequirePositive(nameof(config.ApiReadyTimeout), config.ApiReadyTimeout);
+        RequirePositive(nameof(config.BootTimeout), config.BootTimeout);
+        RequirePositive(nameof(config.RequestTimeout), config.RequestTimeout);
+        if (config.StopTimeout < TimeSpan.Zero)
+            throw Bad(nameof(config.StopTimeout), "is negative");
+        if (config.KernelParams is null)
+            throw Bad(nameof(config.KernelParams), "is null");
+        foreach (var param in config.KernelParams)
+        {
+            try
+            {
+                KernelCommandLine.Validate(param.Key, param.Value);
+            }
+            catch (ArgumentException e)
+            {
+                throw Bad(nameof(config.KernelParams), e.Message.Split(" (Parameter", 2)[0]);
+            }
+        }
+    }
+
+    private static void RequireFile(string property, string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+            throw Bad(property, "is empty");
+        if (!File.Exists(path))
+            throw Bad(property, $"'{path}' does not exist");
+    }
+
+    private static void RequirePositive(string property, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+            throw Bad(property, "must be positive");
+    }
+
+    private static SandboxConfigurationException Bad(string property, string message) => new(property, message);
+}

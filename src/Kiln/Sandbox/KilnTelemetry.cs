@@ -1,0 +1,27 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Kiln.Sandbox;
+
+/// <summary>Kiln's traces and metrics: <c>ActivitySource("Kiln")</c> and <c>Meter("Kiln")</c>.</summary>
+public static class KilnTelemetry
+{
+    /// <summary>The name of Kiln's activity source and meter.</summary>
+    public const string Name = "Kiln";
+
+    /// <summary>One span per sandbox start and per start step.</summary>
+    public static ActivitySource ActivitySource { get; } = new(Name, KilnInfo.Version);
+
+    /// <summary>Kiln's meter.</summary>
+    public static Meter Meter { get; } = new(Name, KilnInfo.Version);
+
+    /// <summary>Spawn → Running, in milliseconds, of successful starts.</summary>
+    public static Histogram<double> StartDuration { get; } =
+        Meter.CreateHistogram<double>("kiln.sandbox.start.duration", "ms", "Time from spawning firecracker to the VM running.");
+
+    /// <summary>Starts attempted.</summary>
+    public static Counter<long> Starts { get; } = Meter.CreateCounter<long>("kiln.sandbox.starts", description: "Sandbox starts attempted.");
+
+    /// <summary>Starts that failed (tagged with the step).</summary>
+    public static Counter<long> StartFailures { get; } = Meter.CreateCounter<long>("kiln.sandbox.start.failures", description: "Sandbox starts that failed.");
+}

@@ -1,0 +1,34 @@
+namespace Kiln.Sandbox;
+
+/// <summary>A pool slot: a placeholder drive attached at boot that hot-plug swaps a real backing file into.</summary>
+/// <param name="Index">The slot index.</param>
+/// <param name="DriveId">The Firecracker drive id (<c>drive_N</c>).</param>
+/// <param name="GuestDevice">The guest's device for it, e.g. <c>/dev/vdb</c>.</param>
+/// <param name="HostPath">The backing file in the slot; null while it holds its placeholder.</param>
+/// <param name="ReadOnly">Whether the drive is attached read-only.</param>
+public sealed record PoolSlot(int Index, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
+
+/// <summary>What the state directory says about one sandbox.</summary>
+/// <param name="Id">The sandbox id.</param>
+/// <param name="Directory">The sandbox directory.</param>
+/// <param name="State">The recorded state; <see cref="SandboxState.Exited"/> when the recorded VMM is gone or the PID now belongs to another process.</param>
+/// <param name="Pid">The VMM's PID, when one runs.</param>
+/// <param name="Config">The configuration it was created with.</param>
+/// <param name="StartedAt">When its VMM was started.</param>
+/// <param name="SocketPath">The API socket.</param>
+/// <param name="ConsolePath">The console file.</param>
+/// <param name="PoolSlots">The block pool.</param>
+public sealed record SandboxInfo(
+    string Id,
+    string Directory,
+    SandboxState State,
+    int? Pid,
+    HypervisorConfig Config,
+    DateTimeOffset? StartedAt,
+    string SocketPath,
+    string ConsolePath,
+    IReadOnlyList<PoolSlot> PoolSlots)
+{
+    /// <summary>Who owns the VMM.</summary>
+    public VmmOwnership Ownership { get; init; }
+}

@@ -1,0 +1,33 @@
+namespace Kiln.Vmm;
+
+/// <summary>How to launch one firecracker process.</summary>
+public sealed record VmmLaunchOptions
+{
+    /// <summary>The firecracker binary (absolute, relative, or a name looked up on PATH).</summary>
+    public required string ExecutablePath { get; init; }
+
+    /// <summary>Its command line.</summary>
+    public required VmmArguments Arguments { get; init; }
+
+    /// <summary>
+    /// The file that receives everything the process writes (the guest's serial console and, until a logger is
+    /// configured, Firecracker's own log). Appended to.
+    /// </summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>
+    /// Detached: a new session (setsid), stdin from /dev/null, stdout/stderr straight into <see cref="OutputPath"/>,
+    /// so it survives this process — no pipe of ours it could die writing to (SIGPIPE, exit 155). Otherwise owned:
+    /// output is piped through this process and the VMM is killed when this process exits.
+    /// </summary>
+    public bool Detached { get; init; }
+
+    /// <summary>Extra environment variables for the process.</summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
+
+    /// <summary>The working directory; the caller's when null.</summary>
+    public string? WorkingDirectory { get; init; }
+
+    /// <summary>How many output lines to keep for error reports.</summary>
+    public int TailLines { get; init; } = 64;
+}

@@ -1,0 +1,28 @@
+using System.Text.Json.Nodes;
+using Kiln.FakeFirecracker.Tests.Infrastructure;
+
+namespace Kiln.FakeFirecracker.Tests;
+
+/// <summary>The replayer must be able to fail: a doctored recording has to produce differences.</summary>
+public sealed class ReplayerTests
+{
+    [Fact]
+    public async Task A_recording_with_a_different_answer_is_reported_as_a_difference()
+    {
+        using var dir = new TempDir();
+        var transcript = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(TranscriptReplayer.TranscriptDirectory, "05-stale-sockets.json"), TestContext.Current.CancellationToken))!;
+        var results = transcript["results"]!.AsArray();
+        results[0]!["status"] = 400;
+        results[4]!["exists"] = false;
+        results[^3]!["exit_code"] = 0;
+        var doctored = dir["doctored.json"];
+        await File.WriteAllTextAsync(doctored, transcript.ToJsonString(), TestContext.Current.CancellationToken);
+        await using var replayer = new TranscriptReplayer(dir);
+
+        await replayer.ReplayAsync(doctored, TestContext.Current.CancellationToken);
+
+        Assert.Equal(3, replayer.Differences.Count);
+        Assert.StartsWith("step 0:", replayer.Differences[0]);
+        Assert.StartsWith("step 4:", replayer.Differences[1]);
+    }
+}

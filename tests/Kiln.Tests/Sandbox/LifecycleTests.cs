@@ -1,0 +1,111 @@
+using Kiln.Api;
+using Kiln.Host;
+using Kiln.Sandbox;
+using Kiln.Tests.Support;
+
+namespace Kiln.Tests.Sandbox;
+
+public sealed class LifecycleTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public static TheoryData<string> Targets => ["fake", "real"];
+
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public async Task A_sandbox_goes_through_its_whole_lifecycle(string targetName)
+    {
+        using var root = new TempRoot();
+        var target = targetName == "fake" ? SandboxTarget.Fake(root) : SandboxTarget.Real(out var reason) ?? Skip(reason);
+        var dataA = MakeDisk(root, "a.img", 4);
+        var dataB = MakeDisk(root, "b.img", 8);
+        var bootDisk = MakeDisk(root, "boot.img", 2);
+        var config = target.Config(root, poolSize: 2);
+        await using var driver = new FirecrackerHypervisor();
+
+        // Create, and queue a boot-time drive before the API exists.
+        await driver.CreateAsync("life", config, Ct);
+        Assert.Equal(SandboxState.Created, driver.State);
+        Assert.Null(driver.Api);
+        await driver.AddDeviceAsync(new BlockDevice(bootDisk) { Id = "boot_data", ReadOnly = true }, Ct);
+
+        // Start.
+        await driver.StartAsync(Ct);
+        Assert.Equal(SandboxState.Running, driver.State);
+        Assert.NotNull(driver.Pid);
+        Assert.NotNull(driver.StartedAt);
+        Assert.Equal(InstanceState.Running, (await driver.Api!.DescribeInstanceAsync(Ct)).State);
+        var vmConfig = await driver.Api.GetExportVmConfigAsync(Ct);
+        Assert.Equal(2, vmConfig.MachineConfig!.VcpuCount);
+        var drives = vmConfig.Drives!.ToDictionary(d => d.DriveId);
+        Assert.Equal(["boot_data", "drive_0", "drive_1", "rootfs"], drives.Keys.Order());
+        Assert.True(drives["boot_data"].IsReadOnly);
+        Assert.Equal(target.ImagePath is null ? null : config.ImageReadOnly, target.ImagePath is null ? null : drives["rootfs"].IsReadOnly);
+        Assert.False(drives["rootfs"].IsRootDevice);
+        Assert.Equal("/dev/vdb", driver.PoolSlots[0].GuestDevice);
+        if (target.BootMarker is { } marker)
+            await Eventually.FileContainsAsync(driver.ConsolePath, marker, TimeSpan.FromSeconds(30));
+
+        // Hot-plug into the pool, until it is exhausted.
+        var added = Assert.IsType<BlockHotplugResult>(await driver.HotplugAddAsync(new BlockDevice(dataA), Ct));
+        Assert.Equal((0, "drive_0", "/dev/vdb"), (added.Slot, added.DriveId, added.GuestDevice));
+        await Eventually.FileContainsAsync(driver.ConsolePath, "vdb: detected capacity change", TimeSpan.FromSeconds(10));
+        var second = Assert.IsType<BlockHotplugResult>(await driver.HotplugAddAsync(new BlockDevice(dataB), Ct));
+        Assert.Equal((1, "/dev/vdc"), (second.Slot, second.GuestDevice));
+        var exhausted = await Assert.ThrowsAsync<BlockPoolExhaustedException>(() => driver.HotplugAddAsync(new BlockDevice(dataA), Ct));
+        Assert.Equal(2, exhausted.PoolSize);
+        Assert.Equal(dataA, (await driver.Api.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == "drive_0").PathOnHost);
+
+        // Hot-unplug puts the placeholder back and frees the slot.
+        await driver.HotplugRemoveAsync(new BlockDevice(dataA) { PoolSlot = 0 }, Ct);
+        Assert.Null(driver.PoolSlots[0].HostPath);
+        Assert.Equal(dataB, driver.PoolSlots[1].HostPath);
+        var placeholder = (await driver.Api.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == "drive_0").PathOnHost;
+        Assert.StartsWith(driver.SandboxDirectory, placeholder);
+
+        // vCPU threads.
+        var threads = await driver.GetVcpuThreadIdsAsync(Ct);
+        Assert.Equal([0, 1], threads.Keys.Order());
+        Assert.All(threads.Values, tid => Assert.Contains(ProcFs.GetThreads(driver.Pid!.Value), t => t.Id == tid));
+
+        // Pause, resume, save.
+        await driver.PauseAsync(Ct);
+        Assert.Equal(SandboxState.Paused, driver.State);
+        Assert.Equal(InstanceState.Paused, (await driver.Api.DescribeInstanceAsync(Ct)).State);
+        var snapshot = await driver.SaveAsync(Ct);
+        Assert.True(File.Exists(snapshot.StatePath));
+        Assert.Equal(128L * 1024 * 1024, new FileInfo(snapshot.MemoryPath).Length);
+        await driver.ResumeAsync(Ct);
+        Assert.Equal(SandboxState.Running, driver.State);
+        await Assert.ThrowsAsync<SandboxStateException>(() => driver.SaveAsync(Ct));
+
+        // Stop (idempotent), then clean up (twice).
+        var pid = driver.Pid!.Value;
+        var identity = ProcFs.TryGetIdentity(pid)!;
+        await Assert.ThrowsAsync<SandboxStateException>(() => driver.CleanupAsync(Ct));
+        await driver.StopAsync(Ct);
+        await driver.StopAsync(Ct);
+        Assert.Equal(SandboxState.Stopped, driver.State);
+        Assert.Null(driver.Pid);
+        Assert.Null(driver.Api);
+        Assert.False(ProcFs.IsSameProcess(identity));
+        Assert.False(File.Exists(driver.SocketPath));
+        await driver.CleanupAsync(Ct);
+        await driver.CleanupAsync(Ct);
+        Assert.False(Directory.Exists(driver.SandboxDirectory));
+    }
+
+    private static SandboxTarget Skip(string reason)
+    {
+        Assert.Skip(reason);
+        return null!;
+    }
+
+    internal static string MakeDisk(TempRoot root, string name, int mib)
+    {
+        var path = root.Combine(name);
+        using var file = File.Create(path);
+        file.SetLength(mib * 1024L * 1024);
+        return path;
+    }
+}
