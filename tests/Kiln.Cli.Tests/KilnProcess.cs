@@ -108,19 +108,6 @@ internal static partial class NativeMethods
     internal static partial int kill(int pid, int signal);
 }
 
-/// <summary>Whether the sandbox driver this build of kiln uses is the real one.</summary>
-public static class Driver
-{
-    // Until the driver lands, the CLI compiles against a temporary declaration-only shim inside Kiln.Cli.
-    public static bool IsShim => typeof(Kiln.Sandbox.FirecrackerHypervisor).Assembly.GetName().Name == "Kiln.Cli";
-
-    public static void Require()
-    {
-        if (IsShim)
-            Assert.Skip("the sandbox driver has not landed yet: kiln is built against a declaration-only shim");
-    }
-}
-
 /// <summary>One test's world: a state root, a files directory, and every process started under them killed at the end.</summary>
 public sealed class KilnSandboxRoot : IAsyncDisposable
 {

@@ -118,7 +118,6 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("has space")]
     public async Task Run_with_a_name_that_is_not_a_safe_path_segment_exits_2(string name)
     {
-        Driver.Require();
         var result = await _root.RunAsync("run", "--detach", "--name", name, "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
 
         Assert.Equal(2, result.ExitCode);
@@ -203,7 +202,6 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("resume")]
     public async Task A_command_naming_an_unknown_sandbox_exits_1_with_one_line(string command)
     {
-        Driver.Require();
         Directory.CreateDirectory(_root.Root);
 
         var result = await _root.RunAsync(command, "ghost");
@@ -237,7 +235,6 @@ public sealed class UsageTests : IAsyncLifetime
     [Fact]
     public async Task The_root_comes_from_KILN_ROOT_when_no_option_is_given()
     {
-        Driver.Require();
         _root.Environment["KILN_ROOT"] = _root.Root;
         var result = await _root.RunWithoutRootAsync("drive", "add", "ghost", _root.Rootfs, "--json");
 
