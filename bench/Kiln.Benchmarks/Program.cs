@@ -9,4 +9,11 @@ if (args is ["--interleaved", ..])
     return;
 }
 
+// `--paired N` does the same for driver start: N alternating pairs of driver start and its hand-written floor.
+if (args is ["--paired", var count, ..])
+{
+    await StartBenchmark.RunPairedAsync(int.Parse(count, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);
