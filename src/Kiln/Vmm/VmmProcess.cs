@@ -269,7 +269,19 @@ public sealed class VmmProcess : IAsyncDisposable
         {
             // SIGKILL the VMM when its parent thread (the owner thread, i.e. this process) dies, even by SIGKILL
             // where no exit handler runs. setpriv execs, so the PID stays the VMM's.
-            psi = new ProcessStartInfo(setpriv) { UseShellExecute = false };
+            // An owned VMM also gets its own session when setsid(1) is there: a terminal's Ctrl-C goes to the
+            // foreground process group, and the owner, not the VMM, decides how a VM stops (SIGTERM, then SIGKILL).
+            // setsid execs in place too (a fresh child is no group leader), so the PID stays the VMM's.
+            if (FindSystemTool("setsid") is { } ownSession)
+            {
+                psi = new ProcessStartInfo(ownSession) { UseShellExecute = false };
+                psi.ArgumentList.Add("--");
+                psi.ArgumentList.Add(setpriv);
+            }
+            else
+            {
+                psi = new ProcessStartInfo(setpriv) { UseShellExecute = false };
+            }
             psi.ArgumentList.Add("--pdeathsig");
             psi.ArgumentList.Add("KILL");
             psi.ArgumentList.Add("--");

@@ -75,6 +75,28 @@ public sealed class VmmProcessTests
     }
 
     [Fact]
+    public async Task An_owned_process_runs_in_its_own_session_so_a_terminals_ctrl_c_reaches_only_the_owner()
+    {
+        using var root = new TempRoot();
+        var script = root.Script("vmm", "echo owned-hello; exec sleep 1000");
+        await using var vmm = await VmmProcess.LaunchAsync(Options(root, script), Ct);
+        try
+        {
+            await WaitForFileTextAsync(root.Combine("console.log"), "owned-hello");
+            var stat = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/stat", Ct);
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            Assert.Equal(vmm.Pid.ToString(), fields[2]); // field 5: process group
+            Assert.Equal(vmm.Pid.ToString(), fields[3]); // field 6: session id
+            Assert.Equal(Environment.ProcessId.ToString(), fields[1]); // field 4: still this process's child
+            Assert.Equal(Path.GetFullPath(script), vmm.Identity.ExecutablePath);
+        }
+        finally
+        {
+            await vmm.StopAsync(TimeSpan.FromSeconds(10), TimeProvider.System, Ct);
+        }
+    }
+
+    [Fact]
     public async Task A_detached_process_runs_in_its_own_session_and_writes_straight_into_the_file()
     {
         using var root = new TempRoot();
