@@ -308,6 +308,20 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_vmm_does_not_outlive_a_foreground_kiln_killed_by_sigkill()
+    {
+        await using var run = _root.Start("run", "--name", "orphan", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
+        var pid = await WaitForRunningAsync("orphan");
+
+        // SIGKILL runs no exit handler in kiln: only the VMM's parent-death signal can end it now.
+        run.Signal(NativeMethods.SIGKILL);
+        await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        await WaitUntilGoneAsync(pid);
+        Assert.Equal("Exited", (await _root.PsAsync("orphan")).GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task A_foreground_run_with_rm_removes_its_sandbox_after_sigterm()
     {
         await using var run = _root.Start("run", "--rm", "--name", "fgrm", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
