@@ -1,6 +1,16 @@
+using System.Text.Json.Serialization;
+
 namespace Kiln.Sandbox;
 
 /// <summary>A device a sandbox's VM can be given: <see cref="BlockDevice"/>, <see cref="NetworkDevice"/>, <see cref="VsockDevice"/>.</summary>
+/// <remarks>
+/// Serialised with a <c>kind</c> discriminator (<c>block</c>, <c>network</c>, <c>vsock</c>): the state file keeps a
+/// sandbox's boot-time devices so a driver in another process can start it again with them.
+/// </remarks>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
+[JsonDerivedType(typeof(BlockDevice), "block")]
+[JsonDerivedType(typeof(NetworkDevice), "network")]
+[JsonDerivedType(typeof(VsockDevice), "vsock")]
 public abstract record HypervisorDevice;
 
 /// <summary>A block drive backed by a host file.</summary>

@@ -39,7 +39,7 @@ public sealed partial class FirecrackerHypervisor
             {
                 // Firecracker refuses an API socket path that exists and leaves its sockets behind when killed.
                 DeleteFile(paths.SocketPath);
-                foreach (var vsock in _pending.OfType<VsockDevice>())
+                foreach (var vsock in _devices.OfType<VsockDevice>())
                 {
                     if (File.Exists(vsock.UdsPath))
                         File.Delete(vsock.UdsPath);
@@ -128,9 +128,9 @@ public sealed partial class FirecrackerHypervisor
         }
         var driveCount = 0;
         var netCount = 0;
-        for (var i = 0; i < _pending.Count; i++)
+        for (var i = 0; i < _devices.Count; i++)
         {
-            var device = _pending[i];
+            var device = _devices[i];
             steps.Add(device switch
             {
                 BlockDevice block => new($"device-{i}-block", ct => _client!.PutGuestDriveByIDAsync(new Drive
@@ -197,7 +197,8 @@ public sealed partial class FirecrackerHypervisor
             { SandboxId = SandboxId };
         }
         watcher?.Dispose();
-        _pending.Clear();
+        // The queued devices stay: they are the sandbox's boot configuration, replayed by every start (also by a
+        // driver in another process, from the state file), not a one-shot queue.
         _state = SandboxState.Running;
         WatchForUnexpectedExit(vmm!);
         await PersistAsync(CancellationToken.None).ConfigureAwait(false);

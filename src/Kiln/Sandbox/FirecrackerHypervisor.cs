@@ -19,7 +19,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly List<HypervisorDevice> _pending = [];
+    private readonly List<HypervisorDevice> _devices = [];
     private HypervisorConfig? _config;
     private SandboxPaths? _paths;
     private BlockPool? _pool;
@@ -84,6 +84,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <summary>The block pool's slots.</summary>
     public IReadOnlyList<PoolSlot> PoolSlots => _pool is null ? [] : [.. _pool.Slots.Select(ToPoolSlot)];
 
+    /// <summary>The boot-time devices queued by <see cref="AddDeviceAsync"/>, in the order every start attaches them.</summary>
+    public IReadOnlyList<HypervisorDevice> Devices => [.. _devices];
+
     /// <summary>When the running VMM was started.</summary>
     public DateTimeOffset? StartedAt { get; private set; }
 
@@ -129,8 +132,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             Bind(sandboxId, config, paths);
             if (persisted is not null)
             {
-                // Its VMM is gone: what is left is a record; the next start follows this driver's options.
+                // Its VMM is gone: what is left is a record; the next start follows this driver's options, with the
+                // boot-time devices queued for this sandbox.
                 _state = SandboxCatalog.LiveState(persisted);
+                _devices.AddRange(persisted.Devices);
             }
             await PersistAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -152,6 +157,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     {
         _ownership = state.Ownership;
         StartedAt = state.StartedAt;
+        _devices.AddRange(state.Devices);
         foreach (var slot in state.PoolSlots)
         {
             if (slot.Index < _pool!.Size)
@@ -280,20 +286,30 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <inheritdoc />
     /// <remarks>
     /// Boot-time devices can only be given before the VM starts (Firecracker refuses PUT /drives and
-    /// /network-interfaces after boot without PCI); they are queued and replayed in order by the next start, after
-    /// the rootfs and the block pool, so queued block drives follow the pool in the guest's device names. Drive and
-    /// interface ids are Firecracker resource ids: letters, digits and underscores only.
+    /// /network-interfaces after boot without PCI); they are queued, saved in the state file (so a driver in another
+    /// process starts the sandbox with them too) and replayed in order by every start, after the rootfs and the block
+    /// pool, so queued block drives follow the pool in the guest's device names. Drive and interface ids are
+    /// Firecracker resource ids: letters, digits and underscores only.
     /// </remarks>
     public Task AddDeviceAsync(HypervisorDevice device, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(device);
-        return LockedAsync(_ =>
+        return LockedAsync(async ct =>
         {
             RequireState("add a boot-time device", SandboxState.Created, SandboxState.Stopped, SandboxState.Exited);
             ValidateDevice(device);
-            _pending.Add(device);
+            _devices.Add(device);
+            try
+            {
+                // Persisted at once: a driver in another process (the CLI, a restarted owner) starts it with them.
+                await PersistAsync(ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                _devices.RemoveAt(_devices.Count - 1);
+                throw;
+            }
             Log.DeviceQueued(_logger, Id, device);
-            return Task.CompletedTask;
         }, cancellationToken);
     }
 
@@ -522,6 +538,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
             PoolSlots = PoolSlots,
+            Devices = [.. _devices],
         };
         await state.WriteAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
     }

@@ -43,7 +43,7 @@ public interface IHypervisor : IAsyncDisposable
 
     /// <summary>
     /// Adds a device to the VM's boot configuration. Before the API is ready the device is queued and replayed in
-    /// order during start (seed: pendingDevices).
+    /// order during every start (seed: pendingDevices).
     /// </summary>
     Task AddDeviceAsync(HypervisorDevice device, CancellationToken cancellationToken = default);
 

@@ -42,6 +42,7 @@ public static class SandboxCatalog
             state.Config, state.StartedAt, state.SocketPath, state.ConsolePath, state.PoolSlots)
         {
             Ownership = state.Ownership,
+            Devices = state.Devices,
         };
     }
 

@@ -31,4 +31,7 @@ public sealed record SandboxInfo(
 {
     /// <summary>Who owns the VMM.</summary>
     public VmmOwnership Ownership { get; init; }
+
+    /// <summary>The boot-time devices (<c>AddDeviceAsync</c>), in the order every start attaches them.</summary>
+    public IReadOnlyList<HypervisorDevice> Devices { get; init; } = [];
 }

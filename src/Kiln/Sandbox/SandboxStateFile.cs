@@ -27,6 +27,10 @@ internal sealed record SandboxStateFile
     public DateTimeOffset? StartedAt { get; init; }
     public IReadOnlyList<PoolSlot> PoolSlots { get; init; } = [];
 
+    /// <summary>The boot-time devices, in start order. Absent from files written before it existed: then none.</summary>
+    /// <remarks>The generated deserializer sets every init property, a missing one to null, so the getter falls back.</remarks>
+    public IReadOnlyList<HypervisorDevice> Devices { get => field ?? []; init; } = [];
+
     /// <summary>Reads the state file, or null when there is none.</summary>
     public static async Task<SandboxStateFile?> TryReadAsync(string path, CancellationToken cancellationToken)
     {

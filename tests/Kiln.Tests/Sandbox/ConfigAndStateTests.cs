@@ -69,6 +69,12 @@ public sealed class ConfigAndStateTests
             ConsolePath = "/c",
             StartedAt = DateTimeOffset.Parse("2026-11-27T01:02:03Z"),
             PoolSlots = [new PoolSlot(0, "drive_0", "/dev/vdb", "/data.img", false), new PoolSlot(1, "drive_1", "/dev/vdc", null, false)],
+            Devices =
+            [
+                new VsockDevice(3, "/v.sock"),
+                new BlockDevice("/q.img") { Id = "q", ReadOnly = true },
+                new NetworkDevice("tap0") { TxOps = new TokenBucketLimit(10, 1000, 5) },
+            ],
         };
 
         await state.WriteAsync(path, Ct);
@@ -79,9 +85,11 @@ public sealed class ConfigAndStateTests
         Assert.Equal(SandboxState.Paused, read.State);
         Assert.Equal(state.Config.KernelParams, read.Config.KernelParams);
         Assert.Equal(state.PoolSlots, read.PoolSlots);
-        Assert.Equal(state with { State = SandboxState.Paused, Config = read.Config, PoolSlots = read.PoolSlots }, read);
+        Assert.Equal(state.Devices, read.Devices);
+        Assert.Equal(state with { State = SandboxState.Paused, Config = read.Config, PoolSlots = read.PoolSlots, Devices = read.Devices }, read);
         Assert.Equal(["state.json"], Directory.GetFiles(root.Path, "state.json*").Select(Path.GetFileName));
         Assert.Contains("\"state\": \"Paused\"", await File.ReadAllTextAsync(path, Ct));
+        Assert.Contains("\"kind\": \"vsock\"", await File.ReadAllTextAsync(path, Ct));
     }
 
     [Fact]

@@ -124,6 +124,72 @@ public sealed class ReattachTests
     }
 
     [Fact]
+    public async Task Boot_time_devices_survive_a_new_driver_and_go_into_the_vm_it_starts()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        HypervisorDevice[] devices =
+        [
+            new NetworkDevice("tap_k0") { Id = "net_a", MacAddress = "02:00:00:00:00:0a", RxBandwidth = new TokenBucketLimit(1000, 100) },
+            new BlockDevice(LifecycleTests.MakeDisk(root, "q.img", 1)) { Id = "data_q", ReadOnly = true },
+            new VsockDevice(7, root.Combine("v.sock")),
+            new BlockDevice(LifecycleTests.MakeDisk(root, "r.img", 1)),
+        ];
+        await using (var first = new FirecrackerHypervisor())
+        {
+            await first.CreateAsync("dev", config, Ct);
+            foreach (var device in devices)
+                await first.AddDeviceAsync(device, Ct);
+        }
+
+        await using var second = await FirecrackerHypervisor.OpenAsync(config.RootDirectory, "dev", cancellationToken: Ct);
+
+        Assert.Equal(devices, second.Devices);
+        Assert.Equal(devices, (await SandboxCatalog.GetAsync(config.RootDirectory, "dev", Ct)).Devices);
+        await second.StartAsync(Ct);
+        var vm = await second.Api!.GetExportVmConfigAsync(Ct);
+        var net = Assert.Single(vm.NetworkInterfaces!);
+        Assert.Equal(("net_a", "tap_k0", "02:00:00:00:00:0a"), (net.IfaceId, net.HostDevName, net.GuestMac));
+        var drives = vm.Drives!.Where(d => d.DriveId is "data_q" or "disk_0").ToDictionary(d => d.DriveId);
+        Assert.Equal((root.Combine("q.img"), true), (drives["data_q"].PathOnHost, drives["data_q"].IsReadOnly));
+        Assert.Equal(root.Combine("r.img"), drives["disk_0"].PathOnHost);
+        Assert.Equal((7u, root.Combine("v.sock")), (vm.Vsock!.GuestCid, vm.Vsock.UdsPath));
+
+        // They are the sandbox's boot configuration: a stop and another start (another driver, by create) keep them.
+        await second.StopAsync(Ct);
+        await using var third = new FirecrackerHypervisor();
+        await third.CreateAsync("dev", config, Ct);
+        Assert.Equal(devices, third.Devices);
+        await third.StartAsync(Ct);
+        Assert.Equal(["data_q", "disk_0"], (await third.Api!.GetExportVmConfigAsync(Ct)).Drives!.Select(d => d.DriveId).Where(id => id is "data_q" or "disk_0"));
+        await third.StopAsync(Ct);
+    }
+
+    [Fact]
+    public async Task A_state_file_written_before_devices_were_persisted_still_opens_with_none()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        await using (var driver = new FirecrackerHypervisor())
+        {
+            await driver.CreateAsync("old", config, Ct);
+            await driver.AddDeviceAsync(new VsockDevice(3, root.Combine("o.sock")), Ct);
+        }
+        var statePath = SandboxPaths.For(config.RootDirectory, "old").StatePath;
+        var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(statePath, Ct))!.AsObject();
+        Assert.True(json.Remove("devices"));
+        await File.WriteAllTextAsync(statePath, json.ToJsonString(), Ct);
+
+        await using var reopened = await FirecrackerHypervisor.OpenAsync(config.RootDirectory, "old", cancellationToken: Ct);
+
+        Assert.Empty(reopened.Devices);
+        Assert.Empty((await SandboxCatalog.GetAsync(config.RootDirectory, "old", Ct)).Devices);
+        await reopened.StartAsync(Ct);
+        Assert.Null((await reopened.Api!.GetExportVmConfigAsync(Ct)).Vsock);
+        await reopened.StopAsync(Ct);
+    }
+
+    [Fact]
     public async Task Opening_a_sandbox_that_does_not_exist_is_a_typed_error()
     {
         using var root = new TempRoot();
