@@ -7,7 +7,7 @@ using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary><c>kiln inspect</c>: the configuration, paths, pool slots and (when running) Firecracker's /vm/config.</summary>
+/// <summary><c>kiln inspect</c>: the configuration, paths, pool slots, boot devices and (when running) Firecracker's /vm/config.</summary>
 internal static class InspectCommand
 {
     public static Command Create(GlobalOptions globals)
@@ -36,7 +36,7 @@ internal static class InspectCommand
             var result = new InspectJson(
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath), Sandboxes.Config(info.Config),
-                [.. info.PoolSlots.Select(Sandboxes.Slot)], vmConfig, vmConfigError);
+                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError);
             if (context.Json)
             {
                 Output.WriteJson(result, CliJsonContext.Default.InspectJson);
@@ -75,6 +75,24 @@ internal static class InspectCommand
             slots.AddRow(s.Slot.ToString(), Markup.Escape(s.DriveId), Markup.Escape(s.GuestDevice), Markup.Escape(s.HostPath ?? "(empty)"), s.ReadOnly ? "ro" : "rw");
         Output.Write(new Rule("Block pool") { Justification = Justify.Left });
         Output.Write(slots);
+
+        var devices = Output.NewTable("KIND", "ID", "HOST", "DETAIL");
+        foreach (var d in r.Devices)
+        {
+            var (host, detail) = d.Kind switch
+            {
+                "block" => (d.HostPath, d.ReadOnly == true ? "ro" : "rw"),
+                "network" => (d.TapName, d.MacAddress is null ? "" : "mac " + d.MacAddress),
+                "vsock" => (d.UdsPath, $"cid {d.GuestCid}"),
+                _ => (null, ""),
+            };
+            devices.AddRow(Markup.Escape(d.Kind), Markup.Escape(d.Id ?? "-"), Markup.Escape(host ?? "-"), Markup.Escape(detail));
+        }
+        Output.Write(new Rule("Boot devices") { Justification = Justify.Left });
+        if (r.Devices.Count == 0)
+            Output.WriteLine("(none)");
+        else
+            Output.Write(devices);
 
         Output.Write(new Rule("Firecracker /vm/config") { Justification = Justify.Left });
         if (r.VmConfig is { } config)

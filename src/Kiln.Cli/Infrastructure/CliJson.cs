@@ -20,9 +20,13 @@ internal sealed record ConfigJson(
 
 internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
 
+// One flat shape for every kind of boot-time device: the fields a kind does not have are null.
+internal sealed record DeviceJson(
+    string Kind, string? Id, string? HostPath, bool? ReadOnly, string? TapName, string? MacAddress, uint? GuestCid, string? UdsPath);
+
 internal sealed record InspectJson(
     string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
-    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, JsonElement? VmConfig, string? VmConfigError);
+    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError);
 
 internal sealed record StateJson(string Name, SandboxState State);
 

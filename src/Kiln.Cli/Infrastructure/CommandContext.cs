@@ -97,4 +97,12 @@ internal static class Sandboxes
         config.StopTimeout.TotalSeconds);
 
     public static PoolSlotJson Slot(PoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, slot.ReadOnly);
+
+    public static DeviceJson Device(HypervisorDevice device) => device switch
+    {
+        BlockDevice b => new("block", b.Id, b.HostPath, b.ReadOnly, null, null, null, null),
+        NetworkDevice n => new("network", n.Id, null, null, n.TapName, n.MacAddress, null, null),
+        VsockDevice v => new("vsock", null, null, null, null, null, v.GuestCid, v.UdsPath),
+        _ => new(device.GetType().Name, null, null, null, null, null, null, null),
+    };
 }
