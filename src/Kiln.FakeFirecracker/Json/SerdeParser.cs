@@ -249,53 +249,8 @@ internal sealed class SerdeParser
     private JsonObject StructBody(StructSpec st)
     {
         var obj = new JsonObject();
-        var first = true;
-        while (true)
+        for (var first = true; NextKey(first) is { } key; first = false)
         {
-            var c = Ws();
-            if (first)
-            {
-                if (c == '}')
-                {
-                    _i++;
-                    break;
-                }
-            }
-            else if (c == ',')
-            {
-                _i++;
-                c = Ws();
-                if (c == '}')
-                {
-                    throw PeekError("trailing comma");
-                }
-            }
-            else if (c == '}')
-            {
-                _i++;
-                break;
-            }
-            else if (c < 0)
-            {
-                throw PeekError("EOF while parsing an object");
-            }
-            else
-            {
-                throw PeekError("expected `,` or `}`");
-            }
-
-            if (c < 0)
-            {
-                throw PeekError("EOF while parsing an object");
-            }
-
-            if (c != '"')
-            {
-                throw PeekError("key must be a string");
-            }
-
-            _i++;
-            var key = Str();
             var field = Array.Find(st.Fields, f => f.Name == key)
                 ?? throw Error($"unknown field `{key}`, {OneOf(st.Fields.Select(f => f.Name).ToArray(), "fields")}");
             if (obj.ContainsKey(key))
@@ -303,15 +258,8 @@ internal sealed class SerdeParser
                 throw Error($"duplicate field `{key}`");
             }
 
-            var colon = Ws();
-            if (colon != ':')
-            {
-                throw colon < 0 ? PeekError("EOF while parsing an object") : PeekError("expected `:`");
-            }
-
-            _i++;
+            Colon();
             obj[key] = Value(field.Type);
-            first = false;
         }
 
         foreach (var f in st.Fields)
@@ -601,6 +549,57 @@ internal sealed class SerdeParser
         }
     }
 
+    // Inside an object whose `{` is consumed: reads the next key (up to its closing quote) with serde_json's errors
+    // for what may stand between members; null once the closing `}` is consumed.
+    private string? NextKey(bool first)
+    {
+        var c = Ws();
+        if (c == '}')
+        {
+            _i++;
+            return null;
+        }
+
+        if (!first)
+        {
+            if (c != ',')
+            {
+                throw c < 0 ? PeekError("EOF while parsing an object") : PeekError("expected `,` or `}`");
+            }
+
+            _i++;
+            c = Ws();
+            if (c == '}')
+            {
+                throw PeekError("trailing comma");
+            }
+        }
+
+        if (c < 0)
+        {
+            throw PeekError("EOF while parsing an object");
+        }
+
+        if (c != '"')
+        {
+            throw PeekError("key must be a string");
+        }
+
+        _i++;
+        return Str();
+    }
+
+    private void Colon()
+    {
+        var c = Ws();
+        if (c != ':')
+        {
+            throw c < 0 ? PeekError("EOF while parsing an object") : PeekError("expected `:`");
+        }
+
+        _i++;
+    }
+
     private JsonNode? AnyValue()
     {
         var c = Ws();
@@ -675,59 +674,14 @@ internal sealed class SerdeParser
                 {
                     _i++;
                     var obj = new JsonObject();
-                    var first = true;
-                    while (true)
+                    for (var first = true; NextKey(first) is { } key; first = false)
                     {
-                        var d = Ws();
-                        if (d == '}')
-                        {
-                            if (!first)
-                            {
-                                // reached only straight after a value
-                            }
-
-                            _i++;
-                            return obj;
-                        }
-
-                        if (!first)
-                        {
-                            if (d != ',')
-                            {
-                                throw d < 0 ? PeekError("EOF while parsing an object") : PeekError("expected `,` or `}`");
-                            }
-
-                            _i++;
-                            d = Ws();
-                            if (d == '}')
-                            {
-                                throw PeekError("trailing comma");
-                            }
-                        }
-
-                        if (d < 0)
-                        {
-                            throw PeekError("EOF while parsing an object");
-                        }
-
-                        if (d != '"')
-                        {
-                            throw PeekError("key must be a string");
-                        }
-
-                        _i++;
-                        var key = Str();
-                        var colon = Ws();
-                        if (colon != ':')
-                        {
-                            throw colon < 0 ? PeekError("EOF while parsing an object") : PeekError("expected `:`");
-                        }
-
-                        _i++;
+                        Colon();
                         // serde_json's Value keeps the last of duplicate keys.
                         obj[key] = AnyValue();
-                        first = false;
                     }
+
+                    return obj;
                 }
 
             default:
