@@ -51,15 +51,7 @@ internal static class NetworkInterfaces
             throw new VmmActionException($"Network config error: Could not create the network device: Open tap device failed: Error while creating ifreq structure: Device or resource busy (os error 16). Invalid TUN/TAP Backend provided by {net.HostDevName}. Check our documentation on setting up the network devices.");
         }
 
-        var i = vmm.Resources.Nets.FindIndex(n => n.IfaceId == net.IfaceId);
-        if (i >= 0)
-        {
-            vmm.Resources.Nets[i] = net;
-        }
-        else
-        {
-            vmm.Resources.Nets.Add(net);
-        }
+        VmResources.ReplaceOrAdd(vmm.Resources.Nets, net, n => n.IfaceId == net.IfaceId);
 
         vmm.BootPath = true;
     }

@@ -35,15 +35,7 @@ internal static class Pmem
             throw new VmmActionException($"Pmem device error: Error accessing backing file: {error}");
         }
 
-        var i = vmm.Resources.Pmem.FindIndex(x => x.Id == p.Id);
-        if (i >= 0)
-        {
-            vmm.Resources.Pmem[i] = p;
-        }
-        else
-        {
-            vmm.Resources.Pmem.Add(p);
-        }
+        VmResources.ReplaceOrAdd(vmm.Resources.Pmem, p, x => x.Id == p.Id);
 
         vmm.BootPath = true;
     }

@@ -48,6 +48,20 @@ internal sealed class VmResources
     public JsonObject? CpuConfig { get; set; }
     public List<PmemConfig> Pmem { get; } = [];
 
+    /// <summary>A PUT of an existing id replaces that device in place; a new id goes last.</summary>
+    public static void ReplaceOrAdd<T>(List<T> devices, T device, Func<T, bool> sameId)
+    {
+        var i = devices.FindIndex(d => sameId(d));
+        if (i >= 0)
+        {
+            devices[i] = device;
+        }
+        else
+        {
+            devices.Add(device);
+        }
+    }
+
     /// <summary>Adds or replaces a drive; a root device goes first, as Firecracker orders block devices.</summary>
     public void UpsertDrive(DriveConfig drive)
     {
