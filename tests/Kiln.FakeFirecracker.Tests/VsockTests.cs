@@ -81,6 +81,23 @@ public sealed class VsockTests
     }
 
     [Fact]
+    public async Task A_connection_made_before_instance_start_is_answered_once_the_guest_runs()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
+
+        using var s = await Connect(dir["v.sock"], "5000");
+        var reply = ReadLine(s);
+        // An API round trip after the CONNECT: no guest exists yet, so nothing may have answered it.
+        Assert.Equal("Not started", await fc.StateAsync());
+        Assert.False(reply.IsCompleted);
+        await fc.BootAsync();
+
+        Assert.StartsWith("OK ", await reply.WaitAsync(TimeSpan.FromSeconds(30), Fc.Ct));
+    }
+
+    [Fact]
     public async Task A_connection_made_while_paused_is_answered_after_resume()
     {
         using var dir = new TempDir();

@@ -10,10 +10,10 @@ internal sealed class HybridVsock : IDisposable
     // Host-side ports count up from 2^30 for every connection Firecracker accepts, refused ones included.
     private static long s_nextHostPort = 1L << 30;
     private readonly Socket _listener;
-    private readonly Func<Guest?> _guest;
+    private readonly Task<Guest> _guest;
     private readonly CancellationTokenSource _stop = new();
 
-    private HybridVsock(string path, Socket listener, Func<Guest?> guest)
+    private HybridVsock(string path, Socket listener, Task<Guest> guest)
     {
         UdsPath = path;
         _listener = listener;
@@ -25,7 +25,7 @@ internal sealed class HybridVsock : IDisposable
 
     /// <summary>Binds <paramref name="path"/> at once, as PUT /vsock does.</summary>
     /// <exception cref="IOException">The errno text Rust would print (`Address already in use (os error 98)`).</exception>
-    public static HybridVsock Bind(string path, Func<Guest?> guest)
+    public static HybridVsock Bind(string path, Task<Guest> guest)
     {
         if (File.Exists(path) || Directory.Exists(path))
         {
@@ -98,12 +98,8 @@ internal sealed class HybridVsock : IDisposable
                 }
 
                 // The guest's vsock driver answers only while its vCPUs run.
-                Guest? guest;
-                while ((guest = _guest()) is null)
-                {
-                    // Before InstanceStart the device is not active yet: the connection waits, as the kernel backlog would.
-                    await Task.Delay(10, _stop.Token).ConfigureAwait(false);
-                }
+                // Before InstanceStart the device is not active yet: the connection waits, as the kernel backlog would.
+                var guest = await _guest.WaitAsync(_stop.Token).ConfigureAwait(false);
 
                 await guest.WhenRunning().WaitAsync(_stop.Token).ConfigureAwait(false);
                 var hostPort = Interlocked.Increment(ref s_nextHostPort) - 1;

@@ -45,7 +45,21 @@ internal sealed class VmmCore
     public VmmOptions Options { get; }
     public VmResources Resources { get; } = new();
     public VmState State { get; private set; }
-    public Guest? Guest { get; private set; }
+    public Guest? Guest
+    {
+        get;
+        private set
+        {
+            field = value;
+            if (value is not null)
+            {
+                _guestExists.TrySetResult(value);
+            }
+        }
+    }
+
+    // Completes when InstanceStart or a snapshot load brings the guest up: the vsock device waits on it.
+    private readonly TaskCompletionSource<Guest> _guestExists = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public HybridVsock? VsockDevice { get; private set; }
 
     /// <summary>Each drive's size as the guest last saw it, for the capacity-change lines a PATCH prints.</summary>
@@ -97,7 +111,7 @@ internal sealed class VmmCore
         HybridVsock device;
         try
         {
-            device = HybridVsock.Bind(config.UdsPath, () => Guest);
+            device = HybridVsock.Bind(config.UdsPath, _guestExists.Task);
         }
         catch (IOException e)
         {
