@@ -42,6 +42,24 @@ public sealed class VersionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Piped_prose_is_never_broken_across_lines_however_long_the_path()
+    {
+        // A checkout under a long directory once made the demo's "…; no real VM boots." wrap onto a second line.
+        var deep = Path.Combine(_root.Files, string.Join('/', Enumerable.Repeat("a-rather-long-directory-name", 10)));
+        Directory.CreateDirectory(deep);
+        var firecracker = Path.Combine(deep, "firecracker");
+        File.CreateSymbolicLink(firecracker, KilnSandboxRoot.Fake);
+
+        var result = await _root.RunAsync("version", "--firecracker", firecracker);
+
+        Assert.Equal(0, result.ExitCode);
+        var line = Assert.Single(result.Stdout.Split('\n'), l => l.StartsWith("firecracker ", StringComparison.Ordinal));
+        Assert.Contains(firecracker, line);
+        Assert.EndsWith("supported", line.TrimEnd());
+        Assert.DoesNotContain("[green]", line);
+    }
+
+    [Fact]
     public async Task Version_says_so_when_firecracker_is_outside_the_supported_range()
     {
         var old = Path.Combine(_root.Files, "old-firecracker");

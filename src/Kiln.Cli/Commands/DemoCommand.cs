@@ -100,10 +100,10 @@ internal static class DemoCommand
         Directory.CreateDirectory(files);
         if (!context.Json)
         {
-            AnsiConsole.MarkupLine(plan.Real
+            Output.MarkupLine(plan.Real
                 ? $"Using [green]real Firecracker[/] {Markup.Escape(plan.FirecrackerPath)} ({Markup.Escape(plan.Reason)})."
                 : $"Using the stand-in [yellow]{FakeName}[/] {Markup.Escape(plan.FirecrackerPath)} because {Markup.Escape(plan.Reason)}; no real VM boots.");
-            AnsiConsole.MarkupLine($"State root: {Markup.Escape(root)}");
+            Output.MarkupLine($"State root: {Markup.Escape(root)}");
         }
 
         var steps = new Steps();

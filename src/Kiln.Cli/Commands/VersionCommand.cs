@@ -33,7 +33,7 @@ internal static class VersionCommand
             else if (report.Version is null)
                 Output.WriteLine($"firecracker: {report.Path}: {report.Error}");
             else
-                AnsiConsole.MarkupLine(Markup.Escape($"firecracker {report.Version} ({report.Path}, from {report.Source}): ")
+                Output.MarkupLine(Markup.Escape($"firecracker {report.Version} ({report.Path}, from {report.Source}): ")
                     + (report.Supported == true ? "[green]supported[/]" : $"[red]not supported[/] (Kiln supports {Markup.Escape(report.SupportedRange ?? "?")})"));
             return ExitCodes.Success;
         });

@@ -18,8 +18,9 @@ internal sealed class Output
         Interactive = !json && !Console.IsOutputRedirected && !Console.IsErrorRedirected
             && AnsiConsole.Profile.Capabilities.Interactive;
         if (Console.IsOutputRedirected)
-            // Piped tables are read by tools and tests; Spectre's 80-column default would wrap them.
-            AnsiConsole.Profile.Width = 200;
+            // Piped tables are read by tools and tests; Spectre's 80-column default would wrap or crop them, and a
+            // table only takes the width its cells need, so a wide limit costs nothing.
+            AnsiConsole.Profile.Width = 4096;
     }
 
     public bool Json { get; }
@@ -41,6 +42,18 @@ internal sealed class Output
     public static void Write(Spectre.Console.Rendering.IRenderable renderable) => AnsiConsole.Write(renderable);
 
     public static void WriteLine(string text) => Console.Out.WriteLine(text);
+
+    /// <summary>
+    /// One line of prose with Spectre markup. On a terminal it is coloured; piped, the markup is removed and the line
+    /// is written whole, because Spectre would break it at the profile width and split phrases a reader greps for.
+    /// </summary>
+    public static void MarkupLine(string markup)
+    {
+        if (Console.IsOutputRedirected)
+            Console.Out.WriteLine(Markup.Remove(markup));
+        else
+            AnsiConsole.MarkupLine(markup);
+    }
 
     /// <summary>A remark for a person (stderr), so stdout stays parseable.</summary>
     public void Note(string text)
