@@ -258,13 +258,34 @@ public sealed class LifecycleTests : IAsyncLifetime
 
         var stop = await _root.RunAsync("stop", "tidy", "--timeout", "5");
         var again = await _root.RunAsync("stop", "tidy", "--force");
+        var inspect = await _root.RunAsync("inspect", "tidy", "--json");
         var rm = await _root.RunAsync("rm", "tidy");
 
         Assert.True(stop.ExitCode == 0, stop.ToString());
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.True(rm.ExitCode == 0, rm.ToString());
+        // --timeout and --force are that stop's grace period, not a new setting for the sandbox.
+        Assert.Equal(15, inspect.Json().GetProperty("config").GetProperty("stopTimeoutSeconds").GetDouble());
         Assert.Equal("tidy\n", rm.Stdout);
         Assert.False(Directory.Exists(Path.Combine(_root.Root, "tidy")));
+    }
+
+    [Fact]
+    public async Task Stop_force_kills_a_vm_that_ignores_sigterm_at_once_and_keeps_its_stop_timeout()
+    {
+        // The VMM ignores SIGTERM and its recorded grace is an hour: only a SIGKILL sent at once lets stop return
+        // within the command timeout.
+        _root.Environment["FAKE_FC_IGNORE_SIGTERM"] = "1";
+        await _root.RunDetachedAsync("stubborn", "--stop-timeout", "3600");
+        var pid = (await _root.PsAsync("stubborn")).GetProperty("pid").GetInt32();
+
+        var stop = await _root.RunAsync("stop", "stubborn", "--force", "--json");
+
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        await WaitUntilGoneAsync(pid);
+        var inspect = (await _root.RunAsync("inspect", "stubborn", "--json")).Json();
+        Assert.Equal("Stopped", inspect.GetProperty("state").GetString());
+        Assert.Equal(3600, inspect.GetProperty("config").GetProperty("stopTimeoutSeconds").GetDouble());
     }
 
     [Fact]

@@ -66,6 +66,19 @@ public sealed class UsageTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("-1")]
+    [InlineData("3601")]
+    [InlineData("NaN")]
+    public async Task Run_with_a_stop_timeout_out_of_range_exits_2(string seconds)
+    {
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--stop-timeout", seconds);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--stop-timeout must be between 0 and 3600 seconds", result.Stderr);
+        AssertNothingCreated();
+    }
+
+    [Theory]
     [InlineData("0")]
     [InlineData("2000000")]
     public async Task Run_with_memory_out_of_range_exits_2(string memory)

@@ -26,14 +26,20 @@ internal static class RunCommand
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
         var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
+        var stopTimeout = new Option<double>("--stop-timeout")
+        {
+            Description = "Seconds 'kiln stop' waits between SIGTERM and SIGKILL (0-3600).",
+            DefaultValueFactory = _ => HypervisorConfig.DefaultStopTimeout.TotalSeconds,
+        };
 
         vcpus.Check(value => value is < 1 or > MaxVcpus ? $"--vcpus must be between 1 and {MaxVcpus}, not {value}." : null);
         memory.Check(value => value is < 1 or > MaxMemoryMiB ? $"--memory must be between 1 and {MaxMemoryMiB} MiB, not {value}." : null);
         vsock.Check(value => value is < 3 ? "--vsock: guest CIDs 0-2 are reserved; use 3 or more." : null);
+        stopTimeout.Check(value => value is < 0 or > 3600 || double.IsNaN(value) ? "--stop-timeout must be between 0 and 3600 seconds." : null);
 
         var command = new Command("run", "Create and start a microVM.")
         {
-            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, vsock, firecracker, detach, remove,
+            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, vsock, firecracker, detach, remove, stopTimeout,
         };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
@@ -41,14 +47,14 @@ internal static class RunCommand
                 context.Value(name) ?? GenerateName(), context.Value(kernel)!, context.Value(initrd), context.Value(rootfs),
                 context.Value(vcpus), context.Value(memory), context.Value(kernelArgs), context.Value(drives) ?? [],
                 context.Value(nets) ?? [], context.Value(vsock), context.Value(firecracker), context.Value(detach),
-                context.Value(remove));
+                context.Value(remove), TimeSpan.FromSeconds(context.Value(stopTimeout)));
             return await RunAsync(context, request, cancellationToken);
         });
     }
 
     private sealed record RunRequest(
         string Name, string Kernel, string? Initrd, string? Rootfs, int Vcpus, int MemoryMiB, string? KernelArgs,
-        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove);
+        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove, TimeSpan StopTimeout);
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
 
@@ -75,6 +81,7 @@ internal static class RunCommand
             KernelParams = kernelParams,
             VcpuCount = request.Vcpus,
             MemoryMiB = request.MemoryMiB,
+            StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
         };
         var devices = new List<HypervisorDevice>();

@@ -10,9 +10,9 @@ internal static class StopCommand
     public static Command Create(GlobalOptions globals)
     {
         var name = CommandExtensions.NameArgument();
-        var timeout = new Option<double?>("--timeout", "-t") { Description = "Seconds between SIGTERM and SIGKILL (default: the sandbox's stop timeout, 15 s)." };
+        var timeout = new Option<double?>("--timeout", "-t") { Description = "Seconds between SIGTERM and SIGKILL (default: the sandbox's stop timeout, set by run --stop-timeout)." };
         var force = new Option<bool>("--force", "-f") { Description = "SIGKILL now (a stop timeout of zero)." };
-        timeout.Check(value => value is < 0 or > 3600 ? "--timeout must be between 0 and 3600 seconds." : null);
+        timeout.Check(value => value is < 0 or > 3600 || double.IsNaN(value ?? 0) ? "--timeout must be between 0 and 3600 seconds." : null);
         var command = new Command("stop", "Stop a sandbox's VM (SIGTERM, then SIGKILL after the timeout).") { name, timeout, force };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
@@ -30,8 +30,8 @@ internal static class StopCommand
     }
 
     /// <summary>
-    /// Stops the VMM if it runs (idempotent otherwise) and returns the resulting state. A custom grace period is given
-    /// by re-attaching with a configuration whose StopTimeout is changed: the driver reads it at stop time.
+    /// Stops the VMM if it runs (idempotent otherwise) and returns the resulting state. A grace period given here is
+    /// this stop's alone: the sandbox's recorded stop timeout stays as it was.
     /// </summary>
     public static async Task<SandboxState> StopAsync(CommandContext context, string name, TimeSpan? grace, CancellationToken cancellationToken)
     {
@@ -39,9 +39,8 @@ internal static class StopCommand
         if (!Sandboxes.IsLive(info.State))
             return info.State;
         await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(VmmOwnership.Detached));
-        var config = info.Config with { RootDirectory = context.Root, StopTimeout = grace ?? info.Config.StopTimeout };
-        await hypervisor.CreateAsync(info.Id, config, cancellationToken);
-        await context.Output.ProgressAsync($"Stopping {name}…", () => hypervisor.StopAsync(cancellationToken));
+        await hypervisor.CreateAsync(info.Id, info.Config with { RootDirectory = context.Root }, cancellationToken);
+        await context.Output.ProgressAsync($"Stopping {name}…", () => hypervisor.StopAsync(grace ?? info.Config.StopTimeout, cancellationToken));
         return hypervisor.State;
     }
 }

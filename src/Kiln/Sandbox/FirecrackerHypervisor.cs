@@ -197,12 +197,16 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     }
 
     /// <inheritdoc />
-    public async Task StopAsync(CancellationToken cancellationToken = default)
+    public Task StopAsync(CancellationToken cancellationToken = default) => StopAsync(Config.StopTimeout, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(gracePeriod, TimeSpan.Zero);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await UnsafeStopAsync(cancellationToken).ConfigureAwait(false);
+            await UnsafeStopAsync(gracePeriod, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -210,12 +214,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
     }
 
-    private async Task UnsafeStopAsync(CancellationToken cancellationToken)
+    private async Task UnsafeStopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
         if (_vmm is { } vmm)
         {
             _stopping = true;
-            var outcome = await vmm.StopAsync(Config.StopTimeout, _time, cancellationToken).ConfigureAwait(false);
+            var outcome = await vmm.StopAsync(gracePeriod, _time, cancellationToken).ConfigureAwait(false);
             Log.Stopped(_logger, Id, outcome, vmm.State);
             await ReleaseVmmAsync().ConfigureAwait(false);
         }
@@ -459,7 +463,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             // Only the process that launched an owned VMM stops it: a driver that merely re-attached (kiln inspect,
             // say) must not kill a VMM whose owner is another process.
             if (_ownership == VmmOwnership.Owned && _vmm is { IsChild: true } && _paths is not null)
-                await UnsafeStopAsync(CancellationToken.None).ConfigureAwait(false);
+                await UnsafeStopAsync(Config.StopTimeout, CancellationToken.None).ConfigureAwait(false);
             else if (_vmm is not null)
             {
                 if (_client is not null)

@@ -51,8 +51,11 @@ public sealed record HypervisorConfig
     /// <summary>How long one API request may take.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>SIGTERM grace before SIGKILL (seed: 15 s).</summary>
-    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>The default <see cref="StopTimeout"/>: 15 s, as the seed.</summary>
+    public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>SIGTERM grace before SIGKILL (default <see cref="DefaultStopTimeout"/>).</summary>
+    public TimeSpan StopTimeout { get; init; } = DefaultStopTimeout;
 }
 
 /// <summary>The hot-pluggable memory region (virtio-mem).</summary>

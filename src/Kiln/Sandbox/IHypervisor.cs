@@ -32,6 +32,12 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>SIGTERM, then SIGKILL after <see cref="HypervisorConfig.StopTimeout"/>; reaps. Idempotent.</summary>
     Task StopAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// As <see cref="StopAsync(CancellationToken)"/>, with this stop's own grace period between SIGTERM and SIGKILL
+    /// (<see cref="TimeSpan.Zero"/> kills at once). The configured <see cref="HypervisorConfig.StopTimeout"/> is unchanged.
+    /// </summary>
+    Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken = default);
+
     /// <summary>Pauses the guest's vCPUs.</summary>
     Task PauseAsync(CancellationToken cancellationToken = default);
 
@@ -89,7 +95,7 @@ public enum SandboxState
     Running,
     /// <summary>Firecracker reports Paused.</summary>
     Paused,
-    /// <summary>Stopped through <see cref="IHypervisor.StopAsync"/>.</summary>
+    /// <summary>Stopped through <see cref="IHypervisor.StopAsync(CancellationToken)"/>.</summary>
     Stopped,
     /// <summary>The VMM process ended on its own (crash, guest reboot, killed behind Kiln's back).</summary>
     Exited,

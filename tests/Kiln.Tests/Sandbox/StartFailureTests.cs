@@ -219,6 +219,30 @@ public sealed class StartFailureTests
     }
 
     [Fact]
+    public async Task A_stop_with_its_own_zero_grace_period_kills_at_once_and_keeps_the_configured_timeout()
+    {
+        var configured = TimeSpan.FromMinutes(10);
+        var (driver, root) = await CreateAsync(new() { ["FAKE_FC_IGNORE_SIGTERM"] = "1" }, c => c with { StopTimeout = configured });
+        using var _ = root;
+        await using var __ = driver;
+        await driver.StartAsync(Ct);
+        var socket = driver.SocketPath;
+        // Were the configured ten minutes used, this deadline would cancel the stop and fail the test.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(60));
+
+        await driver.StopAsync(TimeSpan.Zero, deadline.Token);
+
+        Assert.Equal(SandboxState.Stopped, driver.State);
+        Assert.Empty(ProcessScan.WithCommandLineContaining(socket));
+        Assert.Equal(configured, driver.Config.StopTimeout);
+        await using var reloaded = new FirecrackerHypervisor();
+        await reloaded.CreateAsync("fail", driver.Config, Ct);
+        Assert.Equal(configured, reloaded.Config.StopTimeout);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => driver.StopAsync(TimeSpan.FromSeconds(-1), Ct));
+    }
+
+    [Fact]
     public async Task Operations_in_the_wrong_state_fail_with_the_expected_and_actual_states()
     {
         var (driver, root) = await CreateAsync([]);
