@@ -25,7 +25,8 @@ internal sealed record SandboxStateFile
     public required string SocketPath { get; init; }
     public required string ConsolePath { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
-    public IReadOnlyList<PoolSlot> PoolSlots { get; init; } = [];
+    /// <summary>The block pool's slots. Absent from a hand-written or truncated record: then none are assigned.</summary>
+    public IReadOnlyList<PoolSlot> PoolSlots { get => field ?? []; init; } = [];
 
     /// <summary>The boot-time devices, in start order. Absent from files written before it existed: then none.</summary>
     /// <remarks>The generated deserializer sets every init property, a missing one to null, so the getter falls back.</remarks>
@@ -37,8 +38,12 @@ internal sealed record SandboxStateFile
         try
         {
             await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true);
-            var state = await JsonSerializer.DeserializeAsync(stream, SandboxStateJsonContext.Default.SandboxStateFile, cancellationToken).ConfigureAwait(false);
-            return state ?? throw new SandboxException($"The state file {path} is empty.");
+            var state = await JsonSerializer.DeserializeAsync(stream, SandboxStateJsonContext.Default.SandboxStateFile, cancellationToken).ConfigureAwait(false)
+                ?? throw new SandboxException($"The state file {path} is empty.");
+            // A newer Kiln may record things this one would drop on its next write; better to stop than to lose them.
+            if (state.Version > CurrentVersion)
+                throw new SandboxException($"The state file {path} has version {state.Version}; this Kiln reads up to version {CurrentVersion}. Use a newer Kiln for this sandbox.");
+            return state;
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

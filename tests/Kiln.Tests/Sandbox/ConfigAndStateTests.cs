@@ -92,6 +92,48 @@ public sealed class ConfigAndStateTests
         Assert.Contains("\"kind\": \"vsock\"", await File.ReadAllTextAsync(path, Ct));
     }
 
+    [Theory]
+    [InlineData("pool_slots")]
+    [InlineData("devices")]
+    public async Task A_state_file_without_an_optional_list_reads_it_as_empty(string key)
+    {
+        // As an earlier Kiln wrote them (devices came later) or a person trimmed them: the generated deserializer
+        // sets a missing init-only property to null, not to its initialiser.
+        using var root = new TempRoot();
+        var path = root.Combine("state.json");
+        var state = new SandboxStateFile
+        {
+            Id = "old", Config = ValidConfig(root), SocketPath = "/s", ConsolePath = "/c", State = SandboxState.Stopped,
+            PoolSlots = [new PoolSlot(0, "drive_0", "/dev/vdb", null, false)],
+            Devices = [new VsockDevice(3, "/v.sock")],
+        };
+        await state.WriteAsync(path, Ct);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(path, Ct))!.AsObject();
+        Assert.True(json.Remove(key), $"the state file has no '{key}' to remove");
+        await File.WriteAllTextAsync(path, json.ToJsonString(), Ct);
+
+        var read = await SandboxStateFile.TryReadAsync(path, Ct);
+
+        Assert.NotNull(read);
+        Assert.Equal(key == "pool_slots" ? [] : state.PoolSlots, read.PoolSlots);
+        Assert.Equal(key == "devices" ? [] : state.Devices, read.Devices);
+        Assert.Equal(state.Config.StopTimeout, read.Config.StopTimeout);
+    }
+
+    [Fact]
+    public async Task A_state_file_from_a_newer_kiln_is_refused_with_both_versions()
+    {
+        using var root = new TempRoot();
+        var path = root.Combine("state.json");
+        var state = new SandboxStateFile { Id = "new", Config = ValidConfig(root), SocketPath = "/s", ConsolePath = "/c" };
+        await (state with { Version = SandboxStateFile.CurrentVersion + 1 }).WriteAsync(path, Ct);
+
+        var e = await Assert.ThrowsAsync<SandboxException>(() => SandboxStateFile.TryReadAsync(path, Ct));
+
+        Assert.Contains($"version {SandboxStateFile.CurrentVersion + 1}", e.Message);
+        Assert.Contains($"up to version {SandboxStateFile.CurrentVersion}", e.Message);
+    }
+
     [Fact]
     public async Task A_missing_state_file_reads_as_none_and_a_corrupt_one_is_an_error()
     {
