@@ -115,7 +115,8 @@ public class StartBenchmark
         _floorVmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
         {
             ExecutablePath = _firecracker,
-            Arguments = new VmmArguments(socketPath).WithId("floor"),
+            // The driver's command line, so that both pay for Firecracker's log file.
+            Arguments = new VmmArguments(socketPath).WithId("floor").WithLog(Path.Combine(_floorDir, "firecracker.log")),
             OutputPath = Path.Combine(_floorDir, "console.log"),
             WorkingDirectory = _floorDir,
         });

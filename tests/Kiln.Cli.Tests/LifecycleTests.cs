@@ -310,6 +310,26 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Logs_vmm_prints_firecrackers_own_log_which_the_console_does_not_hold()
+    {
+        await _root.RunDetachedAsync("lv");
+        var paths = (await _root.RunAsync("inspect", "lv", "--json")).Json().GetProperty("paths");
+        var vmmLog = paths.GetProperty("vmmLog").GetString()!;
+        await _root.RunAsync("stop", "lv");
+
+        var logs = await _root.RunAsync("logs", "lv");
+        var vmm = await _root.RunAsync("logs", "lv", "--vmm");
+
+        Assert.Equal(Path.Combine(paths.GetProperty("directory").GetString()!, "firecracker.log"), vmmLog);
+        Assert.True(vmm.ExitCode == 0, vmm.ToString());
+        Assert.Equal(await File.ReadAllTextAsync(vmmLog, TestContext.Current.CancellationToken), vmm.Stdout);
+        Assert.Contains("Running Firecracker", vmm.Stdout);
+        Assert.Contains("\"/actions\"", vmm.Stdout);
+        Assert.True(logs.ExitCode == 0, logs.ToString());
+        Assert.DoesNotContain("Running Firecracker", logs.Stdout);
+    }
+
+    [Fact]
     public async Task Logs_follow_ends_when_the_vm_is_stopped_by_another_kiln()
     {
         await _root.RunDetachedAsync("lf");

@@ -35,7 +35,7 @@ internal static class InspectCommand
             var now = context.Time.GetUtcNow();
             var result = new InspectJson(
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
-                new PathsJson(info.Directory, info.SocketPath, info.ConsolePath), Sandboxes.Config(info.Config),
+                new PathsJson(info.Directory, info.SocketPath, info.ConsolePath, info.VmmLogPath), Sandboxes.Config(info.Config),
                 [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError);
             if (context.Json)
             {
@@ -60,6 +60,7 @@ internal static class InspectCommand
         Row("Directory", r.Paths.Directory);
         Row("API socket", r.Paths.Socket);
         Row("Console", r.Paths.Console);
+        Row("Firecracker log", r.Paths.VmmLog);
         Row("Firecracker", r.Config.FirecrackerPath);
         Row("Kernel", r.Config.KernelPath);
         Row("Initrd", r.Config.InitrdPath);

@@ -4,14 +4,18 @@ using Kiln.Sandbox;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary><c>kiln logs</c>: the serial console file, optionally followed until Ctrl-C or the VM's end.</summary>
+/// <summary>
+/// <c>kiln logs</c>: the serial console file (or with <c>--vmm</c> Firecracker's own log), optionally followed until
+/// Ctrl-C or the VM's end.
+/// </summary>
 internal static class LogsCommand
 {
     public static Command Create(GlobalOptions globals)
     {
         var name = CommandExtensions.NameArgument();
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new output until Ctrl-C or the VM exits." };
-        var command = new Command("logs", "Print a sandbox's serial console.") { name, follow };
+        var vmm = new Option<bool>("--vmm") { Description = "Print Firecracker's own log (firecracker.log) instead of the guest's console." };
+        var command = new Command("logs", "Print a sandbox's serial console, or with --vmm Firecracker's log.") { name, follow, vmm };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var info = await Sandboxes.GetAsync(context, context.Value(name), cancellationToken);
@@ -32,7 +36,8 @@ internal static class LogsCommand
                     }
                 };
             }
-            await ConsoleFollower.FollowAsync(info.ConsolePath, sink, stillRunning, context.Time, cancellationToken);
+            var path = context.Value(vmm) ? info.VmmLogPath : info.ConsolePath;
+            await ConsoleFollower.FollowAsync(path, sink, stillRunning, context.Time, cancellationToken);
             return ExitCodes.Success;
         });
     }

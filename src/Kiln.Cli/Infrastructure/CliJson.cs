@@ -12,7 +12,7 @@ internal sealed record SandboxSummaryJson(
 internal sealed record RunResultJson(
     string Name, SandboxState State, int? Pid, string Directory, string SocketPath, string ConsolePath);
 
-internal sealed record PathsJson(string Directory, string Socket, string Console);
+internal sealed record PathsJson(string Directory, string Socket, string Console, string VmmLog);
 
 internal sealed record ConfigJson(
     string FirecrackerPath, string KernelPath, string? InitrdPath, string? RootfsPath, bool RootfsReadOnly,

@@ -46,6 +46,12 @@ public sealed partial class FirecrackerHypervisor
                 }
                 if (!File.Exists(paths.ConsolePath))
                     created.Add(paths.ConsolePath);
+                // Firecracker's log gets a fresh file per start (the last one is kept as .1), created here so that no
+                // Firecracker version's open-without-create or write-from-offset-0 can fail or garble it.
+                if (File.Exists(paths.VmmLogPath))
+                    File.Move(paths.VmmLogPath, paths.PreviousVmmLogPath, overwrite: true);
+                File.Create(paths.VmmLogPath).Dispose();
+                created.Add(paths.VmmLogPath);
                 return Task.CompletedTask;
             }),
             new("placeholders", _ =>
@@ -66,7 +72,7 @@ public sealed partial class FirecrackerHypervisor
                 vmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
                 {
                     ExecutablePath = config.FirecrackerPath,
-                    Arguments = new VmmArguments(paths.SocketPath).WithId(InstanceId(Id)),
+                    Arguments = new VmmArguments(paths.SocketPath).WithId(InstanceId(Id)).WithLog(paths.VmmLogPath),
                     OutputPath = paths.ConsolePath,
                     Detached = _ownership == VmmOwnership.Detached,
                     Environment = _options.Environment,
@@ -180,7 +186,7 @@ public sealed partial class FirecrackerHypervisor
             if (vmm is not null)
             {
                 await vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
-                tail = vmm.ReadOutputTail();
+                tail = FailureTail(vmm.ReadOutputTail(), VmmProcess.ReadFileTail(paths.VmmLogPath, 32));
             }
             await ReleaseVmmAsync().ConfigureAwait(false);
             DeleteFile(paths.SocketPath);
@@ -206,6 +212,14 @@ public sealed partial class FirecrackerHypervisor
         KilnTelemetry.StartDuration.Record(elapsed);
         Log.Started(_logger, Id, elapsed);
     }
+
+    /// <summary>What a failed start reports of the VMM: its own log (why it refused) and its output (panics, the console).</summary>
+    internal static string FailureTail(string output, string log) => (output.Length, log.Length) switch
+    {
+        (_, 0) => output,
+        (0, _) => log,
+        _ => $"{log.TrimEnd('\n')}\n--- output ---\n{output}",
+    };
 
     /// <summary>
     /// Firecracker's <c>--id</c> for a sandbox id. Firecracker takes letters, digits and '-' (anything else makes it

@@ -75,6 +75,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <inheritdoc />
     public string ConsolePath => Paths.ConsolePath;
 
+    /// <inheritdoc />
+    public string VmmLogPath => Paths.VmmLogPath;
+
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;
 
@@ -435,6 +438,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                     DeleteFile(slot.PlaceholderPath);
             }
             DeleteFile(paths.ConsolePath);
+            DeleteFile(paths.VmmLogPath);
+            DeleteFile(paths.PreviousVmmLogPath);
             DeleteFile(paths.SnapshotStatePath);
             DeleteFile(paths.SnapshotMemoryPath);
             DeleteFile(paths.StatePath);

@@ -68,6 +68,9 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>The file holding the guest's serial console output.</summary>
     string ConsolePath { get; }
 
+    /// <summary>Firecracker's own log file (its <c>--log-path</c>): the API requests it served and the errors it met.</summary>
+    string VmmLogPath { get; }
+
     /// <summary>Forgets the connection to the VMM without stopping it (seed: disconnect()).</summary>
     void Disconnect();
 

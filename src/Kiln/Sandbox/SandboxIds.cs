@@ -62,8 +62,14 @@ public sealed record SandboxPaths(string Directory)
     /// <summary>Firecracker's API socket.</summary>
     public string SocketPath => Path.Combine(Directory, "firecracker.sock");
 
-    /// <summary>The guest's serial console (and Firecracker's own log lines).</summary>
+    /// <summary>The guest's serial console (Firecracker's stdout and stderr).</summary>
     public string ConsolePath => Path.Combine(Directory, "console.log");
+
+    /// <summary>Firecracker's own log (<c>--log-path</c>), kept out of the console. Fresh for every start.</summary>
+    public string VmmLogPath => Path.Combine(Directory, "firecracker.log");
+
+    /// <summary>The previous start's <see cref="VmmLogPath"/>, kept for one more start.</summary>
+    public string PreviousVmmLogPath => VmmLogPath + ".1";
 
     /// <summary>The persisted state.</summary>
     public string StatePath => Path.Combine(Directory, "state.json");

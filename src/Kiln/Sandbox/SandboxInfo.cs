@@ -34,4 +34,7 @@ public sealed record SandboxInfo(
 
     /// <summary>The boot-time devices (<c>AddDeviceAsync</c>), in the order every start attaches them.</summary>
     public IReadOnlyList<HypervisorDevice> Devices { get; init; } = [];
+
+    /// <summary>Firecracker's own log file (see <see cref="IHypervisor.VmmLogPath"/>).</summary>
+    public string VmmLogPath => new SandboxPaths(Directory).VmmLogPath;
 }

@@ -367,7 +367,8 @@ public sealed class VmmProcess : IAsyncDisposable
         }
     }
 
-    private static string ReadFileTail(string path, int lines)
+    /// <summary>The last <paramref name="lines"/> lines of a file (at most its last 16 KiB), or "" when it cannot be read.</summary>
+    public static string ReadFileTail(string path, int lines)
     {
         try
         {

@@ -45,6 +45,7 @@ public sealed class LifecycleTests
         Assert.Equal("/dev/vdb", driver.PoolSlots[0].GuestDevice);
         if (target.BootMarker is { } marker)
             await Eventually.FileContainsAsync(driver.ConsolePath, marker, TimeSpan.FromSeconds(30));
+        await Eventually.FileContainsAsync(driver.VmmLogPath, "\"/machine-config\"", TimeSpan.FromSeconds(10));
 
         // Hot-plug into the pool, until it is exhausted.
         var added = Assert.IsType<BlockHotplugResult>(await driver.HotplugAddAsync(new BlockDevice(dataA), Ct));
@@ -91,6 +92,32 @@ public sealed class LifecycleTests
         Assert.False(ProcFs.IsSameProcess(identity));
         Assert.False(File.Exists(driver.SocketPath));
         await driver.CleanupAsync(Ct);
+        await driver.CleanupAsync(Ct);
+        Assert.False(Directory.Exists(driver.SandboxDirectory));
+    }
+
+    [Fact]
+    public async Task Firecrackers_log_has_its_own_file_fresh_for_each_start_with_the_previous_one_kept()
+    {
+        using var root = new TempRoot();
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("logs", SandboxTarget.Fake(root).Config(root), Ct);
+        const string running = "Running Firecracker";
+
+        await driver.StartAsync(Ct);
+        // InstanceStart is the last request: once its line is in the log, so is everything before it.
+        await Eventually.FileContainsAsync(driver.VmmLogPath, "\"/actions\"", TimeSpan.FromSeconds(10));
+        Assert.Contains(running, await File.ReadAllTextAsync(driver.VmmLogPath, Ct));
+        Assert.Contains("\"/machine-config\"", await File.ReadAllTextAsync(driver.VmmLogPath, Ct));
+        Assert.DoesNotContain(running, await File.ReadAllTextAsync(driver.ConsolePath, Ct));
+        await driver.StopAsync(Ct);
+        var firstLog = await File.ReadAllTextAsync(driver.VmmLogPath, Ct);
+        await driver.StartAsync(Ct);
+
+        Assert.Equal(firstLog, await File.ReadAllTextAsync(driver.VmmLogPath + ".1", Ct));
+        await Eventually.FileContainsAsync(driver.VmmLogPath, running, TimeSpan.FromSeconds(10));
+        Assert.Single(File.ReadAllLines(driver.VmmLogPath), line => line.Contains(running, StringComparison.Ordinal));
+        await driver.StopAsync(Ct);
         await driver.CleanupAsync(Ct);
         Assert.False(Directory.Exists(driver.SandboxDirectory));
     }

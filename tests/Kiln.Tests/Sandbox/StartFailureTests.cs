@@ -48,7 +48,9 @@ public sealed class StartFailureTests
         Assert.Equal(step, e.Step);
         Assert.Equal($"Injected fault for {step}", e.FaultMessage);
         Assert.Contains(step, e.Message);
+        // Firecracker's log says what it refused; its output follows.
         Assert.Contains("Running Firecracker", e.OutputTail);
+        Assert.Contains($"Injected fault for {step}", e.OutputTail);
         Assert.Equal("fail", e.SandboxId);
         AssertNothingLeft(driver);
     }
@@ -108,9 +110,13 @@ public sealed class StartFailureTests
         });
         await driver.CreateAsync("clock", SandboxTarget.Fake(root).Config(root) with { ApiReadyTimeout = TimeSpan.FromHours(1) }, Ct);
 
-        var start = driver.StartAsync(Ct);
+        // A wall-clock safety net only: should the wait below fail, the start must not hold the driver for an hour.
+        // It would end the start as cancelled, which the assertions refuse.
+        using var safety = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        safety.CancelAfter(TimeSpan.FromSeconds(90));
+        var start = driver.StartAsync(safety.Token);
         // Wall-clock time alone never ends the wait (an hour); advancing the injected clock past it does.
-        await Eventually.FileContainsAsync(driver.ConsolePath, "Running Firecracker", TimeSpan.FromSeconds(30));
+        await Eventually.FileContainsAsync(driver.VmmLogPath, "Running Firecracker", TimeSpan.FromSeconds(30));
         while (!start.IsCompleted)
         {
             clock.Advance(TimeSpan.FromMinutes(30));
@@ -133,7 +139,7 @@ public sealed class StartFailureTests
         // Cancel once the VMM has logged the request it will never answer.
         var canceller = Task.Run(async () =>
         {
-            await Eventually.FileContainsAsync(driver.ConsolePath, "\"/boot-source\"", TimeSpan.FromSeconds(30));
+            await Eventually.FileContainsAsync(driver.VmmLogPath, "\"/boot-source\"", TimeSpan.FromSeconds(30));
             await cts.CancelAsync();
         }, Ct);
 
