@@ -53,40 +53,20 @@ public sealed class UsageTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("0")]
-    [InlineData("33")]
-    [InlineData("-1")]
-    public async Task Run_with_vcpus_out_of_range_exits_2_before_anything_starts(string vcpus)
+    [InlineData("--vcpus", "0", "--vcpus must be between 1 and 32")]
+    [InlineData("--vcpus", "33", "--vcpus must be between 1 and 32")]
+    [InlineData("--vcpus", "-1", "--vcpus must be between 1 and 32")]
+    [InlineData("--memory", "0", "--memory must be between")]
+    [InlineData("--memory", "2000000", "--memory must be between")]
+    [InlineData("--stop-timeout", "-1", "--stop-timeout must be between 0 and 3600 seconds")]
+    [InlineData("--stop-timeout", "3601", "--stop-timeout must be between 0 and 3600 seconds")]
+    [InlineData("--stop-timeout", "NaN", "--stop-timeout must be between 0 and 3600 seconds")]
+    public async Task Run_with_a_value_out_of_range_exits_2_before_anything_starts(string option, string value, string message)
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--vcpus", vcpus);
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, option, value);
 
         Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--vcpus must be between 1 and 32", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Theory]
-    [InlineData("-1")]
-    [InlineData("3601")]
-    [InlineData("NaN")]
-    public async Task Run_with_a_stop_timeout_out_of_range_exits_2(string seconds)
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--stop-timeout", seconds);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--stop-timeout must be between 0 and 3600 seconds", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Theory]
-    [InlineData("0")]
-    [InlineData("2000000")]
-    public async Task Run_with_memory_out_of_range_exits_2(string memory)
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--memory", memory);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--memory must be between", result.Stderr);
+        Assert.Contains(message, result.Stderr);
         AssertNothingCreated();
     }
 
