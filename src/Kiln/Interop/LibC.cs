@@ -1,4 +1,4 @@
-// Every native call Kiln makes, in one place: signals and pidfds. Source-generated ([LibraryImport]) so it stays
+// Every native call Kiln makes, in one place: signals, pidfds and the sandbox lock. Source-generated ([LibraryImport]) so it stays
 // AOT- and trim-clean; errno is captured through SetLastError and read with Marshal.GetLastPInvokeError.
 using System.Runtime.InteropServices;
 
@@ -47,6 +47,19 @@ internal static partial class LibC
     public static unsafe partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
     public const int EFD_CLOEXEC = 0x80000;
+
+    public const int EAGAIN = 11;
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+    public const int LOCK_EX = 2;
+    public const int LOCK_NB = 4;
+
+    // open(2) is variadic (the mode); without O_CREAT there is no third argument, and the fixed import is exact.
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    public static partial int Flock(int fd, int operation);
 
     /// <summary>pidfd_open(2): a file descriptor that refers to this very process, immune to PID reuse.</summary>
     public static int PidFdOpen(int pid) => (int)Syscall2(SYS_pidfd_open, pid, 0);

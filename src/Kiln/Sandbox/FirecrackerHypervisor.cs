@@ -190,6 +190,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            using var sandboxLock = await EnterSandboxAsync(cancellationToken).ConfigureAwait(false);
             RequireState("start", SandboxState.Created, SandboxState.Stopped, SandboxState.Exited);
             await UnsafeStartAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -209,6 +210,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            using var sandboxLock = await EnterSandboxAsync(cancellationToken).ConfigureAwait(false);
             await UnsafeStopAsync(gracePeriod, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -492,13 +494,72 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _ = Id;
+            using var sandboxLock = await EnterSandboxAsync(cancellationToken).ConfigureAwait(false);
             await action(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Takes the sandbox's cross-process lock (see <see cref="SandboxLock"/>) and catches up with what other drivers
+    /// did since this one last looked. Called with <see cref="_gate"/> held. Null when the sandbox directory is gone
+    /// (cleaned up): there is nothing left to share, and stop and clean-up stay idempotent.
+    /// </summary>
+    private async Task<SandboxLock?> EnterSandboxAsync(CancellationToken cancellationToken)
+    {
+        var paths = Paths;
+        if (!Directory.Exists(paths.Directory))
+            return null;
+        var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, Id, LockTimeout, _time, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RefreshAsync(cancellationToken).ConfigureAwait(false);
+            return sandboxLock;
+        }
+        catch
+        {
+            sandboxLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The longest one operation of another driver can hold the lock: a start, a stop or a snapshot.</summary>
+    private TimeSpan LockTimeout =>
+        Config.ApiReadyTimeout + Config.BootTimeout + Config.StopTimeout + new FirecrackerClientOptions().SnapshotTimeout;
+
+    /// <summary>
+    /// Brings this driver's view up to the state file, which every driver writes after each change: another one may
+    /// have hot-plugged into the pool, paused or resumed, queued devices, stopped the VMM or started a new one.
+    /// </summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        var persisted = await SandboxStateFile.TryReadAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
+        if (persisted is null)
+            return;
+        if (persisted.Pid != _vmm?.Pid)
+        {
+            // Ours still runs, so the record cannot be newer than what this driver knows.
+            if (_vmm is { HasExited: false })
+                return;
+            // Ours is gone (stopped or replaced by another driver): take the sandbox over as recorded.
+            if (_vmm is not null)
+                await ReleaseVmmAsync().ConfigureAwait(false);
+            _devices.Clear();
+            Adopt(persisted);
+            return;
+        }
+        _devices.Clear();
+        _devices.AddRange(persisted.Devices);
+        foreach (var slot in persisted.PoolSlots)
+        {
+            if (slot.Index < _pool!.Size)
+                _pool.Set(slot.Index, slot.HostPath);
+        }
+        if (_state is SandboxState.Running or SandboxState.Paused && persisted.State is SandboxState.Running or SandboxState.Paused)
+            _state = persisted.State;
     }
 
     private void RequireState(string operation, params SandboxState[] expected)
