@@ -175,6 +175,26 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Drive_adds_from_four_kiln_processes_at_once_take_four_different_slots()
+    {
+        await _root.RunDetachedAsync("hpc");
+        var disks = Enumerable.Range(0, 4).Select(i => _root.CreateFile($"c{i}.img", 1024 * 1024)).ToArray();
+
+        var children = disks.Select(disk => _root.Start("drive", "add", "hpc", disk, "--json")).ToList();
+        var results = new List<KilnResult>();
+        foreach (var child in children)
+        {
+            await using (child)
+                results.Add(await child.WaitAsync(KilnSandboxRoot.CommandTimeout, TestContext.Current.CancellationToken));
+        }
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0, r.ToString()));
+        Assert.Equal(4, results.Select(r => r.Json().GetProperty("slot").GetInt32()).Distinct().Count());
+        var slots = (await _root.RunAsync("inspect", "hpc", "--json")).Json().GetProperty("poolSlots").EnumerateArray();
+        Assert.Equal(disks.Order(), slots.Select(s => s.GetProperty("hostPath").GetString()).OfType<string>().Order());
+    }
+
+    [Fact]
     public async Task Drive_add_read_only_fails_with_the_drivers_reason_in_one_line()
     {
         await _root.RunDetachedAsync("hpro");
