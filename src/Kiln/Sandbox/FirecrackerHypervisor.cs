@@ -124,6 +124,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             // Private to its owner: it holds the API socket, which is full control of the VM.
             Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
+            // Under the lock: another driver may be creating or starting this very sandbox now.
+            using var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, sandboxId, LockTimeoutFor(config), _time, cancellationToken).ConfigureAwait(false);
             var persisted = await SandboxStateFile.TryReadAsync(paths.StatePath, cancellationToken).ConfigureAwait(false);
             if (persisted is not null && SandboxCatalog.IsAlive(persisted))
             {
@@ -513,7 +515,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         var paths = Paths;
         if (!Directory.Exists(paths.Directory))
             return null;
-        var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, Id, LockTimeout, _time, cancellationToken).ConfigureAwait(false);
+        var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, Id, LockTimeoutFor(Config), _time, cancellationToken).ConfigureAwait(false);
         try
         {
             await RefreshAsync(cancellationToken).ConfigureAwait(false);
@@ -527,8 +529,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     }
 
     /// <summary>The longest one operation of another driver can hold the lock: a start, a stop or a snapshot.</summary>
-    private TimeSpan LockTimeout =>
-        Config.ApiReadyTimeout + Config.BootTimeout + Config.StopTimeout + new FirecrackerClientOptions().SnapshotTimeout;
+    private static TimeSpan LockTimeoutFor(HypervisorConfig config) =>
+        config.ApiReadyTimeout + config.BootTimeout + config.StopTimeout + new FirecrackerClientOptions().SnapshotTimeout;
 
     /// <summary>
     /// Brings this driver's view up to the state file, which every driver writes after each change: another one may
