@@ -79,26 +79,27 @@ if (InstanceIdProblem(id) is { } idProblem)
 }
 
 log.InstanceId = id;
-if (cl.Value("log-path") is not null || cl.Value("level") is not null || cl.Flag("show-level") || cl.Flag("show-log-origin") || cl.Value("module") is not null)
+// main.rs: the level is parsed before the logger is touched; a bad one is MainError::InvalidLogLevel, which maps to
+// FcExitCode::BadConfiguration (152). A log file that cannot be opened is MainError::LoggerInitialization (exit 1).
+// Both are reported by main()'s error path: the Display form to the log, the Debug form to stderr.
+LogLevel? level = null;
+if (cl.Value("level") is { } levelText)
 {
-    LogLevel? level = null;
-    if (cl.Value("level") is { } levelText)
+    if (!FcLogger.TryParseLevel(levelText, out var parsed))
     {
-        if (!FcLogger.TryParseLevel(levelText, out var parsed))
-        {
-            // ASSUMED wording.
-            log.Error("main", $"Logger initialization failure: Invalid log level: {levelText}", LogOrigin.Main);
-            return ExitWith(1);
-        }
-
-        level = parsed;
+        log.Error("main", $"Invalid value for logger level: Failed to parse string to level filter: {levelText}.Possible values: [Error, Warning, Info, Debug]", LogOrigin.Main);
+        Console.Error.WriteLine($"Error: InvalidLogLevel(LevelFilterFromStrError({RustDebug.Str(levelText)}))");
+        return ExitWith(152);
     }
 
-    if (log.Configure(cl.Value("log-path"), level, cl.Flag("show-level"), cl.Flag("show-log-origin"), cl.Value("module")) is { } logError)
-    {
-        log.Error("main", $"Logger initialization failure: Failed to open target file: {logError}", LogOrigin.Main);
-        return ExitWith(1);
-    }
+    level = parsed;
+}
+
+if (log.Configure(cl.Value("log-path"), level, cl.Flag("show-level") ? true : null, cl.Flag("show-log-origin") ? true : null, cl.Value("module")) is var logErrno and not 0)
+{
+    log.Error("main", $"Could not initialize logger: Failed to open target file: {NativeMethods.OsError(logErrno)}", LogOrigin.Main);
+    Console.Error.WriteLine($"Error: LoggerInitialization(LoggerUpdateError({RustDebug.IoError(logErrno)}))");
+    return ExitWith(1);
 }
 
 log.Info("main", $"Running Firecracker v{VmmCore.Version}", LogOrigin.Main);
@@ -116,7 +117,9 @@ var vmm = new VmmCore(log, metrics, knobs, options, code => exits.Add(code));
 
 if (cl.Value("metrics-path") is { } metricsPath && metrics.Configure(metricsPath) is { } metricsError)
 {
-    log.Error("main", $"Failed to initialize metrics: {metricsError}", LogOrigin.Main);
+    // main.rs: MainError::MetricsInitialization(MetricsConfigError::InitializationFailure(io error text)), exit 1.
+    log.Error("main", $"Could not initialize metrics: Cannot initialize the metrics system due to bad user input: {metricsError}", LogOrigin.Main);
+    Console.Error.WriteLine($"Error: MetricsInitialization(InitializationFailure({RustDebug.Str(metricsError)}))");
     return ExitWith(1);
 }
 
@@ -250,16 +253,7 @@ byte[] ReadOrPanic(string path, string location, string what)
     var fd = NativeMethods.Open(path, NativeMethods.O_RDONLY);
     if (fd < 0)
     {
-        var errno = -fd;
-        var kind = errno switch
-        {
-            2 => "NotFound",
-            13 => "PermissionDenied",
-            20 => "NotADirectory",
-            21 => "IsADirectory",
-            _ => "Uncategorized",
-        };
-        Panic(location, $"{what}: Os {{ code: {errno}, kind: {kind}, message: {RustDebug.Str(Marshal.GetPInvokeErrorMessage(errno))} }}");
+        Panic(location, $"{what}: {RustDebug.IoError(-fd)}");
     }
 
     NativeMethods.Close(fd);
