@@ -166,9 +166,9 @@ if (!cl.Flag("no-api"))
         log.Info("main", $"Listening on API socket ({RustDebug.Str(cl.ApiSock)}).", LogOrigin.Main);
         server.Start();
         NameMainThread();
-        if (configJson is not null && !BootFromConfig(configJson))
+        if (configJson is not null && !BootFromConfig(configJson, "RunWithApiError error"))
         {
-            return ExitWith(152);
+            return ExitWith(1);
         }
 
         server.Serve();
@@ -176,9 +176,9 @@ if (!cl.Flag("no-api"))
 }
 
 NameMainThread();
-if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson))
+if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson, "RunWithoutApiError error"))
 {
-    return ExitWith(152);
+    return ExitWith(1);
 }
 
 return ExitWith(exits.Take());
@@ -214,20 +214,24 @@ void NameMainThread()
     NativeMethods.SetCurrentThreadName("firecracker");
 }
 
-bool BootFromConfig(byte[] json)
+// main.rs: a config file that fails is BuildFromJsonError (ParseFromJson or StartMicroVM) inside
+// ApiServerError/RunWithoutApiError::BuildFromJson, reported by main()'s error path and ending with GenericError (1),
+// as FACTS.md saw for a config file's vsock path that already exists. The stderr Debug line is not reproduced.
+bool BootFromConfig(byte[] json, string mainError)
 {
+    var stage = "Configuration for VMM from one single json failed";
     try
     {
         var config = SerdeParser.Parse(json, Schemas.VmmConfig)!.AsObject();
         ConfigLoader.Apply(vmm, config, checkFiles: true);
+        stage = "Could not Start MicroVM from one single json";
         vmm.StartMicroVm();
         log.Info("main", "Successfully started microvm that was configured from one single json", LogOrigin.Main);
         return true;
     }
     catch (Exception e) when (e is SerdeException or VmmActionException)
     {
-        // ASSUMED wording; Firecracker ends with BadConfiguration (152).
-        log.Error("main", $"Configuration for VMM from one single json failed: {e.Message}", LogOrigin.Main);
+        log.Error("main", $"{mainError}: Failed to build MicroVM from Json: {stage}: {e.Message}", LogOrigin.Main);
         return false;
     }
 }
