@@ -63,6 +63,22 @@ public sealed class LoggingAndConsoleTests
     }
 
     [Fact]
+    public async Task Vm_config_warns_about_restored_VMs_before_boot_only()
+    {
+        // rpc_interface.rs: PrebootApiController's GetFullVmConfig is a warn!; the runtime controller logs nothing.
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, ["--id", "cfg", "--log-path", dir["fc.log"], "--show-level"]);
+
+        await fc.Get("/vm/config");
+        await fc.BootAsync();
+        await fc.Get("/vm/config");
+
+        var lines = (await File.ReadAllLinesAsync(dir["fc.log"], Fc.Ct)).Where(l => l.Contains("will all be empty", StringComparison.Ordinal)).ToList();
+        Assert.Single(lines);
+        Assert.Contains("[cfg:main:WARN] If the VM was restored from snapshot, boot-source, machine-config.smt, and machine-config.cpu_template will all be empty.", lines[0]);
+    }
+
+    [Fact]
     public async Task Metrics_get_a_line_at_InstanceStart_and_at_each_FlushMetrics_even_on_a_FIFO_nobody_reads_yet()
     {
         using var dir = new TempDir();
