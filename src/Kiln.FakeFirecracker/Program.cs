@@ -64,10 +64,21 @@ if (cl.Value("describe-snapshot") is { } describePath)
         log.Stdout(VmmCore.DescribeSnapshot(describePath) + "\n");
         return ExitWith(0);
     }
-    catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+    catch (InvalidDataException e)
     {
-        // ASSUMED wording.
-        log.Error("main", $"Failed to describe the snapshot: {VmmCore.IoText(e)}", LogOrigin.Main);
+        // main.rs: SnapshotVersionError::SnapshotVersion; the inner text is the stand-in's own format's.
+        log.Error("main", $"When printing Snapshot Data format: Invalid data format version of snapshot file: {e.Message}", LogOrigin.Main);
+        return ExitWith(1);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        // main.rs: MainError::PrintSnapshotDataFormat(SnapshotVersionError::OpenSnapshot(io::Error)), GenericError.
+        log.Error("main", $"When printing Snapshot Data format: Unable to open snapshot state file: {VmmCore.IoText(e)}", LogOrigin.Main);
+        if (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"Error: PrintSnapshotDataFormat(OpenSnapshot({RustDebug.IoError(e is UnauthorizedAccessException ? 13 : 2)}))");
+        }
+
         return ExitWith(1);
     }
 }

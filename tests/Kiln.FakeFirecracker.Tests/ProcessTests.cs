@@ -65,6 +65,19 @@ public sealed partial class ProcessTests
     }
 
     [Fact]
+    public async Task Describing_a_missing_snapshot_ends_the_process_with_1_and_main_rs_error_texts()
+    {
+        using var dir = new TempDir();
+
+        var (code, output) = await RunToEnd("--describe-snapshot", dir["missing"]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("[anonymous-instance:main] When printing Snapshot Data format: Unable to open snapshot state file: No such file or directory (os error 2)\n", output);
+        Assert.Contains("Error: PrintSnapshotDataFormat(OpenSnapshot(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
+    }
+
+    [Fact]
     public async Task An_unknown_log_level_ends_the_process_with_152_as_a_bad_configuration()
     {
         using var dir = new TempDir();
