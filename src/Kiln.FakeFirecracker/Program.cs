@@ -64,10 +64,21 @@ if (cl.Value("describe-snapshot") is { } describePath)
         log.Stdout(VmmCore.DescribeSnapshot(describePath) + "\n");
         return ExitWith(0);
     }
-    catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+    catch (InvalidDataException e)
     {
-        // ASSUMED wording.
-        log.Error("main", $"Failed to describe the snapshot: {VmmCore.IoText(e)}", LogOrigin.Main);
+        // main.rs: SnapshotVersionError::SnapshotVersion; the inner text is the stand-in's own format's.
+        log.Error("main", $"When printing Snapshot Data format: Invalid data format version of snapshot file: {e.Message}", LogOrigin.Main);
+        return ExitWith(1);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        // main.rs: MainError::PrintSnapshotDataFormat(SnapshotVersionError::OpenSnapshot(io::Error)), GenericError.
+        log.Error("main", $"When printing Snapshot Data format: Unable to open snapshot state file: {VmmCore.IoText(e)}", LogOrigin.Main);
+        if (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"Error: PrintSnapshotDataFormat(OpenSnapshot({RustDebug.IoError(e is UnauthorizedAccessException ? 13 : 2)}))");
+        }
+
         return ExitWith(1);
     }
 }
@@ -79,26 +90,27 @@ if (InstanceIdProblem(id) is { } idProblem)
 }
 
 log.InstanceId = id;
-if (cl.Value("log-path") is not null || cl.Value("level") is not null || cl.Flag("show-level") || cl.Flag("show-log-origin") || cl.Value("module") is not null)
+// main.rs: the level is parsed before the logger is touched; a bad one is MainError::InvalidLogLevel, which maps to
+// FcExitCode::BadConfiguration (152). A log file that cannot be opened is MainError::LoggerInitialization (exit 1).
+// Both are reported by main()'s error path: the Display form to the log, the Debug form to stderr.
+LogLevel? level = null;
+if (cl.Value("level") is { } levelText)
 {
-    LogLevel? level = null;
-    if (cl.Value("level") is { } levelText)
+    if (!FcLogger.TryParseLevel(levelText, out var parsed))
     {
-        if (!FcLogger.TryParseLevel(levelText, out var parsed))
-        {
-            // ASSUMED wording.
-            log.Error("main", $"Logger initialization failure: Invalid log level: {levelText}", LogOrigin.Main);
-            return ExitWith(1);
-        }
-
-        level = parsed;
+        log.Error("main", $"Invalid value for logger level: Failed to parse string to level filter: {levelText}.Possible values: [Error, Warning, Info, Debug]", LogOrigin.Main);
+        Console.Error.WriteLine($"Error: InvalidLogLevel(LevelFilterFromStrError({RustDebug.Str(levelText)}))");
+        return ExitWith(152);
     }
 
-    if (log.Configure(cl.Value("log-path"), level, cl.Flag("show-level"), cl.Flag("show-log-origin"), cl.Value("module")) is { } logError)
-    {
-        log.Error("main", $"Logger initialization failure: Failed to open target file: {logError}", LogOrigin.Main);
-        return ExitWith(1);
-    }
+    level = parsed;
+}
+
+if (log.Configure(cl.Value("log-path"), level, cl.Flag("show-level") ? true : null, cl.Flag("show-log-origin") ? true : null, cl.Value("module")) is var logErrno and not 0)
+{
+    log.Error("main", $"Could not initialize logger: Failed to open target file: {NativeMethods.OsError(logErrno)}", LogOrigin.Main);
+    Console.Error.WriteLine($"Error: LoggerInitialization(LoggerUpdateError({RustDebug.IoError(logErrno)}))");
+    return ExitWith(1);
 }
 
 log.Info("main", $"Running Firecracker v{VmmCore.Version}", LogOrigin.Main);
@@ -116,7 +128,9 @@ var vmm = new VmmCore(log, metrics, knobs, options, code => exits.Add(code));
 
 if (cl.Value("metrics-path") is { } metricsPath && metrics.Configure(metricsPath) is { } metricsError)
 {
-    log.Error("main", $"Failed to initialize metrics: {metricsError}", LogOrigin.Main);
+    // main.rs: MainError::MetricsInitialization(MetricsConfigError::InitializationFailure(io error text)), exit 1.
+    log.Error("main", $"Could not initialize metrics: Cannot initialize the metrics system due to bad user input: {metricsError}", LogOrigin.Main);
+    Console.Error.WriteLine($"Error: MetricsInitialization(InitializationFailure({RustDebug.Str(metricsError)}))");
     return ExitWith(1);
 }
 
@@ -163,9 +177,9 @@ if (!cl.Flag("no-api"))
         log.Info("main", $"Listening on API socket ({RustDebug.Str(cl.ApiSock)}).", LogOrigin.Main);
         server.Start();
         NameMainThread();
-        if (configJson is not null && !BootFromConfig(configJson))
+        if (configJson is not null && !BootFromConfig(configJson, "RunWithApiError error"))
         {
-            return ExitWith(152);
+            return ExitWith(1);
         }
 
         server.Serve();
@@ -173,9 +187,9 @@ if (!cl.Flag("no-api"))
 }
 
 NameMainThread();
-if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson))
+if (cl.Flag("no-api") && configJson is not null && !BootFromConfig(configJson, "RunWithoutApiError error"))
 {
-    return ExitWith(152);
+    return ExitWith(1);
 }
 
 return ExitWith(exits.Take());
@@ -211,20 +225,24 @@ void NameMainThread()
     NativeMethods.SetCurrentThreadName("firecracker");
 }
 
-bool BootFromConfig(byte[] json)
+// main.rs: a config file that fails is BuildFromJsonError (ParseFromJson or StartMicroVM) inside
+// ApiServerError/RunWithoutApiError::BuildFromJson, reported by main()'s error path and ending with GenericError (1),
+// as FACTS.md saw for a config file's vsock path that already exists. The stderr Debug line is not reproduced.
+bool BootFromConfig(byte[] json, string mainError)
 {
+    var stage = "Configuration for VMM from one single json failed";
     try
     {
         var config = SerdeParser.Parse(json, Schemas.VmmConfig)!.AsObject();
         ConfigLoader.Apply(vmm, config, checkFiles: true);
+        stage = "Could not Start MicroVM from one single json";
         vmm.StartMicroVm();
         log.Info("main", "Successfully started microvm that was configured from one single json", LogOrigin.Main);
         return true;
     }
     catch (Exception e) when (e is SerdeException or VmmActionException)
     {
-        // ASSUMED wording; Firecracker ends with BadConfiguration (152).
-        log.Error("main", $"Configuration for VMM from one single json failed: {e.Message}", LogOrigin.Main);
+        log.Error("main", $"{mainError}: Failed to build MicroVM from Json: {stage}: {e.Message}", LogOrigin.Main);
         return false;
     }
 }
@@ -250,16 +268,7 @@ byte[] ReadOrPanic(string path, string location, string what)
     var fd = NativeMethods.Open(path, NativeMethods.O_RDONLY);
     if (fd < 0)
     {
-        var errno = -fd;
-        var kind = errno switch
-        {
-            2 => "NotFound",
-            13 => "PermissionDenied",
-            20 => "NotADirectory",
-            21 => "IsADirectory",
-            _ => "Uncategorized",
-        };
-        Panic(location, $"{what}: Os {{ code: {errno}, kind: {kind}, message: {RustDebug.Str(Marshal.GetPInvokeErrorMessage(errno))} }}");
+        Panic(location, $"{what}: {RustDebug.IoError(-fd)}");
     }
 
     NativeMethods.Close(fd);

@@ -44,14 +44,40 @@ public sealed class ConfigFileTests
     [InlineData("""{"machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}""", "missing field `boot-source`")]
     [InlineData("""{"boot-source": {"kernel_image_path": "/nonexistent"}}""", "Boot source error: The kernel file cannot be opened")]
     [InlineData("""{"boot-source": {"kernel_image_path": "/dev/null"}, "surprise": 1}""", "unknown field `surprise`")]
-    public async Task A_config_file_Firecracker_cannot_apply_ends_the_process_with_152(string json, string reason)
+    public async Task A_config_file_Firecracker_cannot_apply_ends_the_process_with_1(string json, string reason)
     {
+        // main.rs / api_server_adapter.rs: BuildFromJsonError inside ApiServerError::BuildFromJson inside
+        // MainError::RunWithApi, which maps to GenericError (1); FACTS.md saw exit 1 for a config file's vsock path.
         using var dir = new TempDir();
         await File.WriteAllTextAsync(dir["vm.json"], json, Fc.Ct);
         await using var p = FakeProcess.Start(["--config-file", dir["vm.json"]], dir["api.sock"]);
 
-        Assert.Equal(152, await p.WaitExitAsync(TimeSpan.FromSeconds(20), Fc.Ct));
-        Assert.Contains("Configuration for VMM from one single json failed: ", p.Output);
+        Assert.Equal(1, await p.WaitExitAsync(TimeSpan.FromSeconds(20), Fc.Ct));
+        Assert.Contains("RunWithApiError error: Failed to build MicroVM from Json: Configuration for VMM from one single json failed: ", p.Output);
         Assert.Contains(reason, p.Output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", p.Output);
+    }
+
+    [Fact]
+    public async Task A_config_file_vsock_path_that_exists_ends_the_process_with_1()
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["v.sock"], "", Fc.Ct);
+        await File.WriteAllTextAsync(dir["vm.json"], $$$"""{"boot-source": {"kernel_image_path": "/dev/null"}, "vsock": {"guest_cid": 3, "uds_path": "{{{dir["v.sock"]}}}"}}""", Fc.Ct);
+        await using var p = FakeProcess.Start(["--config-file", dir["vm.json"]], dir["api.sock"]);
+
+        Assert.Equal(1, await p.WaitExitAsync(TimeSpan.FromSeconds(20), Fc.Ct));
+        Assert.Contains("Address already in use (os error 98)", p.Output);
+    }
+
+    [Fact]
+    public async Task Without_the_API_a_config_file_that_cannot_be_applied_ends_the_process_with_1()
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["vm.json"], """{"boot-source": {"kernel_image_path": "/nonexistent"}}""", Fc.Ct);
+        await using var p = FakeProcess.Start(["--no-api", "--config-file", dir["vm.json"]]);
+
+        Assert.Equal(1, await p.WaitExitAsync(TimeSpan.FromSeconds(20), Fc.Ct));
+        Assert.Contains("RunWithoutApiError error: Failed to build MicroVM from Json: Configuration for VMM from one single json failed: Boot source error: The kernel file cannot be opened", p.Output);
     }
 }

@@ -49,6 +49,36 @@ public sealed class LoggingAndConsoleTests
     }
 
     [Fact]
+    public async Task A_PUT_logger_without_a_level_sets_Info_again_rather_than_keeping_the_command_line_level()
+    {
+        // Firecracker's Logger::update (src/vmm/src/logger/logging.rs): max level = config.level or DEFAULT_LEVEL.
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, ["--log-path", dir["first.log"], "--level", "Warning"]);
+
+        await fc.Ok("PUT", "/logger", $$"""{"log_path": "{{dir["second.log"]}}"}""");
+        await fc.Get("/version");
+
+        Assert.DoesNotContain("Running Firecracker", await File.ReadAllTextAsync(dir["first.log"], Fc.Ct));
+        Assert.Contains("The API server received a Get request on \"/version\".", await File.ReadAllTextAsync(dir["second.log"], Fc.Ct));
+    }
+
+    [Fact]
+    public async Task Vm_config_warns_about_restored_VMs_before_boot_only()
+    {
+        // rpc_interface.rs: PrebootApiController's GetFullVmConfig is a warn!; the runtime controller logs nothing.
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, ["--id", "cfg", "--log-path", dir["fc.log"], "--show-level"]);
+
+        await fc.Get("/vm/config");
+        await fc.BootAsync();
+        await fc.Get("/vm/config");
+
+        var lines = (await File.ReadAllLinesAsync(dir["fc.log"], Fc.Ct)).Where(l => l.Contains("will all be empty", StringComparison.Ordinal)).ToList();
+        Assert.Single(lines);
+        Assert.Contains("[cfg:main:WARN] If the VM was restored from snapshot, boot-source, machine-config.smt, and machine-config.cpu_template will all be empty.", lines[0]);
+    }
+
+    [Fact]
     public async Task Metrics_get_a_line_at_InstanceStart_and_at_each_FlushMetrics_even_on_a_FIFO_nobody_reads_yet()
     {
         using var dir = new TempDir();

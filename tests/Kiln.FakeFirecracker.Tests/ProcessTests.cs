@@ -65,6 +65,60 @@ public sealed partial class ProcessTests
     }
 
     [Fact]
+    public async Task Describing_a_missing_snapshot_ends_the_process_with_1_and_main_rs_error_texts()
+    {
+        using var dir = new TempDir();
+
+        var (code, output) = await RunToEnd("--describe-snapshot", dir["missing"]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("[anonymous-instance:main] When printing Snapshot Data format: Unable to open snapshot state file: No such file or directory (os error 2)\n", output);
+        Assert.Contains("Error: PrintSnapshotDataFormat(OpenSnapshot(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
+    }
+
+    [Fact]
+    public async Task An_unknown_log_level_ends_the_process_with_152_as_a_bad_configuration()
+    {
+        using var dir = new TempDir();
+
+        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "lvl", "--level", "Loud");
+
+        Assert.Equal(152, code);
+        Assert.Contains("[lvl:main] Invalid value for logger level: Failed to parse string to level filter: Loud.Possible values: [Error, Warning, Info, Debug]\n", output);
+        Assert.Contains("Error: InvalidLogLevel(LevelFilterFromStrError(\"Loud\"))", output);
+        Assert.Contains("Firecracker exiting with error. exit_code=152", output);
+        Assert.DoesNotContain("Running Firecracker", output);
+    }
+
+    [Fact]
+    public async Task A_log_path_that_cannot_be_opened_ends_the_process_with_1_before_the_first_log_line()
+    {
+        using var dir = new TempDir();
+
+        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "lp", "--log-path", dir["missing/fc.log"]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("[lp:main] Could not initialize logger: Failed to open target file: No such file or directory (os error 2)\n", output);
+        Assert.Contains("Error: LoggerInitialization(LoggerUpdateError(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
+        Assert.DoesNotContain("Running Firecracker", output);
+    }
+
+    [Fact]
+    public async Task A_metrics_path_that_cannot_be_opened_ends_the_process_with_1()
+    {
+        using var dir = new TempDir();
+
+        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "mp", "--metrics-path", dir["missing/fc.metrics"]);
+
+        Assert.Equal(1, code);
+        Assert.Contains("[mp:main] Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory (os error 2)\n", output);
+        Assert.Contains("Error: MetricsInitialization(InitializationFailure(\"No such file or directory (os error 2)\"))", output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
+    }
+
+    [Fact]
     public async Task An_instance_id_with_a_space_panics_and_dies_by_SIGABRT()
     {
         var (code, output) = await RunToEnd("--id", "bad id with spaces");

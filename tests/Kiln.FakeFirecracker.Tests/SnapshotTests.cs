@@ -101,6 +101,10 @@ public sealed class SnapshotTests
 
         Assert.Equal("Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: Failed to open snapshot file: No such file or directory (os error 2)", Fc.Fault(answer));
         Assert.Equal(1, await fc.Process.WaitExitAsync(TimeSpan.FromSeconds(20), Fc.Ct));
+        // rpc_interface.rs (fatal_error = Restore) and main.rs (MainError::RunWithApi, GenericError).
+        Assert.Contains("[test-vm:main] RunWithApiError error: Failed to build MicroVM: Loading snapshot failed..\n", fc.Process.Output);
+        Assert.Contains("Error: RunWithApi(BuildMicroVmError(Restore))", fc.Process.Output);
+        Assert.Contains("Firecracker exiting with error. exit_code=1", fc.Process.Output);
     }
 
     [Fact]

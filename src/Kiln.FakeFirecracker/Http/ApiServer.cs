@@ -129,6 +129,10 @@ internal sealed class ApiServer
                     await Send(conn, response).ConfigureAwait(false);
                     if (exitCode is { } code)
                     {
+                        // Only a failed snapshot load gets here. rpc_interface.rs sets fatal_error = Restore after
+                        // answering; main.rs then reports MainError::RunWithApi(BuildMicroVmError(Restore)), exit 1.
+                        _vmm.Log.Error("main", "RunWithApiError error: Failed to build MicroVM: Loading snapshot failed..", LogOrigin.Main);
+                        Console.Error.WriteLine("Error: RunWithApi(BuildMicroVmError(Restore))");
                         lock (_vmm.Gate)
                         {
                             _vmm.Exit(code);

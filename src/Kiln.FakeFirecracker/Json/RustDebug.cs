@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Kiln.FakeFirecracker.Json;
@@ -35,5 +36,19 @@ internal static class RustDebug
         }
 
         return sb.Append('"').ToString();
+    }
+
+    /// <summary>Rust's <c>{:?}</c> of an <c>std::io::Error</c> from the OS: <c>Os { code: 2, kind: NotFound, message: "…" }</c>.</summary>
+    public static string IoError(int errno)
+    {
+        var kind = errno switch
+        {
+            2 => "NotFound",
+            13 => "PermissionDenied",
+            20 => "NotADirectory",
+            21 => "IsADirectory",
+            _ => "Uncategorized",
+        };
+        return $"Os {{ code: {errno}, kind: {kind}, message: {Str(Marshal.GetPInvokeErrorMessage(errno))} }}";
     }
 }

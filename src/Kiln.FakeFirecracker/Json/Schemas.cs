@@ -59,9 +59,8 @@ internal static class Schemas
     public static readonly StructSpec Vsock = new("VsockDeviceConfig",
         Opt("vsock_id", S), Req("guest_cid", UIntSpec.U32), Req("uds_path", S));
 
-    // Firecracker parses the level case-insensitively with its own FromStr; ASSUMED wording for a bad one.
-    private static readonly CheckedStrSpec Level = new(s => Vmm.FcLogger.TryParseLevel(s, out _) ? null
-        : $"unknown variant `{s}`, expected one of `Off`, `Trace`, `Debug`, `Info`, `Warning`, `Error`");
+    // logging.rs: LevelFilter's own Deserialize lower-cases the string and fails with custom("Invalid LevelFilter").
+    private static readonly CheckedStrSpec Level = new(s => Vmm.FcLogger.TryParseLevel(s, out _) ? null : "Invalid LevelFilter");
 
     public static readonly StructSpec Logger = new("LoggerConfig",
         Opt("log_path", S), Opt("level", Level), Opt("show_level", B), Opt("show_log_origin", B), Opt("module", S));

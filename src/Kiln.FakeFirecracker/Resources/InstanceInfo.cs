@@ -31,7 +31,12 @@ internal static class InstanceInfo
     /// <summary>GET /vm/config.</summary>
     public static ApiResponse GetVmConfig(ApiCall call)
     {
-        call.Vmm.Log.Info("main", "If the VM was restored from snapshot, boot-source, machine-config.smt, and machine-config.cpu_template will all be empty.", LogOrigin.Rpc);
+        // rpc_interface.rs: a warn! in PrebootApiController only; transcript 03 shows no such line after a load.
+        if (!call.Vmm.Started)
+        {
+            call.Vmm.Log.Warn("main", "If the VM was restored from snapshot, boot-source, machine-config.smt, and machine-config.cpu_template will all be empty.", LogOrigin.Rpc);
+        }
+
         return ApiResponse.Ok(call.Vmm.Resources.ToJson());
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Kiln.FakeFirecracker.Interop;
 using Kiln.FakeFirecracker.Json;
 using Kiln.FakeFirecracker.Vmm;
 
@@ -23,10 +24,10 @@ internal static class LoggerAndMetrics
             level = parsed;
         }
 
-        if (vmm.Log.Configure(o.OptStr("log_path"), level, o.OptBool("show_level"), o.OptBool("show_log_origin"), o.OptStr("module")) is { } error)
+        if (vmm.Log.Configure(o.OptStr("log_path"), level, o.OptBool("show_level"), o.OptBool("show_log_origin"), o.OptStr("module")) is var errno and not 0)
         {
-            // ASSUMED wording.
-            throw new VmmActionException($"Logger error: Failed to open target file: {error}");
+            // VmmActionError::Logger ("Logger error: {0}") around LoggerUpdateError ("Failed to open target file: {0}").
+            throw new VmmActionException($"Logger error: Failed to open target file: {NativeMethods.OsError(errno)}");
         }
     }
 

@@ -76,8 +76,9 @@ internal sealed class FcLogger
     }
 
     /// <summary>Points the log at <paramref name="path"/> (opened read-write, non-blocking, so a FIFO never blocks us).</summary>
-    /// <returns>null, or the errno text when the file cannot be opened.</returns>
-    public string? Configure(string? path, LogLevel? level, bool? showLevel, bool? showOrigin, string? module)
+    /// <returns>0, or the errno when the file cannot be opened.</returns>
+    /// <remarks>As Firecracker's <c>Logger::update</c>: a level left out is Info again, not the previous one.</remarks>
+    public int Configure(string? path, LogLevel? level, bool? showLevel, bool? showOrigin, string? module)
     {
         lock (_gate)
         {
@@ -86,7 +87,7 @@ internal sealed class FcLogger
                 var fd = NativeMethods.Open(path, NativeMethods.O_RDWR | NativeMethods.O_CREAT | NativeMethods.O_APPEND | NativeMethods.O_NONBLOCK);
                 if (fd < 0)
                 {
-                    return NativeMethods.OsError(-fd);
+                    return -fd;
                 }
 
                 if (_fd >= 0)
@@ -98,11 +99,11 @@ internal sealed class FcLogger
                 Configured = true;
             }
 
-            _level = level ?? _level;
+            _level = level ?? LogLevel.Info;
             _showLevel = showLevel ?? _showLevel;
             _showOrigin = showOrigin ?? _showOrigin;
             _module = module ?? _module;
-            return null;
+            return 0;
         }
     }
 
