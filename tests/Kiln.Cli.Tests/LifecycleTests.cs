@@ -453,6 +453,19 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_failed_snapshot_of_a_running_vm_leaves_it_running()
+    {
+        _root.Environment["FAKE_FC_FAIL"] = "PUT /snapshot/create=400:No space left on device";
+        await _root.RunDetachedAsync("snapfail");
+
+        var snapshot = await _root.RunAsync("snapshot", "snapfail");
+
+        Assert.Equal(1, snapshot.ExitCode);
+        Assert.Contains("No space left on device", snapshot.Stderr);
+        Assert.Equal("Running", (await _root.PsAsync("snapfail")).GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task A_start_failure_names_the_step_and_firecrackers_fault_and_frees_the_name()
     {
         // A kernel that exists when kiln checks but not when Firecracker opens it: the fault comes from Firecracker.

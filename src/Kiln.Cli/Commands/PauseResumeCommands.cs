@@ -40,7 +40,18 @@ internal static class PauseResumeCommands
             var wasRunning = hypervisor.State == SandboxState.Running;
             if (wasRunning)
                 await hypervisor.PauseAsync(cancellationToken);
-            var snapshot = await context.Output.ProgressAsync($"Saving {id}…", () => hypervisor.SaveAsync(cancellationToken));
+            SandboxSnapshot snapshot;
+            try
+            {
+                snapshot = await context.Output.ProgressAsync($"Saving {id}…", () => hypervisor.SaveAsync(cancellationToken));
+            }
+            catch when (wasRunning && hypervisor.State == SandboxState.Paused)
+            {
+                // The pause was kiln's, not the user's: a failed (or interrupted) snapshot must not leave the guest
+                // frozen. Not cancellable: Ctrl-C ended the snapshot, not the wish to have the VM back.
+                await hypervisor.ResumeAsync(CancellationToken.None);
+                throw;
+            }
             if (wasRunning && !context.Value(leavePaused))
                 await hypervisor.ResumeAsync(cancellationToken);
             if (context.Json)
