@@ -96,6 +96,10 @@ internal static class RunCommand
         var ownership = request.Detach ? VmmOwnership.Detached : VmmOwnership.Owned;
         await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(ownership));
         await hypervisor.CreateAsync(request.Name, config, cancellationToken);
+        // Another kiln run with this name got past the check above and started first: this driver re-attached to its
+        // VMM, which is not ours to stop or remove.
+        if (hypervisor.State is not SandboxState.Created)
+            throw new CliFailureException($"a sandbox named '{request.Name}' already exists under {context.Root} (remove it with 'kiln rm {request.Name}').");
         try
         {
             foreach (var device in devices)
@@ -104,8 +108,10 @@ internal static class RunCommand
         }
         catch
         {
-            // run is create+start as one step: a sandbox that never ran must not keep its name.
-            await CleanupQuietlyAsync(hypervisor);
+            // run is create+start as one step: a sandbox that never ran must not keep its name. Unless the driver now
+            // drives a VMM another kiln run of the same name started meanwhile (the start was refused): that one stays.
+            if (!Sandboxes.IsLive(hypervisor.State))
+                await CleanupQuietlyAsync(hypervisor);
             throw;
         }
 

@@ -44,6 +44,28 @@ public sealed class ReattachTests
     }
 
     [Fact]
+    public async Task A_driver_whose_sandbox_another_driver_started_meanwhile_refuses_to_start_a_second_vmm()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        // Owned by the first: a failing assertion cannot leave the VMM running.
+        await using var first = new FirecrackerHypervisor();
+        await using var second = new FirecrackerHypervisor();
+        // Two `kiln run --name same` that both passed the name check: both created before either started.
+        await first.CreateAsync("race", config, Ct);
+        await second.CreateAsync("race", config, Ct);
+        await first.StartAsync(Ct);
+        var identity = ProcFs.TryGetIdentity(first.Pid!.Value)!;
+
+        await Assert.ThrowsAsync<SandboxStateException>(() => second.StartAsync(Ct));
+
+        Assert.True(ProcFs.IsSameProcess(identity));
+        Assert.Equal(first.Pid, second.Pid);
+        Assert.Single(ProcessScan.WithCommandLineContaining(config.RootDirectory));
+        await first.StopAsync(Ct);
+    }
+
+    [Fact]
     public async Task Create_with_the_id_of_a_running_sandbox_reattaches_to_it()
     {
         using var root = new TempRoot();
