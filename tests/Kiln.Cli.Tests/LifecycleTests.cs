@@ -418,6 +418,20 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_foreground_run_exits_0_when_another_kiln_removes_its_sandbox_and_recreates_nothing()
+    {
+        await using var run = _root.Start("run", "--name", "fgx", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
+        await WaitForRunningAsync("fgx");
+
+        var rm = await _root.RunAsync("rm", "--force", "fgx");
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "fgx")));
+    }
+
+    [Fact]
     public async Task A_foreground_run_exits_when_its_vm_is_stopped_from_another_kiln()
     {
         await using var run = _root.Start("run", "--name", "fgs", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);

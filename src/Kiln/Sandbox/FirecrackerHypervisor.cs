@@ -236,7 +236,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         DeleteFile(Paths.SocketPath);
         _pool?.Reset();
         _state = SandboxState.Stopped;
-        await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+        // Another driver may have removed the sandbox (kiln rm --force while a foreground kiln run owns it): there is
+        // no record left to update, and writing one would fail (or bring back a directory that was meant to go).
+        if (Directory.Exists(Paths.Directory))
+            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     private async Task ReleaseVmmAsync()
