@@ -544,7 +544,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         var persisted = await SandboxStateFile.TryReadAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
         if (persisted is null)
             return;
-        if (persisted.Pid != _vmm?.Pid)
+        if (persisted.Pid != _vmm?.Pid || persisted.StartTimeTicks != _vmm?.Identity.StartTimeTicks)
         {
             // Ours still runs, so the record cannot be newer than what this driver knows.
             if (_vmm is { HasExited: false })
