@@ -88,6 +88,25 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Ps_lists_the_readable_sandboxes_names_an_unreadable_one_and_exits_1()
+    {
+        await _root.RunDetachedAsync("good");
+        Directory.CreateDirectory(Path.Combine(_root.Root, "broken"));
+        await File.WriteAllTextAsync(Path.Combine(_root.Root, "broken", "state.json"), "{ half a record", TestContext.Current.CancellationToken);
+
+        var json = await _root.RunAsync("ps", "--json");
+        var table = await _root.RunAsync("ps");
+
+        Assert.Equal(1, json.ExitCode);
+        Assert.Equal(["good"], json.Json().EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+        Assert.Contains("kiln: sandbox 'broken' cannot be read:", json.Stderr);
+        Assert.Contains("is not valid", json.Stderr);
+        Assert.Equal(1, table.ExitCode);
+        Assert.Contains("good", table.Stdout);
+        Assert.Contains("'broken'", table.Stderr);
+    }
+
+    [Fact]
     public async Task Inspect_json_has_config_paths_pool_slots_and_firecrackers_vm_config()
     {
         await _root.RunDetachedAsync("insp", "--vcpus", "2", "--kernel-args", "console=ttyS0 quiet");

@@ -5,21 +5,23 @@ using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary><c>kiln ps</c>: every sandbox under the root; a VMM that died behind Kiln's back shows as Exited.</summary>
+/// <summary>
+/// <c>kiln ps</c>: every sandbox under the root; a VMM that died behind Kiln's back shows as Exited. A sandbox whose
+/// state file cannot be read is named on stderr and makes ps exit 1, after it listed all the others.
+/// </summary>
 internal static class PsCommand
 {
     public static Command Create(GlobalOptions globals) =>
         new Command("ps", "List sandboxes: name, state, pid, vCPUs, memory, uptime.").WithAction(globals, async (context, cancellationToken) =>
         {
-            IReadOnlyList<SandboxInfo> sandboxes = Directory.Exists(context.Root)
-                ? await SandboxCatalog.ListAsync(context.Root, cancellationToken)
-                : [];
+            var scan = await SandboxCatalog.ScanAsync(context.Root, cancellationToken);
             var now = context.Time.GetUtcNow();
-            var rows = sandboxes.Select(s => Sandboxes.Summary(s, now)).OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
+            var rows = scan.Sandboxes.Select(s => Sandboxes.Summary(s, now)).OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
+            var exitCode = ReportUnreadable(scan.Unreadable);
             if (context.Json)
             {
                 Output.WriteJson<IReadOnlyList<SandboxSummaryJson>>(rows, CliJsonContext.Default.IReadOnlyListSandboxSummaryJson);
-                return ExitCodes.Success;
+                return exitCode;
             }
             var table = Output.NewTable("NAME", "STATE", "PID", "VCPUS", "MEMORY", "UPTIME");
             foreach (var row in rows)
@@ -29,8 +31,16 @@ internal static class PsCommand
                     $"{row.MemoryMiB} MiB", Output.Uptime(row.UptimeSeconds));
             }
             Output.Write(table);
-            return ExitCodes.Success;
+            return exitCode;
         });
+
+    /// <summary>One line each on stderr (also with --json, whose stdout stays the readable sandboxes' array).</summary>
+    private static int ReportUnreadable(IReadOnlyList<UnreadableSandbox> unreadable)
+    {
+        foreach (var bad in unreadable)
+            Console.Error.WriteLine($"kiln: sandbox '{bad.Id}' cannot be read: {bad.Error.Message}");
+        return unreadable.Count == 0 ? ExitCodes.Success : ExitCodes.Failure;
+    }
 
     public static string StateMarkup(SandboxState state) => state switch
     {

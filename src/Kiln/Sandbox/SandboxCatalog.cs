@@ -6,22 +6,43 @@ namespace Kiln.Sandbox;
 public static class SandboxCatalog
 {
     /// <summary>Every sandbox under <paramref name="root"/> that has a state file, ordered by id.</summary>
+    /// <exception cref="SandboxException">A state file cannot be read (see <see cref="ScanAsync"/> to list the rest).</exception>
     public static async Task<IReadOnlyList<SandboxInfo>> ListAsync(string root, CancellationToken cancellationToken = default)
+    {
+        var scan = await ScanAsync(root, cancellationToken).ConfigureAwait(false);
+        if (scan.Unreadable.Count > 0)
+            throw scan.Unreadable[0].Error;
+        return scan.Sandboxes;
+    }
+
+    /// <summary>
+    /// Every sandbox under <paramref name="root"/> that has a state file, ordered by id, and apart from them those
+    /// whose state file cannot be read (corrupt, or written by a newer Kiln): one bad record does not hide the others.
+    /// </summary>
+    public static async Task<SandboxScan> ScanAsync(string root, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(root);
         if (!Directory.Exists(root))
-            return [];
-        var result = new List<SandboxInfo>();
+            return new SandboxScan([], []);
+        var sandboxes = new List<SandboxInfo>();
+        var unreadable = new List<UnreadableSandbox>();
         foreach (var dir in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal))
         {
             var id = Path.GetFileName(dir);
             if (!SandboxIds.IsValid(id, root, out _))
                 continue;
-            var state = await SandboxStateFile.TryReadAsync(SandboxPaths.For(root, id).StatePath, cancellationToken).ConfigureAwait(false);
-            if (state is not null)
-                result.Add(ToInfo(root, state));
+            try
+            {
+                var state = await SandboxStateFile.TryReadAsync(SandboxPaths.For(root, id).StatePath, cancellationToken).ConfigureAwait(false);
+                if (state is not null)
+                    sandboxes.Add(ToInfo(root, state));
+            }
+            catch (SandboxException e)
+            {
+                unreadable.Add(new UnreadableSandbox(id, dir, e));
+            }
         }
-        return result;
+        return new SandboxScan(sandboxes, unreadable);
     }
 
     /// <summary>One sandbox; <see cref="SandboxNotFoundException"/> when it has no state under the root.</summary>
@@ -58,3 +79,14 @@ public static class SandboxCatalog
         state.Pid is { } pid && state.StartTimeTicks is { } ticks
         && ProcFs.IsSameProcess(new ProcessIdentity(pid, ticks, state.ExecutablePath));
 }
+
+/// <summary>What <see cref="SandboxCatalog.ScanAsync"/> found under a root.</summary>
+/// <param name="Sandboxes">The sandboxes whose state could be read, ordered by id.</param>
+/// <param name="Unreadable">The sandbox directories whose state file could not be read, ordered by id.</param>
+public sealed record SandboxScan(IReadOnlyList<SandboxInfo> Sandboxes, IReadOnlyList<UnreadableSandbox> Unreadable);
+
+/// <summary>A sandbox directory whose state file cannot be read.</summary>
+/// <param name="Id">The directory's name, the sandbox id.</param>
+/// <param name="Directory">The sandbox directory.</param>
+/// <param name="Error">Why its state file cannot be read.</param>
+public sealed record UnreadableSandbox(string Id, string Directory, SandboxException Error);

@@ -144,6 +144,29 @@ public sealed class ConfigAndStateTests
     }
 
     [Fact]
+    public async Task A_scan_lists_the_readable_sandboxes_and_the_unreadable_ones_apart_while_list_throws()
+    {
+        using var root = new TempRoot();
+        var sandboxRoot = root.Combine("sb");
+        foreach (var id in new[] { "a-bad", "b-good", "c-newer" })
+            Directory.CreateDirectory(Path.Combine(sandboxRoot, id));
+        var good = new SandboxStateFile { Id = "b-good", Config = ValidConfig(root), SocketPath = "/s", ConsolePath = "/c" };
+        await good.WriteAsync(Path.Combine(sandboxRoot, "b-good", "state.json"), Ct);
+        await (good with { Id = "c-newer", Version = SandboxStateFile.CurrentVersion + 1 }).WriteAsync(Path.Combine(sandboxRoot, "c-newer", "state.json"), Ct);
+        await File.WriteAllTextAsync(Path.Combine(sandboxRoot, "a-bad", "state.json"), "[]", Ct);
+
+        var scan = await SandboxCatalog.ScanAsync(sandboxRoot, Ct);
+
+        Assert.Equal(["b-good"], scan.Sandboxes.Select(s => s.Id));
+        Assert.Equal(["a-bad", "c-newer"], scan.Unreadable.Select(u => u.Id));
+        Assert.Equal(Path.Combine(sandboxRoot, "c-newer"), scan.Unreadable[1].Directory);
+        Assert.Contains("newer Kiln", scan.Unreadable[1].Error.Message);
+        var e = await Assert.ThrowsAsync<SandboxException>(() => SandboxCatalog.ListAsync(sandboxRoot, Ct));
+        Assert.Same(scan.Unreadable[0].Error.GetType(), e.GetType());
+        Assert.Contains("a-bad", e.Message);
+    }
+
+    [Fact]
     public async Task The_catalog_reports_a_recorded_running_vmm_that_is_gone_as_exited()
     {
         using var root = new TempRoot();
