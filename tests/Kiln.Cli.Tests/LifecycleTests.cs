@@ -85,6 +85,14 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal(JsonValueKind.Null, ps.GetProperty("pid").ValueKind);
         var table = await _root.RunAsync("ps");
         Assert.Contains("Exited", table.Stdout);
+
+        // Stopping it tidies what the dead VMM left: its socket, and the Exited record becomes Stopped.
+        var socket = (await _root.RunAsync("inspect", "victim", "--json")).Json().GetProperty("paths").GetProperty("socket").GetString()!;
+        Assert.True(File.Exists(socket), "a SIGKILLed firecracker leaves its socket behind");
+        var stop = await _root.RunAsync("stop", "victim");
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.Equal("Stopped", (await _root.PsAsync("victim")).GetProperty("state").GetString());
+        Assert.False(File.Exists(socket));
     }
 
     [Fact]

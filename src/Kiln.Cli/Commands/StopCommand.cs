@@ -36,7 +36,9 @@ internal static class StopCommand
     public static async Task<SandboxState> StopAsync(CommandContext context, string name, TimeSpan? grace, CancellationToken cancellationToken)
     {
         var info = await Sandboxes.GetAsync(context, name, cancellationToken);
-        if (!Sandboxes.IsLive(info.State))
+        // An Exited sandbox (its VMM died behind Kiln's back) goes through the driver too: stopping it tidies the
+        // socket Firecracker left behind and records Stopped.
+        if (!Sandboxes.IsLive(info.State) && info.State is not SandboxState.Exited)
             return info.State;
         await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(VmmOwnership.Detached));
         await hypervisor.CreateAsync(info.Id, info.Config with { RootDirectory = context.Root }, cancellationToken);
