@@ -507,6 +507,18 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Snapshot_of_a_stopped_vm_says_it_needs_a_running_or_paused_one()
+    {
+        await _root.RunDetachedAsync("snapstop");
+        await _root.RunAsync("stop", "snapstop");
+
+        var snapshot = await _root.RunAsync("snapshot", "snapstop");
+
+        Assert.Equal(1, snapshot.ExitCode);
+        Assert.Contains("it is Stopped, and a snapshot needs a Running or Paused VM", snapshot.Stderr);
+    }
+
+    [Fact]
     public async Task A_start_failure_names_the_step_and_firecrackers_fault_and_frees_the_name()
     {
         // A kernel that exists when kiln checks but not when Firecracker opens it: the fault comes from Firecracker.

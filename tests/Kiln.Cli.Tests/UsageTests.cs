@@ -169,6 +169,19 @@ public sealed class UsageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Run_with_a_firecracker_that_is_not_executable_exits_2_before_anything_starts()
+    {
+        var notExecutable = _root.CreateFile("firecracker", 16);
+        File.SetUnixFileMode(notExecutable, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--firecracker", notExecutable);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"firecracker binary is not executable: {notExecutable}", result.Stderr);
+        AssertNothingCreated();
+    }
+
+    [Fact]
     public async Task Stop_with_both_force_and_timeout_exits_2()
     {
         var result = await _root.RunAsync("stop", "whatever", "--force", "--timeout", "3");
@@ -177,12 +190,15 @@ public sealed class UsageTests : IAsyncLifetime
         Assert.Contains("--force", result.Stderr);
     }
 
-    [Fact]
-    public async Task Drive_rm_with_a_non_numeric_slot_exits_2()
+    [Theory]
+    [InlineData("first", "first")]
+    [InlineData("-1", "slot must be 0 or more, not -1")]
+    public async Task Drive_rm_with_a_slot_that_is_not_a_pool_index_exits_2(string slot, string message)
     {
-        var result = await _root.RunAsync("drive", "rm", "vm", "first");
+        var result = await _root.RunAsync("drive", "rm", "vm", slot);
 
         Assert.Equal(2, result.ExitCode);
+        Assert.Contains(message, result.Stderr);
     }
 
     [Theory]

@@ -47,6 +47,7 @@ internal static class DriveCommands
     {
         var name = CommandExtensions.NameArgument();
         var slot = new Argument<int>("slot") { Description = "The pool slot printed by 'kiln drive add'." };
+        slot.Check(value => value < 0 ? $"slot must be 0 or more, not {value}." : null);
         var command = new Command("rm", "Detach a hot-plugged drive; its slot returns to the pool.") { name, slot };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {

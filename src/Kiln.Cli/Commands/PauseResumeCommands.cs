@@ -36,6 +36,9 @@ internal static class PauseResumeCommands
         {
             var id = context.Value(name);
             await using var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken);
+            // The driver's own refusal would name Paused alone; kiln takes a Running VM too (it pauses it).
+            if (hypervisor.State is not (SandboxState.Running or SandboxState.Paused))
+                throw new CliFailureException($"cannot snapshot '{id}': it is {hypervisor.State}, and a snapshot needs a Running or Paused VM.");
             // Firecracker snapshots only a paused VM; pausing for the user keeps `kiln snapshot` one step.
             var wasRunning = hypervisor.State == SandboxState.Running;
             if (wasRunning)

@@ -39,22 +39,26 @@ internal static class CommandExtensions
     public static Argument<string> NameArgument() => new("name") { Description = "The sandbox name." };
 
     /// <summary>A range check that becomes a parse error (exit 2); a value that did not even convert is already one.</summary>
-    public static void Check<T>(this Option<T> option, Func<T?, string?> check)
+    public static void Check<T>(this Option<T> option, Func<T?, string?> check) =>
+        option.Validators.Add(result => Validate(result.GetValueOrDefault<T>, result.AddError, check));
+
+    /// <summary>As for an option: a range check on an argument becomes a parse error (exit 2).</summary>
+    public static void Check<T>(this Argument<T> argument, Func<T?, string?> check) =>
+        argument.Validators.Add(result => Validate(result.GetValueOrDefault<T>, result.AddError, check));
+
+    private static void Validate<T>(Func<T?> read, Action<string> addError, Func<T?, string?> check)
     {
-        option.Validators.Add(result =>
+        T? value;
+        try
         {
-            T? value;
-            try
-            {
-                value = result.GetValueOrDefault<T>();
-            }
-            catch (InvalidOperationException)
-            {
-                return;
-            }
-            if (check(value) is { } error)
-                result.AddError(error);
-        });
+            value = read();
+        }
+        catch (InvalidOperationException)
+        {
+            return;
+        }
+        if (check(value) is { } error)
+            addError(error);
     }
 }
 

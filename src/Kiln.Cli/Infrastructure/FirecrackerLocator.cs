@@ -11,7 +11,7 @@ internal static class FirecrackerLocator
     public sealed record Located(string Path, Source Source);
 
     /// <summary>The binary to use, or null when none is configured or on PATH.</summary>
-    /// <exception cref="UsageException">An explicitly given path does not exist.</exception>
+    /// <exception cref="UsageException">An explicitly given path does not exist or is not executable.</exception>
     public static Located? Find(string? option)
     {
         if (!string.IsNullOrWhiteSpace(option))
@@ -46,6 +46,11 @@ internal static class FirecrackerLocator
     private static string RequireFile(string path, string origin)
     {
         var full = System.IO.Path.GetFullPath(path);
-        return File.Exists(full) ? full : throw new UsageException($"firecracker binary not found: {full} (from {origin}).");
+        if (!File.Exists(full))
+            throw new UsageException($"firecracker binary not found: {full} (from {origin}).");
+        // Caught here, before anything starts: launched, it would only die with exit code 126 before its socket.
+        if (!IsExecutable(full))
+            throw new UsageException($"firecracker binary is not executable: {full} (from {origin}); chmod +x it.");
+        return full;
     }
 }
