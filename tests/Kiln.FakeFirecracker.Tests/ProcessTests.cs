@@ -77,45 +77,30 @@ public sealed partial class ProcessTests
         Assert.Contains("Firecracker exiting with error. exit_code=1", output);
     }
 
-    [Fact]
-    public async Task An_unknown_log_level_ends_the_process_with_152_as_a_bad_configuration()
+    // Start-up failures main.rs reports: its message, the error's Debug form on stderr, the exit line; the logger's
+    // come before "Running Firecracker", the metrics' after it. "{dir}" stands for the test's own directory.
+    [Theory]
+    [InlineData("--level|Loud", 152,
+        "Invalid value for logger level: Failed to parse string to level filter: Loud.Possible values: [Error, Warning, Info, Debug]",
+        "Error: InvalidLogLevel(LevelFilterFromStrError(\"Loud\"))", true)]
+    [InlineData("--log-path|{dir}/missing/fc.log", 1,
+        "Could not initialize logger: Failed to open target file: No such file or directory (os error 2)",
+        "Error: LoggerInitialization(LoggerUpdateError(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", true)]
+    [InlineData("--metrics-path|{dir}/missing/fc.metrics", 1,
+        "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory (os error 2)",
+        "Error: MetricsInitialization(InitializationFailure(\"No such file or directory (os error 2)\"))", false)]
+    public async Task A_bad_logger_or_metrics_flag_ends_the_process_with_main_rs_texts_and_exit_code(string flag, int exitCode, string message, string debugForm, bool beforeRunning)
     {
         using var dir = new TempDir();
+        var extra = flag.Replace("{dir}", dir.Path, StringComparison.Ordinal).Split('|');
 
-        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "lvl", "--level", "Loud");
+        var (code, output) = await RunToEnd(["--api-sock", dir["api.sock"], "--id", "flag", .. extra]);
 
-        Assert.Equal(152, code);
-        Assert.Contains("[lvl:main] Invalid value for logger level: Failed to parse string to level filter: Loud.Possible values: [Error, Warning, Info, Debug]\n", output);
-        Assert.Contains("Error: InvalidLogLevel(LevelFilterFromStrError(\"Loud\"))", output);
-        Assert.Contains("Firecracker exiting with error. exit_code=152", output);
-        Assert.DoesNotContain("Running Firecracker", output);
-    }
-
-    [Fact]
-    public async Task A_log_path_that_cannot_be_opened_ends_the_process_with_1_before_the_first_log_line()
-    {
-        using var dir = new TempDir();
-
-        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "lp", "--log-path", dir["missing/fc.log"]);
-
-        Assert.Equal(1, code);
-        Assert.Contains("[lp:main] Could not initialize logger: Failed to open target file: No such file or directory (os error 2)\n", output);
-        Assert.Contains("Error: LoggerInitialization(LoggerUpdateError(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", output);
-        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
-        Assert.DoesNotContain("Running Firecracker", output);
-    }
-
-    [Fact]
-    public async Task A_metrics_path_that_cannot_be_opened_ends_the_process_with_1()
-    {
-        using var dir = new TempDir();
-
-        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "mp", "--metrics-path", dir["missing/fc.metrics"]);
-
-        Assert.Equal(1, code);
-        Assert.Contains("[mp:main] Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory (os error 2)\n", output);
-        Assert.Contains("Error: MetricsInitialization(InitializationFailure(\"No such file or directory (os error 2)\"))", output);
-        Assert.Contains("Firecracker exiting with error. exit_code=1", output);
+        Assert.Equal(exitCode, code);
+        Assert.Contains($"[flag:main] {message}\n", output);
+        Assert.Contains(debugForm, output);
+        Assert.Contains($"Firecracker exiting with error. exit_code={exitCode}", output);
+        Assert.Equal(!beforeRunning, output.Contains("Running Firecracker", StringComparison.Ordinal));
     }
 
     [Fact]
