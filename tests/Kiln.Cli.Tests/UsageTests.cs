@@ -42,130 +42,42 @@ public sealed class UsageTests : IAsyncLifetime
         Assert.Contains("kiln [command] [options]", result.Stdout);
     }
 
-    [Fact]
-    public async Task Run_without_a_kernel_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--detach");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--kernel", result.Stderr);
-        AssertNothingCreated();
-    }
-
+    // kiln run with bad input: exit 2, a message naming what is wrong, and nothing created. The arguments are split
+    // at '|'; {kernel}, {rootfs} and {files} stand for this test root's dummy kernel, rootfs and files directory.
     [Theory]
-    [InlineData("--vcpus", "0", "--vcpus must be between 1 and 32")]
-    [InlineData("--vcpus", "33", "--vcpus must be between 1 and 32")]
-    [InlineData("--vcpus", "-1", "--vcpus must be between 1 and 32")]
-    [InlineData("--memory", "0", "--memory must be between")]
-    [InlineData("--memory", "2000000", "--memory must be between")]
-    [InlineData("--stop-timeout", "-1", "--stop-timeout must be between 0 and 3600 seconds")]
-    [InlineData("--stop-timeout", "3601", "--stop-timeout must be between 0 and 3600 seconds")]
-    [InlineData("--stop-timeout", "NaN", "--stop-timeout must be between 0 and 3600 seconds")]
-    public async Task Run_with_a_value_out_of_range_exits_2_before_anything_starts(string option, string value, string message)
+    [InlineData("--detach", "--kernel")]
+    [InlineData("--detach|--kernel|{kernel}", "--rootfs, --initrd")]
+    [InlineData("--kernel|{kernel}|--json", "--json needs --detach")]
+    [InlineData("--detach|--kernel|{files}/no-such-vmlinux|--rootfs|{rootfs}", "{files}/no-such-vmlinux")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--drive|{files}/no-such-disk.img:ro", "{files}/no-such-disk.img")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--firecracker|/nonexistent/firecracker", "/nonexistent/firecracker")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--vcpus|0", "--vcpus must be between 1 and 32")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--vcpus|33", "--vcpus must be between 1 and 32")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--vcpus|-1", "--vcpus must be between 1 and 32")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--memory|0", "--memory must be between")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--memory|2000000", "--memory must be between")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--memory|lots", "lots")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--stop-timeout|-1", "--stop-timeout must be between 0 and 3600 seconds")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--stop-timeout|3601", "--stop-timeout must be between 0 and 3600 seconds")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--stop-timeout|NaN", "--stop-timeout must be between 0 and 3600 seconds")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--vsock|2", "--vsock")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap0,mac=zz:00:00:00:00:00", "--net")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|a-tap-name-longer-than-fifteen", "--net")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap0,speed=fast", "--net")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|../escape", "invalid sandbox name")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|a/b", "invalid sandbox name")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|..", "invalid sandbox name")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|has space", "invalid sandbox name")]
+    public async Task Run_with_bad_input_exits_2_before_anything_starts(string args, string message)
     {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, option, value);
+        string Fill(string text) => text.Replace("{kernel}", _root.Kernel, StringComparison.Ordinal)
+            .Replace("{rootfs}", _root.Rootfs, StringComparison.Ordinal).Replace("{files}", _root.Files, StringComparison.Ordinal);
+
+        var result = await _root.RunAsync(["run", .. Fill(args).Split('|')]);
 
         Assert.Equal(2, result.ExitCode);
-        Assert.Contains(message, result.Stderr);
+        Assert.Contains(Fill(message), result.Stderr);
         AssertNothingCreated();
-    }
-
-    [Fact]
-    public async Task Run_with_a_non_numeric_memory_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--memory", "lots");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("lots", result.Stderr);
-    }
-
-    [Fact]
-    public async Task Run_with_a_missing_kernel_file_exits_2_naming_the_path()
-    {
-        var missing = Path.Combine(_root.Files, "no-such-vmlinux");
-
-        var result = await _root.RunAsync("run", "--detach", "--kernel", missing, "--rootfs", _root.Rootfs);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains(missing, result.Stderr);
-        Assert.Contains("--kernel", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Fact]
-    public async Task Run_with_a_drive_that_does_not_exist_exits_2()
-    {
-        var missing = Path.Combine(_root.Files, "no-such-disk.img");
-
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--drive", missing + ":ro");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains(missing, result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Theory]
-    [InlineData("../escape")]
-    [InlineData("a/b")]
-    [InlineData("..")]
-    [InlineData("has space")]
-    public async Task Run_with_a_name_that_is_not_a_safe_path_segment_exits_2(string name)
-    {
-        var result = await _root.RunAsync("run", "--detach", "--name", name, "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("invalid sandbox name", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Theory]
-    [InlineData("tap0,mac=zz:00:00:00:00:00")]
-    [InlineData("a-tap-name-longer-than-fifteen")]
-    [InlineData("tap0,speed=fast")]
-    public async Task Run_with_a_malformed_net_spec_exits_2(string net)
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--net", net);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--net", result.Stderr);
-    }
-
-    [Fact]
-    public async Task Run_with_a_reserved_vsock_cid_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--vsock", "2");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--vsock", result.Stderr);
-    }
-
-    [Fact]
-    public async Task Run_with_neither_rootfs_nor_initrd_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel);
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--rootfs, --initrd", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Fact]
-    public async Task Run_in_the_foreground_with_json_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--kernel", _root.Kernel, "--json");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("--json needs --detach", result.Stderr);
-        AssertNothingCreated();
-    }
-
-    [Fact]
-    public async Task Run_with_a_firecracker_path_that_does_not_exist_exits_2()
-    {
-        var result = await _root.RunAsync("run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, "--firecracker", "/nonexistent/firecracker");
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("/nonexistent/firecracker", result.Stderr);
     }
 
     [Fact]
