@@ -16,6 +16,7 @@ internal sealed record Knobs
     public IReadOnlyList<string> Hang { get; init; } = [];
     public IReadOnlyList<CannedFault> Fail { get; init; } = [];
     public IReadOnlyList<int> VsockPorts { get; init; } = [5000];
+    public int VsockControlPort { get; init; } = 5100;
     public int RebootDelayMs { get; init; } = 1000;
 
     public static Knobs FromEnvironment()
@@ -35,6 +36,7 @@ internal sealed record Knobs
             VsockPorts = Env("VSOCK_PORTS")?.Split(',', StringSplitOptions.RemoveEmptyEntries)
                 .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray() ?? [5000],
             RebootDelayMs = Int(Env("REBOOT_DELAY_MS"), 1000),
+            VsockControlPort = Int(Env("VSOCK_CONTROL_PORT"), 5100),
         };
     }
 

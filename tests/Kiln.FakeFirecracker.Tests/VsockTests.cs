@@ -130,4 +130,54 @@ public sealed class VsockTests
 
         Assert.True(File.Exists(dir["w.sock"]));
     }
+
+    [Fact]
+    public async Task DIAL_on_the_control_port_makes_the_guest_connect_to_the_host_socket_for_that_port_and_echo()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
+        await fc.BootAsync();
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(dir["v.sock"] + "_7000"));
+        listener.Listen(1);
+        using var control = await Connect(dir["v.sock"], "5100");
+        Assert.StartsWith("OK ", await ReadLine(control));
+
+        await control.SendAsync("DIAL 7000\n"u8.ToArray(), SocketFlags.None, Fc.Ct);
+        using var fromGuest = await listener.AcceptAsync(Fc.Ct);
+        await fromGuest.SendAsync("hello\n"u8.ToArray(), SocketFlags.None, Fc.Ct);
+
+        Assert.Equal("OK\n", await ReadLine(control));
+        Assert.Equal("hello\n", await ReadLine(fromGuest));
+    }
+
+    [Fact]
+    public async Task DIAL_to_a_port_nobody_listens_on_answers_RST_and_a_bad_line_ERR()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
+        await fc.BootAsync();
+        using var control = await Connect(dir["v.sock"], "5100");
+        await ReadLine(control);
+
+        await control.SendAsync("DIAL 7001\nHELLO\n"u8.ToArray(), SocketFlags.None, Fc.Ct);
+
+        Assert.Equal("RST\n", await ReadLine(control));
+        Assert.Equal("ERR\n", await ReadLine(control));
+    }
+
+    [Fact]
+    public async Task The_control_port_comes_from_FAKE_FC_VSOCK_CONTROL_PORT_and_0_turns_it_off()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, env: new Dictionary<string, string> { ["FAKE_FC_VSOCK_CONTROL_PORT"] = "0" });
+        await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
+        await fc.BootAsync();
+
+        using var control = await Connect(dir["v.sock"], "5100");
+
+        Assert.Equal("", await ReadLine(control));
+    }
 }

@@ -1,5 +1,5 @@
 // The pretend guest: one idle OS thread per vCPU, a serial console that prints what a Linux guest would about its
-// devices, a vsock echo service, and an init that reboots on Ctrl-Alt-Del. No guest code runs.
+// devices, a vsock echo service and a control service that dials the host, and an init that reboots on Ctrl-Alt-Del. No guest code runs.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -18,8 +18,9 @@ internal sealed class Guest
     private TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _rebootRequested;
 
-    public Guest(FcLogger log, VmResources resources, string cmdline, int vcpus, IReadOnlyList<int> vsockPorts)
+    public Guest(FcLogger log, VmResources resources, string cmdline, int vcpus, IReadOnlyList<int> vsockPorts, int vsockControlPort)
     {
+        VsockControlPort = vsockControlPort;
         _log = log;
         Cmdline = cmdline;
         VsockPorts = vsockPorts;
@@ -55,6 +56,9 @@ internal sealed class Guest
     public string Cmdline { get; }
 
     public IReadOnlyList<int> VsockPorts { get; }
+
+    /// <summary>The port of the stand-in's own control service (0: none): <c>DIAL &lt;port&gt;</c> makes the guest connect to the host.</summary>
+    public int VsockControlPort { get; }
 
     public bool RebootsOnCtrlAltDel { get; }
 

@@ -1,5 +1,6 @@
 // Firecracker's hybrid vsock, host side: a Unix socket at uds_path where the host writes `CONNECT <port>\n` and gets
-// `OK <host_port>\n` when a guest process listens on that port. The pretend guest runs an echo service.
+// `OK <host_port>\n` when a guest process listens on that port. The pretend guest runs an echo service, and a control
+// service that makes it connect back to the host (`<uds_path>_<port>`) on request.
 using System.Net.Sockets;
 using System.Text;
 
@@ -90,7 +91,7 @@ internal sealed class HybridVsock : IDisposable
         {
             try
             {
-                var line = await ReadLine(conn).ConfigureAwait(false);
+                var line = await ReadLine(conn, _stop.Token).ConfigureAwait(false);
                 var parts = line?.Split(' ');
                 if (parts is not ["CONNECT", var portText] || !int.TryParse(portText, out var port))
                 {
@@ -103,22 +104,20 @@ internal sealed class HybridVsock : IDisposable
 
                 await guest.WhenRunning().WaitAsync(_stop.Token).ConfigureAwait(false);
                 var hostPort = Interlocked.Increment(ref s_nextHostPort) - 1;
-                if (!guest.VsockPorts.Contains(port))
+                var control = guest.VsockControlPort != 0 && port == guest.VsockControlPort;
+                if (!control && !guest.VsockPorts.Contains(port))
                 {
                     return;
                 }
 
                 await conn.SendAsync(Encoding.ASCII.GetBytes($"OK {hostPort}\n"), SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                var buffer = new byte[16384];
-                while (true)
+                if (control)
                 {
-                    var n = await conn.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                    if (n == 0)
-                    {
-                        return;
-                    }
-
-                    await conn.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                    await Control(conn, guest).ConfigureAwait(false);
+                }
+                else
+                {
+                    await Echo(conn).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
@@ -128,13 +127,75 @@ internal sealed class HybridVsock : IDisposable
         }
     }
 
-    private static async Task<string?> ReadLine(Socket conn)
+    private async Task Echo(Socket conn)
+    {
+        var buffer = new byte[16384];
+        while (true)
+        {
+            var n = await conn.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return;
+            }
+
+            await conn.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        }
+    }
+
+    // The stand-in's control service (README: "vsock control protocol"): each `DIAL <port>\n` makes the guest connect
+    // to the host on that port, as Firecracker forwards a guest connection to `<uds_path>_<port>`; the answer is `OK\n`
+    // once connected (the guest then echoes on that connection) or `RST\n` when no host socket listens there.
+    private async Task Control(Socket conn, Guest guest)
+    {
+        while (await ReadLine(conn, _stop.Token).ConfigureAwait(false) is { } line)
+        {
+            if (line.Split(' ') is not ["DIAL", var portText] || !uint.TryParse(portText, out var port))
+            {
+                await conn.SendAsync("ERR\n"u8.ToArray(), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                continue;
+            }
+
+            await guest.WhenRunning().WaitAsync(_stop.Token).ConfigureAwait(false);
+            var back = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await back.ConnectAsync(new UnixDomainSocketEndPoint($"{UdsPath}_{port}"), _stop.Token).ConfigureAwait(false);
+            }
+            catch (SocketException)
+            {
+                // Firecracker answers the guest's request with VIRTIO_VSOCK_OP_RST: the guest's connect fails.
+                back.Dispose();
+                await conn.SendAsync("RST\n"u8.ToArray(), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                continue;
+            }
+
+            _ = EchoAndClose(back);
+            await conn.SendAsync("OK\n"u8.ToArray(), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task EchoAndClose(Socket conn)
+    {
+        using (conn)
+        {
+            try
+            {
+                await Echo(conn).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The host closed its end or the device went away.
+            }
+        }
+    }
+
+    private static async Task<string?> ReadLine(Socket conn, CancellationToken ct)
     {
         var sb = new StringBuilder();
         var one = new byte[1];
         while (sb.Length < 64)
         {
-            if (await conn.ReceiveAsync(one, SocketFlags.None).ConfigureAwait(false) == 0)
+            if (await conn.ReceiveAsync(one, SocketFlags.None, ct).ConfigureAwait(false) == 0)
             {
                 return null;
             }

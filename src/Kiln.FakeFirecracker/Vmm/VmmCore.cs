@@ -192,7 +192,7 @@ internal sealed class VmmCore
             DriveBytes[d.DriveId] = d.PathOnHost is null ? 0 : Guest.FileLength(d.PathOnHost);
         }
 
-        var guest = new Guest(Log, Resources, KernelCmdline(), Resources.Machine.VcpuCount, Knobs.VsockPorts);
+        var guest = new Guest(Log, Resources, KernelCmdline(), Resources.Machine.VcpuCount, Knobs.VsockPorts, Knobs.VsockControlPort);
         guest.Rebooted += () =>
         {
             lock (Gate)
