@@ -30,6 +30,7 @@ internal static class KilnApp
         root.Subcommands.Add(DriveCommands.Create(globals));
         root.Subcommands.Add(LogsCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));
+        root.Subcommands.Add(VsockCommand.Create(globals));
         root.Subcommands.Add(PauseResumeCommands.CreatePause(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
@@ -101,7 +102,7 @@ internal static class KilnApp
                 if (verbose && start.OutputTail.Length > 0)
                     text += Environment.NewLine + "firecracker output:" + Environment.NewLine + start.OutputTail;
                 return (ExitCodes.Failure, text);
-            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException:
+            case SandboxException or CliFailureException or FirecrackerException or Kiln.Host.Vsock.VsockException or IOException or UnauthorizedAccessException or TimeoutException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:
                 return (ExitCodes.Failure, $"{exception.GetType().Name}: {WithFault(exception.Message, FaultOf(exception))}");

@@ -61,6 +61,13 @@ public sealed class KilnChild : IAsyncDisposable
             builder.Append(line).Append('\n');
     }
 
+    /// <summary>Writes <paramref name="text"/> to the child's stdin and closes it (end of input).</summary>
+    public async Task WriteStdinAndCloseAsync(string text)
+    {
+        await _process.StandardInput.WriteAsync(text);
+        _process.StandardInput.Close();
+    }
+
     public void Signal(int signal)
     {
         if (NativeMethods.kill(_process.Id, signal) != 0)
