@@ -16,4 +16,11 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--vsock N`: N alternating rounds of the vsock dialer and its raw-socket floor (connect, round trip, throughput).
+if (args is ["--vsock", var vsockRounds, ..])
+{
+    await VsockBenchmark.RunPairedAsync(int.Parse(vsockRounds, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);
