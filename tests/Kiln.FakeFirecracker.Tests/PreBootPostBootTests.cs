@@ -93,12 +93,13 @@ public sealed class PreBootPostBootTests
         await fc.BootAsync();
 
         await fc.Ok("PUT", "/drives/extra", $$"""{"drive_id": "extra", "path_on_host": "{{data}}", "is_root_device": false}""");
-        await fc.Ok("PUT", "/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0"}""");
+        var tap = Fc.UniqueTap();
+        await fc.Ok("PUT", "/network-interfaces/eth0", $$"""{"iface_id": "eth0", "host_dev_name": "{{tap}}"}""");
         await fc.Ok("DELETE", "/drives/extra", null!);
 
         var config = (await fc.Get("/vm/config")).Body;
         Assert.DoesNotContain("\"extra\"", config);
-        Assert.Contains("\"tap0\"", config);
+        Assert.Contains($"\"{tap}\"", config);
     }
 
     [Fact]

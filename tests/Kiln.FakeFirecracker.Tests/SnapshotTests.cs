@@ -11,7 +11,7 @@ public sealed class SnapshotTests
         await fc.Ok("PUT", "/machine-config", """{"vcpu_count": 2, "mem_size_mib": 64}""");
         await fc.Ok("PUT", "/boot-source", $$"""{"kernel_image_path": "{{fc.Kernel}}", "boot_args": "console=ttyS0"}""");
         await fc.Ok("PUT", "/drives/data", $$"""{"drive_id": "data", "path_on_host": "{{data}}", "is_root_device": false}""");
-        await fc.Ok("PUT", "/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}""");
+        await fc.Ok("PUT", "/network-interfaces/eth0", $$"""{"iface_id": "eth0", "host_dev_name": "{{Fc.UniqueTap()}}", "guest_mac": "06:00:ac:10:00:02"}""");
         await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
         await fc.Ok("PUT", "/mmds", """{"k": "v"}""");
         await fc.Ok("PUT", "/actions", """{"action_type": "InstanceStart"}""");
@@ -70,10 +70,11 @@ public sealed class SnapshotTests
         }
 
         await using var restored = await Fc.StartAsync(dir, ["--id", "restored"], socket: "api2.sock");
-        await restored.Ok("PUT", "/snapshot/load", $$$"""{"snapshot_path": "{{{dir["snap"]}}}", "mem_backend": {"backend_type": "File", "backend_path": "{{{dir["mem"]}}}"}, "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap9"}], "vsock_override": {"uds_path": "{{{dir["v2.sock"]}}}"}}""");
+        var tap = Fc.UniqueTap();
+        await restored.Ok("PUT", "/snapshot/load", $$$"""{"snapshot_path": "{{{dir["snap"]}}}", "mem_backend": {"backend_type": "File", "backend_path": "{{{dir["mem"]}}}"}, "network_overrides": [{"iface_id": "eth0", "host_dev_name": "{{{tap}}}"}], "vsock_override": {"uds_path": "{{{dir["v2.sock"]}}}"}}""");
 
         var config = JsonNode.Parse((await restored.Get("/vm/config")).Body)!;
-        Assert.Equal("tap9", config["network-interfaces"]![0]!["host_dev_name"]!.GetValue<string>());
+        Assert.Equal(tap, config["network-interfaces"]![0]!["host_dev_name"]!.GetValue<string>());
         Assert.Equal(dir["v2.sock"], config["vsock"]!["uds_path"]!.GetValue<string>());
     }
 

@@ -103,7 +103,7 @@ public sealed class ValidationTests
         using var dir = new TempDir();
         await using var fc = await Fc.StartAsync(dir);
 
-        await fc.Ok("PUT", "/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02"}""");
+        await fc.Ok("PUT", "/network-interfaces/eth0", $$"""{"iface_id": "eth0", "host_dev_name": "{{Fc.UniqueTap()}}", "guest_mac": "06:00:AC:10:00:02"}""");
         var answer = await fc.Put("/network-interfaces/eth1", """{"iface_id": "eth1", "host_dev_name": "tap1", "guest_mac": "06:00:ac:10:00:02"}""");
 
         Assert.Equal("Network config error: The MAC address is already in use: 06:00:ac:10:00:02", Fc.Fault(answer));
@@ -206,7 +206,7 @@ public sealed class ValidationTests
     {
         using var dir = new TempDir();
         await using var fc = await Fc.StartAsync(dir);
-        await fc.Ok("PUT", "/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0"}""");
+        await fc.Ok("PUT", "/network-interfaces/eth0", $$"""{"iface_id": "eth0", "host_dev_name": "{{Fc.UniqueTap()}}"}""");
 
         await fc.Ok("PUT", "/mmds/config", """{"network_interfaces": ["eth0"], "version": "V2"}""");
 

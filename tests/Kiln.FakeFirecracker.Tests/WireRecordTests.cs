@@ -18,7 +18,7 @@ public sealed class WireRecordTests
         await fc.Ok("PUT", "/machine-config", """{"vcpu_count": 2, "mem_size_mib": 256, "smt": true, "track_dirty_pages": true}""");
         await fc.Ok("PUT", "/boot-source", $$"""{"kernel_image_path": "{{fc.Kernel}}", "boot_args": "console=ttyS0"}""");
         await fc.Ok("PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + root + "\", \"is_root_device\": true, \"cache_type\": \"Writeback\", \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}");
-        await fc.Ok("PUT", "/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02", "rx_rate_limiter": {"ops": {"size": 10, "one_time_burst": 5, "refill_time": 1000}}}""");
+        await fc.Ok("PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": \"" + Fc.UniqueTap() + "\", \"guest_mac\": \"06:00:AC:10:00:02\", \"rx_rate_limiter\": {\"ops\": {\"size\": 10, \"one_time_burst\": 5, \"refill_time\": 1000}}}");
         await fc.Ok("PUT", "/vsock", $$"""{"guest_cid": 3, "uds_path": "{{dir["v.sock"]}}"}""");
         await fc.Ok("PUT", "/balloon", """{"amount_mib": 16, "deflate_on_oom": false, "stats_polling_interval_s": 5}""");
         await fc.Ok("PUT", "/entropy", "{}");

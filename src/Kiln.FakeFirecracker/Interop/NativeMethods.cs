@@ -38,6 +38,29 @@ internal static partial class NativeMethods
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial nint write(int fd, byte* buf, nint count);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int ioctl(int fd, nuint request, byte* arg);
+
+    // _IOW('T', 202, int): the request number of TUNSETIFF on every Linux architecture .NET runs on.
+    private const nuint TUNSETIFF = 0x400454ca;
+    private const short IFF_TAP = 0x0002;
+    private const short IFF_NO_PI = 0x1000;
+    private const short IFF_VNET_HDR = 0x4000;
+
+    /// <summary>
+    /// TUNSETIFF on an open <c>/dev/net/tun</c> fd, as Firecracker's <c>Tap::open_named</c>: attaches the fd to the TAP
+    /// named <paramref name="name"/> (created when missing; EBUSY when another fd holds it). Returns 0 or the errno.
+    /// </summary>
+    public static unsafe int TunSetIff(int fd, string name)
+    {
+        // struct ifreq: 16 bytes of name, then the union whose first member is short ifru_flags; 40 bytes in all.
+        var ifreq = stackalloc byte[40];
+        new Span<byte>(ifreq, 40).Clear();
+        System.Text.Encoding.UTF8.GetBytes(name, new Span<byte>(ifreq, 15));
+        *(short*)(ifreq + 16) = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        return ioctl(fd, TUNSETIFF, ifreq) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     /// <summary>Renames the calling thread as /proc/PID/task/TID/comm shows it (15 bytes at most).</summary>
     public static void SetCurrentThreadName(string name)
     {

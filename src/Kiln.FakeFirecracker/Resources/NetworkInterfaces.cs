@@ -5,8 +5,8 @@ using Kiln.FakeFirecracker.Vmm;
 
 namespace Kiln.FakeFirecracker.Resources;
 
-/// <summary>PUT/PATCH/DELETE /network-interfaces/{id}. The stand-in opens no TAP device: it only checks what
-/// Firecracker would refuse without touching the host (name too long, a MAC or TAP already used by this VM).</summary>
+/// <summary>PUT/PATCH/DELETE /network-interfaces/{id}. As Firecracker, a PUT opens the TAP by name (TUNSETIFF, see
+/// <see cref="TapDevices"/>): a missing one is created, one another process holds fails with EBUSY.</summary>
 internal static class NetworkInterfaces
 {
     public static ApiResponse Put(ApiCall call)
@@ -51,6 +51,7 @@ internal static class NetworkInterfaces
             throw new VmmActionException($"Network config error: Could not create the network device: Open tap device failed: Error while creating ifreq structure: Device or resource busy (os error 16). Invalid TUN/TAP Backend provided by {net.HostDevName}. Check our documentation on setting up the network devices.");
         }
 
+        vmm.Taps.Open(net.IfaceId, net.HostDevName);
         VmResources.ReplaceOrAdd(vmm.Resources.Nets, net, n => n.IfaceId == net.IfaceId);
 
         vmm.BootPath = true;
@@ -89,6 +90,8 @@ internal static class NetworkInterfaces
         {
             throw new VmmActionException($"Network config error: Unable to update the net device: {Faults.DeviceNotFound}");
         }
+
+        vmm.Taps.Close(id);
 
         return ApiResponse.NoContent;
     }

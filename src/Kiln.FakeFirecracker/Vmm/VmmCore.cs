@@ -44,6 +44,9 @@ internal sealed class VmmCore
     public Knobs Knobs { get; }
     public VmmOptions Options { get; }
     public VmResources Resources { get; } = new();
+
+    /// <summary>The TAP devices the network interfaces hold open, as Firecracker holds them.</summary>
+    public TapDevices Taps { get; } = new();
     public VmState State { get; private set; }
     public Guest? Guest
     {

@@ -21,6 +21,12 @@ public sealed class Fc : IAsyncDisposable
 
     public static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>
+    /// A TAP name no other test (nor another test run on this host) uses: the stand-in opens TAPs for real, in the
+    /// host's network namespace, and a name another process holds is busy.
+    /// </summary>
+    public static string UniqueTap() => "kt" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5));
+
     /// <summary>Starts the stand-in on <c>DIR/api.sock</c> and waits until GET / answers.</summary>
     public static async Task<Fc> StartAsync(TempDir dir, IEnumerable<string>? args = null, IReadOnlyDictionary<string, string>? env = null, string socket = "api.sock")
     {

@@ -150,9 +150,11 @@ public sealed class ReattachTests
     {
         using var root = new TempRoot();
         var config = SandboxTarget.Fake(root).Config(root);
+        // The stand-in opens the TAP for real, in this host's namespace: a name of this test's own.
+        var tap = "kt" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5));
         HypervisorDevice[] devices =
         [
-            new NetworkDevice("tap_k0") { Id = "net_a", MacAddress = "02:00:00:00:00:0a", RxBandwidth = new TokenBucketLimit(1000, 100) },
+            new NetworkDevice(tap) { Id = "net_a", MacAddress = "02:00:00:00:00:0a", RxBandwidth = new TokenBucketLimit(1000, 100) },
             new BlockDevice(LifecycleTests.MakeDisk(root, "q.img", 1)) { Id = "data_q", ReadOnly = true },
             new VsockDevice(7, root.Combine("v.sock")),
             new BlockDevice(LifecycleTests.MakeDisk(root, "r.img", 1)),
@@ -171,7 +173,7 @@ public sealed class ReattachTests
         await second.StartAsync(Ct);
         var vm = await second.Api!.GetExportVmConfigAsync(Ct);
         var net = Assert.Single(vm.NetworkInterfaces!);
-        Assert.Equal(("net_a", "tap_k0", "02:00:00:00:00:0a"), (net.IfaceId, net.HostDevName, net.GuestMac));
+        Assert.Equal(("net_a", tap, "02:00:00:00:00:0a"), (net.IfaceId, net.HostDevName, net.GuestMac));
         var drives = vm.Drives!.Where(d => d.DriveId is "data_q" or "disk_0").ToDictionary(d => d.DriveId);
         Assert.Equal((root.Combine("q.img"), true), (drives["data_q"].PathOnHost, drives["data_q"].IsReadOnly));
         Assert.Equal(root.Combine("r.img"), drives["disk_0"].PathOnHost);
