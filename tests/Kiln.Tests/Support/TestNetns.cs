@@ -21,10 +21,13 @@ public sealed class TestNetns : IDisposable
     public static TestNetns Create()
     {
         Assert.SkipUnless(Environment.UserName == "root" || Kiln.Interop.LibC.GetEuid() == 0, "needs root (network namespaces, TAP devices)");
+        Assert.SkipUnless(Installed("ip") && Installed("nsenter"), "needs ip (iproute2) and nsenter (util-linux); .ci/run installs them");
         var netns = new TestNetns("kt-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
         Run("ip", "netns", "add", netns.Name);
         return netns;
     }
+
+    public static bool Installed(string tool) => new[] { "/usr/sbin", "/sbin", "/usr/bin", "/bin" }.Any(d => File.Exists(System.IO.Path.Combine(d, tool)));
 
     /// <summary>Runs a command in this namespace (no shell); returns stdout or throws with stderr.</summary>
     public string Exec(params string[] args) => Run(["ip", "netns", "exec", Name, .. args]);
