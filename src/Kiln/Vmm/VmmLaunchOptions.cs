@@ -28,6 +28,12 @@ public sealed record VmmLaunchOptions
     /// <summary>The working directory; the caller's when null.</summary>
     public string? WorkingDirectory { get; init; }
 
+    /// <summary>
+    /// A network namespace to run the VMM in (e.g. <c>/run/netns/kiln-web</c>): firecracker opens its TAPs there.
+    /// Entered with nsenter(1), which execs in place, so the PID and the identity stay the VMM's. Null: ours.
+    /// </summary>
+    public string? NetworkNamespacePath { get; init; }
+
     /// <summary>How many output lines to keep for error reports.</summary>
     public int TailLines { get; init; } = 64;
 }

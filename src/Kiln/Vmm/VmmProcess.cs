@@ -291,6 +291,21 @@ public sealed class VmmProcess : IAsyncDisposable
             psi = new ProcessStartInfo { UseShellExecute = false };
         }
 
+        if (options.NetworkNamespacePath is { } netns)
+        {
+            var nsenter = FindSystemTool("nsenter")
+                ?? throw new VmmLaunchException(executable, "a VMM in a network namespace needs nsenter(1) (util-linux), which was not found");
+            if (!Path.IsPathFullyQualified(netns) || !File.Exists(netns))
+                throw new VmmLaunchException(executable, $"the network namespace {netns} does not exist");
+            // nsenter enters only the network namespace and execs: no fork, the PID stays the VMM's.
+            if (psi.FileName.Length == 0)
+                psi.FileName = nsenter;
+            else
+                psi.ArgumentList.Add(nsenter);
+            psi.ArgumentList.Add("--net=" + netns);
+            psi.ArgumentList.Add("--");
+        }
+
         if (psi.FileName.Length == 0)
             psi.FileName = executable;
         else

@@ -18,8 +18,8 @@ public sealed class SandboxNetworksTests
     {
         public World()
         {
-            Host = TestNetns.Create();
             Assert.SkipUnless(TestNetns.Installed("nft") && TestNetns.Installed("sysctl"), "needs nft (nftables) and sysctl (procps); .ci/run installs them");
+            Host = TestNetns.Create();
             Root = new TempRoot();
             Prefix = "kt" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)) + "-";
             Networks = new SandboxNetworks(new SandboxNetworksOptions
