@@ -10,6 +10,9 @@ internal sealed record BootSourceConfig(string KernelImagePath, string? InitrdPa
 internal sealed record MachineConfig(int VcpuCount, ulong MemSizeMib, bool Smt, string? CpuTemplate, bool TrackDirtyPages, string HugePages)
 {
     public static readonly MachineConfig Default = new(1, 128, false, null, false, "None");
+
+    /// <summary>The CpuTemplate once PUT /cpu-config set a custom template: never printed.</summary>
+    public const string CustomTemplate = "(custom)";
 }
 
 internal sealed record DriveConfig(
@@ -45,6 +48,9 @@ internal sealed class VmResources
     public MemoryHotplugConfig? MemoryHotplug { get; set; }
     public MmdsConfig? MmdsConfig { get; set; }
     public JsonNode? MmdsData { get; set; }
+
+    /// <summary>Whether a PUT /mmds (or --metadata) filled the data store; PATCH /mmds needs it.</summary>
+    public bool MmdsInitialized { get; set; }
     public JsonObject? CpuConfig { get; set; }
     public List<PmemConfig> Pmem { get; } = [];
 
@@ -120,15 +126,9 @@ internal sealed class VmResources
             WriteNullable(w, "initrd_path", BootSource?.InitrdPath);
             WriteNullable(w, "boot_args", BootSource?.BootArgs);
             w.WriteEndObject();
-            w.WritePropertyName("cpu-config");
-            if (CpuConfig is null)
-            {
-                w.WriteNullValue();
-            }
-            else
-            {
-                CpuConfig.WriteTo(w);
-            }
+            // resources.rs: VmmConfig's cpu-config is the path of a --config-file's template, which VmResources
+            // does not keep; a template put through the API is not reported either (07-preboot-devices).
+            w.WriteNull("cpu-config");
 
             // Firecracker never reports logger and metrics here, even once configured.
             w.WriteNull("logger");
@@ -163,12 +163,18 @@ internal sealed class VmResources
                 w.WriteString("iface_id", n.IfaceId);
                 w.WriteString("host_dev_name", n.HostDevName);
                 WriteNullable(w, "guest_mac", n.GuestMac);
-                WriteLimiter(w, "rx_rate_limiter", n.RxRateLimiter);
-                WriteLimiter(w, "tx_rate_limiter", n.TxRateLimiter);
+                // v1.16's NetworkInterfaceConfig declares mtu after guest_mac and prints null when unset.
                 if (n.Mtu is { } mtu)
                 {
                     w.WriteNumber("mtu", mtu);
                 }
+                else
+                {
+                    w.WriteNull("mtu");
+                }
+
+                WriteLimiter(w, "rx_rate_limiter", n.RxRateLimiter);
+                WriteLimiter(w, "tx_rate_limiter", n.TxRateLimiter);
 
                 w.WriteEndObject();
             }
@@ -182,11 +188,7 @@ internal sealed class VmResources
             else
             {
                 w.WriteStartObject();
-                if (Vsock.VsockId is not null)
-                {
-                    w.WriteString("vsock_id", Vsock.VsockId);
-                }
-
+                // The deprecated vsock_id is accepted but not kept (07-preboot-devices).
                 w.WriteNumber("guest_cid", Vsock.GuestCid);
                 w.WriteString("uds_path", Vsock.UdsPath);
                 w.WriteEndObject();
@@ -243,7 +245,7 @@ internal sealed class VmResources
         w.WriteNumber("vcpu_count", m.VcpuCount);
         w.WriteNumber("mem_size_mib", m.MemSizeMib);
         w.WriteBoolean("smt", m.Smt);
-        if (m.CpuTemplate is not null and not "None")
+        if (m.CpuTemplate is not null and not MachineConfig.CustomTemplate)
         {
             w.WriteString("cpu_template", m.CpuTemplate);
         }
