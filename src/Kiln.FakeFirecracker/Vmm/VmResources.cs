@@ -112,10 +112,20 @@ internal sealed class VmResources
                 WriteNullable(w, "partuuid", d.Partuuid);
                 w.WriteBoolean("is_root_device", d.IsRootDevice);
                 w.WriteString("cache_type", d.CacheType);
-                w.WriteBoolean("is_read_only", d.IsReadOnly);
+                // A vhost-user drive has no read-only flag or I/O engine of its own (VhostUserBlockConfig into
+                // BlockDeviceConfig leaves them None).
+                if (d.Socket is null)
+                {
+                    w.WriteBoolean("is_read_only", d.IsReadOnly);
+                }
+                else
+                {
+                    w.WriteNull("is_read_only");
+                }
+
                 WriteNullable(w, "path_on_host", d.PathOnHost);
                 WriteLimiter(w, "rate_limiter", d.RateLimiter);
-                w.WriteString("io_engine", d.IoEngine);
+                WriteNullable(w, "io_engine", d.Socket is null ? d.IoEngine : null);
                 WriteNullable(w, "socket", d.Socket);
                 w.WriteEndObject();
             }
