@@ -62,7 +62,7 @@ internal static class Mmds
         var size = Encoding.UTF8.GetByteCount(JsonText.Of(data));
         if ((ulong)size > vmm.Options.MmdsSizeLimit)
         {
-            // ASSUMED wording (MmdsDatastoreError::DataStoreLimitExceeded), answered with 413 like Firecracker.
+            // MmdsDatastoreError::DataStoreLimitExceeded as VmmActionError::MmdsLimitExceeded, answered 413 (08-flags-and-exit-codes).
             throw new VmmActionException("MMDS limit exceeded error: The MMDS patch request doesn't fit.", 413);
         }
 

@@ -288,7 +288,7 @@ internal sealed class VmResources
         }
     }
 
-    // ASSUMED: a limiter prints as {"bandwidth": bucket|null, "ops": bucket|null}, a bucket with all three fields.
+    // A limiter prints as {"bandwidth": bucket|null, "ops": bucket|null}, a bucket with all three fields (07-preboot-devices).
     private static void WriteLimiter(Utf8JsonWriter w, string name, JsonNode? limiter)
     {
         if (limiter is not JsonObject o)

@@ -266,12 +266,8 @@ internal sealed class VmmCore
             throw new VmmActionException("Create snapshot error: Cannot save the microVM state: Operation not allowed: save/restore unavailable while running");
         }
 
-        if (type == "Diff" && !Resources.Machine.TrackDirtyPages)
-        {
-            // ASSUMED wording.
-            throw new VmmActionException("Create snapshot error: Diff snapshots are not allowed on uVMs with dirty page tracking disabled.");
-        }
-
+        // v1.16's rpc_interface.rs create_snapshot no longer refuses a Diff snapshot without dirty page tracking (the
+        // older "Diff snapshots are not allowed…" check in RuntimeApiController::create_snapshot is gone).
         if (type == "Diff")
         {
             // rpc_interface.rs create_snapshot.
