@@ -78,10 +78,12 @@ internal static class MemoryHotplug
         vmm.RequirePostBoot();
         var c = vmm.Resources.MemoryHotplug ?? throw new VmmActionException("Memory hotplug update error: " + Faults.DeviceNotFound);
         var requested = body.U64("requested_size_mib");
+        // devices/virtio/mem/device.rs update_requested_size: VirtioMemError::InvalidSize (in bytes) inside
+        // VmmError::VirtioMem, whose text is "Failed to create memory hotplug device". The pretend guest's virtio-mem
+        // driver is active from boot, so DeviceNotActive does not arise.
         if (requested > c.TotalSizeMib || requested % c.BlockSizeMib != 0)
         {
-            // ASSUMED wording.
-            throw new VmmActionException("Memory hotplug update error: The requested size must be a multiple of the block size and at most the total size.");
+            throw new VmmActionException($"Memory hotplug update error: Failed to create memory hotplug device: Size {requested << 20} is invalid: it must be a multiple of block size and less than the total size");
         }
 
         vmm.HotplugRequestedMib = requested;
