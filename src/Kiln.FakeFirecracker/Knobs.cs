@@ -19,6 +19,10 @@ internal sealed record Knobs
     public int VsockControlPort { get; init; } = 5100;
     public int RebootDelayMs { get; init; } = 1000;
 
+    /// <summary>How long after InstanceStart the pretend guest's virtio-balloon driver activates the device
+    /// (FAKE_FC_BALLOON_ACTIVATION_MS; 0, the default: at once).</summary>
+    public int BalloonActivationMs { get; init; }
+
     public static Knobs FromEnvironment()
     {
         static string? Env(string name) => Environment.GetEnvironmentVariable("FAKE_FC_" + name) is { Length: > 0 } v ? v : null;
@@ -37,6 +41,7 @@ internal sealed record Knobs
                 .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray() ?? [5000],
             RebootDelayMs = Int(Env("REBOOT_DELAY_MS"), 1000),
             VsockControlPort = Int(Env("VSOCK_CONTROL_PORT"), 5100),
+            BalloonActivationMs = Int(Env("BALLOON_ACTIVATION_MS"), 0),
         };
     }
 
