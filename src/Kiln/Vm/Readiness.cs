@@ -30,8 +30,11 @@ internal static class Readiness
                     await client.DescribeInstanceAsync(linked.Token).ConfigureAwait(false);
                     return;
                 }
-                catch (FirecrackerConnectionException) when (!linked.IsCancellationRequested && !vmm.State.HasEnded)
+                catch (FirecrackerConnectionException) when (!linked.IsCancellationRequested)
                 {
+                    // Refused because the process is gone (a --config-file it could not apply, say): its exit is the cause.
+                    if (vmm.State.HasEnded || vmm.HasExited)
+                        throw new VmmExitedException(await vmm.Exited.WaitAsync(cancellationToken).ConfigureAwait(false), "waiting for its API socket");
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
