@@ -37,7 +37,10 @@ internal static class InspectCommand
             var result = new InspectJson(
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath, info.VmmLogPath), Sandboxes.Config(info.Config),
-                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError);
+                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError)
+            {
+                Network = info.Config.Network is null ? null : NetworkOf(info.Id),
+            };
             if (context.Json)
             {
                 Output.WriteJson(result, CliJsonContext.Default.InspectJson);
@@ -47,6 +50,12 @@ internal static class InspectCommand
             return ExitCodes.Success;
         });
     }
+
+    private static NetworkJson? NetworkOf(string id) =>
+        new Kiln.Host.Network.SandboxNetworks().Get(id) is { } n
+            ? new NetworkJson(n.Mode.ToString().ToLowerInvariant(), n.NamespacePath, n.NamespaceCreatedByKiln, n.TapName, n.TapAddress?.ToString(),
+                n.GuestAddress?.ToString(), n.GuestMac, n.HostVeth, n.HostVethAddress?.ToString(), n.NamespaceVethAddress?.ToString(), n.KernelIpArgument)
+            : null;
 
     private static void Render(InspectJson r)
     {
@@ -95,6 +104,25 @@ internal static class InspectCommand
             Output.WriteLine("(none)");
         else
             Output.Write(devices);
+
+        Output.Write(new Rule("Network") { Justification = Justify.Left });
+        if (r.Network is { } n)
+        {
+            var net = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
+            void NetRow(string key, string? value) => net.AddRow($"[bold]{Markup.Escape(key)}[/]", Markup.Escape(value ?? "-"));
+            NetRow("Mode", n.Mode);
+            NetRow("Namespace", n.Namespace is null ? null : $"{n.Namespace}{(n.NamespaceCreatedByKiln ? " (Kiln's)" : " (yours)")}");
+            NetRow("TAP", n.Tap is null ? null : $"{n.Tap} {n.TapAddress}");
+            NetRow("Guest", $"{n.GuestAddress} mac {n.GuestMac}");
+            if (n.HostVeth is not null)
+                NetRow("veth", $"{n.HostVeth} {n.HostVethAddress} <-> {n.NamespaceVethAddress}");
+            NetRow("Kernel arg", n.KernelIpArgument);
+            Output.Write(net);
+        }
+        else
+        {
+            Output.WriteLine("(none)");
+        }
 
         Output.Write(new Rule("Firecracker /vm/config") { Justification = Justify.Left });
         if (r.VmConfig is { } config)

@@ -23,6 +23,9 @@ internal static class RunCommand
         var kernelArgs = new Option<string?>("--kernel-args") { Description = "Extra kernel command line, e.g. \"console=ttyS0 quiet\"." };
         var drives = new Option<string[]>("--drive") { Description = "Boot-time block device PATH[:ro] (repeatable).", DefaultValueFactory = _ => [] };
         var nets = new Option<string[]>("--net") { Description = "Network interface TAP[,mac=xx:xx:xx:xx:xx:xx] (repeatable).", DefaultValueFactory = _ => [] };
+        var network = new Option<string?>("--network") { Description = "The sandbox's own network: isolated (a TAP in a fresh namespace, no egress), nat (egress through NAT), netns:PATH (a TAP in your namespace) or none (the default)." };
+        var ip = new Option<string?>("--ip") { Description = "The guest's address ADDR/PREFIX on --network (default 172.16.0.2/30); given to the guest as the kernel's ip= argument." };
+        var metadata = new Option<string?>("--metadata") { Description = "A JSON file: the MMDS document (V2) the guest reads on the --network interface." };
         var vsock = new Option<uint?>("--vsock") { Description = "Add a vsock with this guest CID (>= 3); its socket is in the sandbox directory." };
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
@@ -40,7 +43,7 @@ internal static class RunCommand
 
         var command = new Command("run", "Create and start a microVM.")
         {
-            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, vsock, firecracker, detach, remove, stopTimeout,
+            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
         };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
@@ -48,14 +51,26 @@ internal static class RunCommand
                 context.Value(name) ?? GenerateName(), context.Value(kernel)!, context.Value(initrd), context.Value(rootfs),
                 context.Value(vcpus), context.Value(memory), context.Value(kernelArgs), context.Value(drives) ?? [],
                 context.Value(nets) ?? [], context.Value(vsock), context.Value(firecracker), context.Value(detach),
-                context.Value(remove), TimeSpan.FromSeconds(context.Value(stopTimeout)));
+                context.Value(remove), TimeSpan.FromSeconds(context.Value(stopTimeout)))
+            {
+                Network = context.Value(network),
+                Ip = context.Value(ip),
+                Metadata = context.Value(metadata),
+            };
             return await RunAsync(context, request, cancellationToken);
         });
     }
 
     private sealed record RunRequest(
         string Name, string Kernel, string? Initrd, string? Rootfs, int Vcpus, int MemoryMiB, string? KernelArgs,
-        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove, TimeSpan StopTimeout);
+        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove, TimeSpan StopTimeout)
+    {
+        public string? Network { get; init; }
+
+        public string? Ip { get; init; }
+
+        public string? Metadata { get; init; }
+    }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
 
@@ -73,6 +88,10 @@ internal static class RunCommand
         var initrd = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd");
         var rootfs = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs");
         var kernelParams = Specs.ParseKernelArgs(request.KernelArgs);
+        var sandboxNetwork = Specs.ParseNetwork(request.Network, request.Ip);
+        if (request.Metadata is not null && sandboxNetwork is null)
+            throw new UsageException("--metadata needs --network isolated, nat or netns:PATH: the guest reads it on that interface.");
+        var metadataDocument = request.Metadata is null ? null : Specs.ParseMetadata(request.Metadata);
         var config = new HypervisorConfig
         {
             FirecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path,
@@ -84,6 +103,8 @@ internal static class RunCommand
             MemoryMiB = request.MemoryMiB,
             StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
+            Network = sandboxNetwork,
+            Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument },
         };
         var devices = new List<HypervisorDevice>();
         devices.AddRange(request.Drives.Select(Specs.ParseDrive));

@@ -27,7 +27,15 @@ internal sealed record DeviceJson(
 
 internal sealed record InspectJson(
     string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
-    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError);
+    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError)
+{
+    /// <summary>The sandbox's own network, while Kiln has it set up.</summary>
+    public NetworkJson? Network { get; init; }
+}
+
+internal sealed record NetworkJson(
+    string Mode, string? Namespace, bool NamespaceCreatedByKiln, string? Tap, string? TapAddress, string? GuestAddress, string? GuestMac,
+    string? HostVeth, string? HostVethAddress, string? NamespaceVethAddress, string? KernelIpArgument);
 
 internal sealed record StateJson(string Name, SandboxState State);
 

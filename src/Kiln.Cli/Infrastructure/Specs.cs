@@ -92,6 +92,61 @@ internal static class Specs
     }
 
     /// <summary>The absolute path of a file that must exist.</summary>
+    /// <summary>
+    /// <c>--network isolated|nat|netns:PATH|none</c> and <c>--ip ADDR/PREFIX</c> as a sandbox network (null: none).
+    /// </summary>
+    public static Kiln.Host.Network.SandboxNetworkSpec? ParseNetwork(string? mode, string? ip)
+    {
+        if (mode is null or "none")
+        {
+            if (ip is not null)
+                throw new UsageException("--ip needs --network isolated, nat or netns:PATH.");
+            return null;
+        }
+        var spec = mode switch
+        {
+            "isolated" => new Kiln.Host.Network.SandboxNetworkSpec { Mode = Kiln.Host.Network.NetworkMode.Isolated },
+            "nat" => new Kiln.Host.Network.SandboxNetworkSpec { Mode = Kiln.Host.Network.NetworkMode.Nat },
+            _ when mode.StartsWith("netns:", StringComparison.Ordinal) => new Kiln.Host.Network.SandboxNetworkSpec
+            {
+                Mode = Kiln.Host.Network.NetworkMode.Namespace,
+                NamespacePath = NamespacePath(mode["netns:".Length..]),
+            },
+            _ => throw new UsageException($"--network: \"{mode}\" is not isolated, nat, netns:PATH or none."),
+        };
+        if (ip is not null)
+        {
+            if (!Kiln.Host.Network.InterfaceAddress.TryParse(ip, out var address) || !address.IsHostAddress)
+                throw new UsageException($"--ip: \"{ip}\" is not an IPv4 ADDR/PREFIX (prefix 1-30, not the network's own or broadcast address).");
+            spec = spec with { GuestAddress = address };
+        }
+        return spec;
+    }
+
+    private static string NamespacePath(string path)
+    {
+        if (path.Length == 0)
+            throw new UsageException("--network netns:PATH: empty path.");
+        // A bare name means one made with `ip netns add NAME`.
+        var full = path.Contains('/', StringComparison.Ordinal) ? Path.GetFullPath(path) : Path.Combine("/run/netns", path);
+        return File.Exists(full) ? full : throw new UsageException($"--network netns:PATH: {full} does not exist.");
+    }
+
+    /// <summary><c>--metadata file.json</c>: the MMDS document, a JSON object.</summary>
+    public static System.Text.Json.Nodes.JsonObject ParseMetadata(string path)
+    {
+        var full = RequireFile(path, "--metadata");
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(full)) as System.Text.Json.Nodes.JsonObject
+                ?? throw new UsageException($"--metadata: {full} does not hold a JSON object.");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new UsageException($"--metadata: {full} is not valid JSON: {e.Message}");
+        }
+    }
+
     public static string RequireFile(string path, string what)
     {
         if (string.IsNullOrWhiteSpace(path))

@@ -23,19 +23,35 @@ public sealed partial class FirecrackerHypervisor
         activity?.SetTag("kiln.sandbox.id", Id);
         var t0 = _time.GetTimestamp();
         _state = SandboxState.Starting;
+        var networks = Networks;
+        var network = NetworkPlan();
+        var preparation = new List<BootStep>
+        {
+            new("placeholders", _ =>
+            {
+                placeholders.AddRange(_pool!.CreatePlaceholders());
+                return Task.CompletedTask;
+            }),
+        };
+        if (network is not null)
+        {
+            preparation.Add(new("network", async ct =>
+            {
+                // Networks whose owner was killed (a Kiln or a VMM) go first: one of them may hold this sandbox's names.
+                await networks.SweepAsync(ct).ConfigureAwait(false);
+                await networks.SetUpAsync(Id, Config.Network!, ct).ConfigureAwait(false);
+            }));
+        }
         var options = MicrovmOptions() with
         {
-            Preparation =
-            [
-                new("placeholders", _ =>
-                {
-                    placeholders.AddRange(_pool!.CreatePlaceholders());
-                    return Task.CompletedTask;
-                }),
-            ],
+            Preparation = preparation,
+            NetworkNamespacePath = network?.NamespacePath,
             Spawned = async (vm, ct) =>
             {
                 _vm = vm;
+                // From now on the network lives as long as the VMM: a sweep removes it once the VMM is gone.
+                if (network is not null)
+                    await networks.TransferOwnershipAsync(Id, vm.Pid, ct).ConfigureAwait(false);
                 StartedAt = _time.GetUtcNow();
                 Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
                 // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
@@ -58,6 +74,8 @@ public sealed partial class FirecrackerHypervisor
             _vm = null; // the failed boot killed it and released its handles
             foreach (var file in placeholders)
                 DeleteFile(file);
+            if (network is not null)
+                await networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
             _state = previousState;
             StartedAt = previousStartedAt;
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
@@ -111,6 +129,17 @@ public sealed partial class FirecrackerHypervisor
                 IsReadOnly = false,
             }) { Step = "block-pool" });
         }
+        var network = NetworkPlan();
+        if (network is not null)
+        {
+            // First among the interfaces, so the guest names it eth0, as the ip= argument says.
+            devices.Add(new MachineNetworkInterface(new NetworkInterface
+            {
+                IfaceId = SandboxInterfaceId,
+                HostDevName = network.TapName!,
+                GuestMac = network.GuestMac,
+            }) { Step = "network-interface" });
+        }
         var driveCount = 0;
         var netCount = 0;
         for (var i = 0; i < _devices.Count; i++)
@@ -147,9 +176,13 @@ public sealed partial class FirecrackerHypervisor
             {
                 KernelImagePath = Path.GetFullPath(config.KernelPath),
                 InitrdPath = config.InitrdPath is null ? null : Path.GetFullPath(config.InitrdPath),
-                BootArgs = BootArguments(config),
+                BootArgs = BootArguments(config, network?.KernelIpArgument),
             },
             Devices = devices,
+            Mmds = network is not null && config.Metadata is { } metadata
+                ? new MmdsConfig { NetworkInterfaces = [SandboxInterfaceId], Version = metadata.Version, Ipv4Address = metadata.Ipv4Address }
+                : null,
+            MmdsDocument = network is not null ? config.Metadata?.Document : null,
             MemoryHotplug = config.MemoryHotplug is { } hotplug
                 ? new MemoryHotplugConfig { TotalSizeMib = hotplug.TotalSizeMiB, SlotSizeMib = hotplug.SlotSizeMiB, BlockSizeMib = hotplug.BlockSizeMiB }
                 : null,
@@ -191,10 +224,22 @@ public sealed partial class FirecrackerHypervisor
     }
 
     /// <summary>The boot arguments: defaults, root=/dev/vda1 with an image (it is the first drive), configured ones.</summary>
-    internal static string BootArguments(HypervisorConfig config) =>
+    internal static string BootArguments(HypervisorConfig config, string? ipArgument = null) =>
         KernelCommandLine.Serialize(KernelCommandLine.Merge(
-            config.KernelParams.Select(p => (p.Key, p.Value)),
+            // The sandbox network's ip= unless the configuration sets its own.
+            (ipArgument is null || config.KernelParams.Any(p => p.Key == "ip")
+                ? config.KernelParams
+                : [.. config.KernelParams, new KernelParam("ip", ipArgument["ip=".Length..])]).Select(p => (p.Key, p.Value)),
             config.ImagePath is null ? null : "/dev/vda1"));
+
+    /// <summary>The Firecracker interface id of the sandbox network's interface (the guest's eth0).</summary>
+    public const string SandboxInterfaceId = "sandbox_net";
+
+    private Kiln.Host.Network.SandboxNetworks Networks => new(_options.Networks);
+
+    /// <summary>What the sandbox's network will be (null: none), known before it is made.</summary>
+    private Kiln.Host.Network.SandboxNetworkInfo? NetworkPlan() =>
+        Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None } spec ? Networks.Plan(Id, spec) : null;
 
     private static RateLimiter? Limiter(TokenBucketLimit? bandwidth, TokenBucketLimit? ops) =>
         bandwidth is null && ops is null ? null : new RateLimiter { Bandwidth = Bucket(bandwidth), Ops = Bucket(ops) };

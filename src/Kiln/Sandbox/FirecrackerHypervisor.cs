@@ -238,6 +238,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         // Firecracker leaves its socket behind when it dies; the next start would otherwise be refused.
         DeleteFile(Paths.SocketPath);
         _pool?.Reset();
+        // The network lives as long as the VMM: namespace, TAP, veth and NAT rules go with it.
+        if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
+            await Networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
         _state = SandboxState.Stopped;
         // Another driver may have removed the sandbox (kiln rm --force while a foreground kiln run owns it): there is
         // no record left to update, and writing one would fail (or bring back a directory that was meant to go).
@@ -431,10 +434,13 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     /// <inheritdoc />
     public Task CleanupAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync(_ =>
+        LockedAsync(async ct =>
         {
             if (_vm is { Process.HasExited: false })
                 throw new SandboxStateException("clean up while the VMM runs", State, SandboxState.Created, SandboxState.Stopped, SandboxState.Exited) { SandboxId = SandboxId };
+            // A VMM that ended on its own left its network: it goes with the sandbox.
+            if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
+                await Networks.TearDownAsync(Id, ct).ConfigureAwait(false);
             var paths = Paths;
             DeleteFile(paths.SocketPath);
             if (_pool is not null)
@@ -456,7 +462,6 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             {
                 // Cleaned before: cleanup is idempotent.
             }
-            return Task.CompletedTask;
         }, cancellationToken);
 
     /// <summary>

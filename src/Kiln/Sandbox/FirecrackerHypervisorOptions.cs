@@ -21,6 +21,12 @@ public sealed record FirecrackerHypervisorOptions
     /// <summary>How the VMM gets its configuration: the API sequence (the default) or a <c>--config-file</c>.</summary>
     public Kiln.Vm.MicrovmStartPath StartPath { get; init; } = Kiln.Vm.MicrovmStartPath.Api;
 
+    /// <summary>
+    /// Where sandbox networks (<see cref="HypervisorConfig.Network"/>) are recorded and how their namespaces are
+    /// named; Kiln's defaults (<c>/run/kiln/net</c>, <c>/run/netns/kiln-ID</c>) unless given.
+    /// </summary>
+    public Kiln.Host.Network.SandboxNetworksOptions Networks { get; init; } = new();
+
     internal ILogger CreateLogger() =>
         LoggerFactory?.CreateLogger("Kiln.Sandbox.FirecrackerHypervisor") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 }

@@ -39,6 +39,16 @@ public sealed record HypervisorConfig
     /// </summary>
     public MemoryHotplugSettings? MemoryHotplug { get; init; }
 
+    /// <summary>
+    /// The sandbox's own network (<see cref="Kiln.Host.Network.SandboxNetworks"/>): a TAP in a namespace of its
+    /// own (isolated or NAT) or in the user's, the guest's address as the kernel's <c>ip=</c> argument, the MAC
+    /// derived from the id unless given. Null (or mode None): none. TAPs the user made stay <c>NetworkDevice</c>s.
+    /// </summary>
+    public Kiln.Host.Network.SandboxNetworkSpec? Network { get; init; }
+
+    /// <summary>The metadata service (MMDS) on the sandbox network's interface; needs <see cref="Network"/>.</summary>
+    public MetadataSettings? Metadata { get; init; }
+
     /// <summary>Where sandbox directories live.</summary>
     public required string RootDirectory { get; init; }
 
@@ -56,6 +66,19 @@ public sealed record HypervisorConfig
 
     /// <summary>SIGTERM grace before SIGKILL (default <see cref="DefaultStopTimeout"/>).</summary>
     public TimeSpan StopTimeout { get; init; } = DefaultStopTimeout;
+}
+
+/// <summary>MMDS for a sandbox: its version (V2, session tokens, unless V1 is asked for) and the first document.</summary>
+public sealed record MetadataSettings
+{
+    /// <summary>The MMDS version; V2 by default.</summary>
+    public Kiln.Api.MmdsVersion Version { get; init; } = Kiln.Api.MmdsVersion.V2;
+
+    /// <summary>The link-local address the guest reaches it on; Firecracker's 169.254.169.254 when null.</summary>
+    public string? Ipv4Address { get; init; }
+
+    /// <summary>The document the guest sees from the first boot on (PUT before InstanceStart); empty when null.</summary>
+    public System.Text.Json.Nodes.JsonObject? Document { get; init; }
 }
 
 /// <summary>The hot-pluggable memory region (virtio-mem).</summary>

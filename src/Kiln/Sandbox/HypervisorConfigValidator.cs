@@ -37,6 +37,27 @@ public static class HypervisorConfigValidator
         RequirePositive(nameof(config.RequestTimeout), config.RequestTimeout);
         if (config.StopTimeout < TimeSpan.Zero)
             throw Bad(nameof(config.StopTimeout), "is negative");
+        if (config.Network is { } network)
+        {
+            try
+            {
+                network.Validate();
+            }
+            catch (Kiln.Host.Network.NetworkConfigurationException e)
+            {
+                throw Bad($"{nameof(config.Network)}.{e.PropertyName}", e.Message[(e.PropertyName.Length + 2)..]);
+            }
+        }
+        if (config.Metadata is { } metadata)
+        {
+            if (config.Network is null || config.Network.Mode == Kiln.Host.Network.NetworkMode.None)
+                throw Bad(nameof(config.Metadata), "MMDS answers on a network interface: give the sandbox a Network");
+            if (!Enum.IsDefined(metadata.Version))
+                throw Bad($"{nameof(config.Metadata)}.{nameof(MetadataSettings.Version)}", $"{(int)metadata.Version} is not an MMDS version");
+            if (metadata.Ipv4Address is { } ip && !(System.Net.IPAddress.TryParse(ip, out var address)
+                && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && address.GetAddressBytes() is [169, 254, ..]))
+                throw Bad($"{nameof(config.Metadata)}.{nameof(MetadataSettings.Ipv4Address)}", $"'{ip}' is not a link-local IPv4 address (169.254.0.0/16), which Firecracker requires");
+        }
         if (config.KernelParams is null)
             throw Bad(nameof(config.KernelParams), "is null");
         foreach (var param in config.KernelParams)

@@ -45,6 +45,8 @@ public sealed class BootPlan
             plan.Add("entropy", (c, ct) => c.PutEntropyDeviceAsync(entropy, ct));
         if (description.Mmds is { } mmds)
             plan.Add("mmds-config", (c, ct) => c.PutMmdsConfigAsync(mmds, ct));
+        if (description.MmdsDocument is { } document)
+            plan.Add("mmds-data", (c, ct) => c.PutMmdsAsync(document, ct));
         plan.Add("instance-start", (c, ct) => c.StartInstanceAsync(ct));
         return plan;
     }

@@ -29,6 +29,12 @@ public sealed record MachineDescription
     /// <summary>MMDS (its interfaces must be among <see cref="Devices"/>), if any.</summary>
     public MmdsConfig? Mmds { get; init; }
 
+    /// <summary>
+    /// The metadata document the guest finds from its first instruction on (needs <see cref="Mmds"/>): PUT before
+    /// InstanceStart on the API path, Firecracker's <c>--metadata</c> file with a config file.
+    /// </summary>
+    public System.Text.Json.Nodes.JsonObject? MmdsDocument { get; init; }
+
     /// <summary>The drives, in attach order.</summary>
     public IEnumerable<Drive> Drives => Devices.OfType<MachineDrive>().Select(d => d.Drive);
 
@@ -78,6 +84,7 @@ public sealed record MachineDescription
                         throw new MachineDescriptionException($"{at}.Drive.{nameof(Drive.DriveId)}", $"'{drive.DriveId}' is used twice");
                     if (string.IsNullOrWhiteSpace(drive.PathOnHost) && drive.Socket is null)
                         throw new MachineDescriptionException($"{at}.Drive.{nameof(Drive.PathOnHost)}", "is empty");
+                    CheckLimiter($"{at}.Drive.{nameof(Drive.RateLimiter)}", drive.RateLimiter);
                     if (drive.IsRootDevice && ++roots > 1)
                         throw new MachineDescriptionException($"{at}.Drive.{nameof(Drive.IsRootDevice)}", "a microVM has at most one root device");
                     break;
@@ -87,6 +94,8 @@ public sealed record MachineDescription
                         throw new MachineDescriptionException($"{at}.Interface.{nameof(NetworkInterface.IfaceId)}", $"'{iface.IfaceId}' is used twice");
                     if (string.IsNullOrEmpty(iface.HostDevName) || Encoding.UTF8.GetByteCount(iface.HostDevName) > 15)
                         throw new MachineDescriptionException($"{at}.Interface.{nameof(NetworkInterface.HostDevName)}", $"'{iface.HostDevName}' must be 1 to 15 bytes (IFNAMSIZ)");
+                    CheckLimiter($"{at}.Interface.{nameof(NetworkInterface.RxRateLimiter)}", iface.RxRateLimiter);
+                    CheckLimiter($"{at}.Interface.{nameof(NetworkInterface.TxRateLimiter)}", iface.TxRateLimiter);
                     break;
                 case MachineVsock { Vsock: var vsock }:
                     if (++vsocks > 1)
@@ -108,6 +117,19 @@ public sealed record MachineDescription
                     throw new MachineDescriptionException($"{nameof(Mmds)}.{nameof(MmdsConfig.NetworkInterfaces)}", $"'{id}' is not one of the network interfaces");
             }
         }
+        if (MmdsDocument is not null && Mmds is null)
+            throw new MachineDescriptionException(nameof(MmdsDocument), "needs Mmds: the guest reads the document through an MMDS-enabled interface");
+    }
+
+    /// <summary>
+    /// Refuses a rate limiter Firecracker would silently turn into no limit (<see cref="RateLimiterRules"/>),
+    /// naming <c>property.Bucket.Field</c>.
+    /// </summary>
+    /// <exception cref="MachineDescriptionException">An unusable bucket.</exception>
+    public static void CheckLimiter(string property, RateLimiter? limiter)
+    {
+        if (RateLimiterRules.Check(limiter) is { } problem)
+            throw new MachineDescriptionException($"{property}.{problem.Field}", problem.Problem);
     }
 
     /// <summary>

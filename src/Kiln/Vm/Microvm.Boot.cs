@@ -38,6 +38,12 @@ public sealed partial class Microvm
             {
                 await ConfigFile.WriteAsync(description, options.EffectiveConfigFilePath, ct).ConfigureAwait(false);
                 created.Add(options.EffectiveConfigFilePath);
+                if (description.MmdsDocument is { } document)
+                {
+                    // A config file has no metadata key: Firecracker takes the first document as --metadata.
+                    await File.WriteAllTextAsync(MetadataPath(options), document.ToJsonString(), ct).ConfigureAwait(false);
+                    created.Add(MetadataPath(options));
+                }
             }));
         }
         steps.Add(new("spawn", async ct =>
@@ -53,7 +59,13 @@ public sealed partial class Microvm
             watcher.EnableRaisingEvents = true;
             var arguments = new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath);
             if (options.StartPath == MicrovmStartPath.ConfigFile)
-                arguments = arguments with { ConfigFilePath = options.EffectiveConfigFilePath };
+            {
+                arguments = arguments with
+                {
+                    ConfigFilePath = options.EffectiveConfigFilePath,
+                    MetadataPath = description.MmdsDocument is null ? null : MetadataPath(options),
+                };
+            }
             var vmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
             {
                 ExecutablePath = options.FirecrackerPath,
@@ -62,6 +74,7 @@ public sealed partial class Microvm
                 Detached = options.Ownership == VmmOwnership.Detached,
                 Environment = options.Environment,
                 WorkingDirectory = options.WorkingDirectory,
+                NetworkNamespacePath = options.NetworkNamespacePath,
             }, ct).ConfigureAwait(false);
             vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);
             VmLog.Spawned(logger, vmId, vmm.Pid, options.Ownership);
@@ -147,4 +160,6 @@ public sealed partial class Microvm
         {
         }
     }
+
+    private static string MetadataPath(MicrovmOptions options) => options.EffectiveConfigFilePath + ".mmds.json";
 }

@@ -44,6 +44,12 @@ public sealed record MicrovmOptions
     /// <summary>Extra environment variables for the VMM process.</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
 
+    /// <summary>
+    /// The network namespace the VMM runs in (e.g. a sandbox's <c>/run/netns/kiln-ID</c>, where its TAP is); ours when
+    /// null. See <see cref="VmmLaunchOptions.NetworkNamespacePath"/>.
+    /// </summary>
+    public string? NetworkNamespacePath { get; init; }
+
     /// <summary>API sequence or <c>--config-file</c>.</summary>
     public MicrovmStartPath StartPath { get; init; } = MicrovmStartPath.Api;
 

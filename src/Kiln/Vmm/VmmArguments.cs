@@ -34,6 +34,9 @@ public sealed record VmmArguments(string ApiSocketPath)
     /// <summary>A <c>--config-file</c> document: Firecracker configures and starts the VM from it before serving its API.</summary>
     public string? ConfigFilePath { get; init; }
 
+    /// <summary>A <c>--metadata</c> file: the MMDS document Firecracker starts with (a JSON object).</summary>
+    public string? MetadataPath { get; init; }
+
     /// <summary>Returns a copy with another id.</summary>
     public VmmArguments WithId(string? id) => this with { Id = id };
 
@@ -54,6 +57,8 @@ public sealed record VmmArguments(string ApiSocketPath)
             args.AddRange(["--metrics-path", MetricsPath]);
         if (ConfigFilePath is not null)
             args.AddRange(["--config-file", ConfigFilePath]);
+        if (MetadataPath is not null)
+            args.AddRange(["--metadata", MetadataPath]);
         if (BootTimer)
             args.Add("--boot-timer");
         if (NoSeccomp)

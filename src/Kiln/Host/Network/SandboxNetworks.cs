@@ -67,20 +67,7 @@ public sealed class SandboxNetworks
         if (spec.Mode == NetworkMode.Namespace && !File.Exists(spec.NamespacePath))
             throw new NetworkConfigurationException(nameof(SandboxNetworkSpec.NamespacePath), $"'{spec.NamespacePath}' does not exist");
 
-        var me = Environment.ProcessId;
-        var info = new SandboxNetworkInfo
-        {
-            SandboxId = sandboxId,
-            Mode = spec.Mode,
-            NamespacePath = spec.Mode == NetworkMode.Namespace ? spec.NamespacePath : Path.Combine(NetnsDirectory, _options.NamespacePrefix + sandboxId),
-            NamespaceCreatedByKiln = spec.Mode != NetworkMode.Namespace,
-            TapName = spec.TapName ?? (spec.Mode == NetworkMode.Namespace ? "kt" + Hash(sandboxId, 10) : "tap0"),
-            TapAddress = spec.TapAddress,
-            GuestAddress = spec.GuestAddress,
-            GuestMac = spec.GuestMac?.ToLowerInvariant() ?? GuestMac.ForSandbox(sandboxId),
-            OwnerPid = me,
-            OwnerStartTime = ProcFs.TryGetStartTime(me) ?? 0,
-        };
+        var info = Plan(sandboxId, spec)!;
 
         using (var gate = await NetworkStateLock.AcquireAsync(_options.StateDirectory, _options.TimeProvider, cancellationToken).ConfigureAwait(false))
         {
@@ -118,6 +105,34 @@ public sealed class SandboxNetworks
             await TearDownAsync(sandboxId, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// What <see cref="SetUpAsync"/> will make, without making it (null for mode None): the namespace, TAP name, MAC,
+    /// addresses and kernel <c>ip=</c> argument a machine description needs before the VMM starts.
+    /// </summary>
+    /// <exception cref="NetworkConfigurationException">A bad id or spec.</exception>
+    public SandboxNetworkInfo? Plan(string sandboxId, SandboxNetworkSpec spec)
+    {
+        ValidateId(sandboxId);
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate();
+        if (spec.Mode == NetworkMode.None)
+            return null;
+        var me = Environment.ProcessId;
+        return new SandboxNetworkInfo
+        {
+            SandboxId = sandboxId,
+            Mode = spec.Mode,
+            NamespacePath = spec.Mode == NetworkMode.Namespace ? spec.NamespacePath : Path.Combine(NetnsDirectory, _options.NamespacePrefix + sandboxId),
+            NamespaceCreatedByKiln = spec.Mode != NetworkMode.Namespace,
+            TapName = spec.TapName ?? (spec.Mode == NetworkMode.Namespace ? "kt" + Hash(sandboxId, 10) : "tap0"),
+            TapAddress = spec.TapAddress,
+            GuestAddress = spec.GuestAddress,
+            GuestMac = spec.GuestMac?.ToLowerInvariant() ?? GuestMac.ForSandbox(sandboxId),
+            OwnerPid = me,
+            OwnerStartTime = ProcFs.TryGetStartTime(me) ?? 0,
+        };
     }
 
     /// <summary>Makes <paramref name="pid"/> (the VMM) the process whose death lets <see cref="SweepAsync"/> remove this network.</summary>
