@@ -51,7 +51,9 @@ public sealed class GuestTests
 
         var console = await File.ReadAllTextAsync(driver.ConsolePath, Ct);
 
-        var cmdline = Assert.Single(Regex.Matches(console, @"Kernel command line: (.*)").Select(m => m.Groups[1].Value.TrimEnd('\r')));
+        var lines = Regex.Matches(console, @"Kernel command line: (.*)").Select(m => m.Groups[1].Value.TrimEnd('\r')).ToList();
+        Assert.True(lines.Count == 1, $"the guest printed {lines.Count} 'Kernel command line:' lines (a 'quiet' guest prints none); its console:\n{Tail(console)}");
+        var cmdline = lines[0];
         Assert.Contains("console=ttyS0", cmdline);
         Assert.Contains("reboot=k", cmdline);
         Assert.DoesNotContain("Running Firecracker", console);

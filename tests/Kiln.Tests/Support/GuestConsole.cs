@@ -12,16 +12,20 @@ public static class GuestConsole
 {
     /// <summary>Waits until the console, from character <paramref name="from"/> on, matches <paramref name="pattern"/>;
     /// returns the console's length at that moment (where to look from for the next event).</summary>
-    public static async Task<int> WaitForAsync(FirecrackerHypervisor driver, Regex pattern, TimeSpan within, int from = 0)
+    public static Task<int> WaitForAsync(FirecrackerHypervisor driver, Regex pattern, TimeSpan within, int from = 0) =>
+        WaitForAsync(driver.ConsolePath, () => driver.State is SandboxState.Exited or SandboxState.Stopped, pattern, within, from);
+
+    /// <summary>The same for any console file; <paramref name="ended"/> says when the VMM is gone.</summary>
+    public static async Task<int> WaitForAsync(string consolePath, Func<bool> ended, Regex pattern, TimeSpan within, int from = 0)
     {
         var deadline = DateTime.UtcNow + within;
         while (true)
         {
-            var console = File.Exists(driver.ConsolePath) ? await File.ReadAllTextAsync(driver.ConsolePath, TestContext.Current.CancellationToken) : "";
+            var console = File.Exists(consolePath) ? await File.ReadAllTextAsync(consolePath, TestContext.Current.CancellationToken) : "";
             if (console.Length > from && pattern.IsMatch(console[from..]))
                 return console.Length;
-            if (driver.State is SandboxState.Exited or SandboxState.Stopped)
-                Assert.Fail($"The VMM ended ({driver.State}) before '{pattern}' appeared on the guest console; it showed:\n{Tail(console)}");
+            if (ended())
+                Assert.Fail($"The VMM ended before '{pattern}' appeared on the guest console; it showed:\n{Tail(console)}");
             if (DateTime.UtcNow > deadline)
             {
                 Assert.Fail($"'{pattern}' did not appear on the guest console within {within} (raise KILN_TEST_BOOT_TIMEOUT for a slow " +
