@@ -56,5 +56,21 @@ public sealed record FirecrackerTarget(string Name, string BinaryPath)
         return all;
     }
 
+    /// <inheritdoc cref="Each{T1, T2, T3}(TheoryData{T1, T2, T3})"/>
+    public static TheoryData<T1, T2, T3, T4, T5, string> Each<T1, T2, T3, T4, T5>(TheoryData<T1, T2, T3, T4, T5> rows)
+    {
+        var all = new TheoryData<T1, T2, T3, T4, T5, string>();
+        foreach (var target in new[] { StandInName, RealName })
+        {
+            foreach (var row in rows)
+            {
+                var (a, b, c, d, e) = row.Data;
+                all.Add(a, b, c, d, e, target);
+            }
+        }
+
+        return all;
+    }
+
     public override string ToString() => Name;
 }
