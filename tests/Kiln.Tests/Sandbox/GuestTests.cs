@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Kiln.Host;
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
+using Kiln.Vmm;
 
 namespace Kiln.Tests.Sandbox;
 
