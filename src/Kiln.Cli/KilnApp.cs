@@ -35,6 +35,7 @@ internal static class KilnApp
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
+        OptionValueGuard.Install(root);
         return root;
     }
 

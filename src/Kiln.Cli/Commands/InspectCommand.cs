@@ -37,7 +37,8 @@ internal static class InspectCommand
             var result = new InspectJson(
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath, info.VmmLogPath), Sandboxes.Config(info.Config),
-                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError);
+                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError,
+                RootDevice(info.Config));
             if (context.Json)
             {
                 Output.WriteJson(result, CliJsonContext.Default.InspectJson);
@@ -46,6 +47,21 @@ internal static class InspectCommand
             Render(result);
             return ExitCodes.Success;
         });
+    }
+
+    /// <summary>The root= a start of this configuration passes (the driver's own choice, made again from the image).</summary>
+    private static RootDeviceJson RootDevice(HypervisorConfig config)
+    {
+        try
+        {
+            var choice = Kiln.Vm.RootDevice.Choose(config.ImagePath, config.KernelParams.Select(p => (p.Key, p.Value)));
+            return new RootDeviceJson(choice.Device, choice.Reason.ToString(), choice.Explanation);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // inspect still shows the rest; why the image could not be read is the answer here.
+            return new RootDeviceJson(null, "Unreadable", $"unknown (cannot read {config.ImagePath}: {e.Message})");
+        }
     }
 
     private static void Render(InspectJson r)
@@ -66,6 +82,7 @@ internal static class InspectCommand
         Row("Kernel", r.Config.KernelPath);
         Row("Initrd", r.Config.InitrdPath);
         Row("Rootfs", r.Config.RootfsPath is null ? null : $"{r.Config.RootfsPath} ({(r.Config.RootfsReadOnly ? "ro" : "rw")})");
+        Row("Root device", r.RootDevice.Explanation);
         Row("Kernel args", string.Join(' ', r.Config.KernelArgs));
         Row("vCPUs", r.Config.Vcpus.ToString());
         Row("Memory", $"{r.Config.MemoryMiB} MiB");
@@ -75,7 +92,7 @@ internal static class InspectCommand
         var slots = Output.NewTable("SLOT", "DRIVE", "GUEST DEVICE", "HOST PATH", "MODE");
         foreach (var s in r.PoolSlots)
             slots.AddRow(s.Slot.ToString(), Markup.Escape(s.DriveId), Markup.Escape(s.GuestDevice), Markup.Escape(s.HostPath ?? "(empty)"), s.ReadOnly ? "ro" : "rw");
-        Output.Write(new Rule("Block pool") { Justification = Justify.Left });
+        Output.Section("Block pool");
         Output.Write(slots);
 
         var devices = Output.NewTable("KIND", "ID", "HOST", "DETAIL");
@@ -90,13 +107,13 @@ internal static class InspectCommand
             };
             devices.AddRow(Markup.Escape(d.Kind), Markup.Escape(d.Id ?? "-"), Markup.Escape(host ?? "-"), Markup.Escape(detail));
         }
-        Output.Write(new Rule("Boot devices") { Justification = Justify.Left });
+        Output.Section("Boot devices");
         if (r.Devices.Count == 0)
             Output.WriteLine("(none)");
         else
             Output.Write(devices);
 
-        Output.Write(new Rule("Firecracker /vm/config") { Justification = Justify.Left });
+        Output.Section("Firecracker /vm/config");
         if (r.VmConfig is { } config)
             Output.WriteLine(JsonSerializer.Serialize(config, CliJsonContext.Default.JsonElement));
         else

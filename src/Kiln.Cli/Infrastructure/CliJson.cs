@@ -25,9 +25,13 @@ internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice
 internal sealed record DeviceJson(
     string Kind, string? Id, string? HostPath, bool? ReadOnly, string? TapName, string? MacAddress, uint? GuestCid, string? UdsPath);
 
+// The root= the guest boots with: device null when there is none (initrd only) or the image could not be read.
+internal sealed record RootDeviceJson(string? Device, string Reason, string Explanation);
+
 internal sealed record InspectJson(
     string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
-    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError);
+    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError,
+    RootDeviceJson RootDevice);
 
 internal sealed record StateJson(string Name, SandboxState State);
 

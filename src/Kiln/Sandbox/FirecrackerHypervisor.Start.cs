@@ -190,11 +190,17 @@ public sealed partial class FirecrackerHypervisor
         });
     }
 
-    /// <summary>The boot arguments: defaults, root=/dev/vda1 with an image (it is the first drive), configured ones.</summary>
-    internal static string BootArguments(HypervisorConfig config) =>
-        KernelCommandLine.Serialize(KernelCommandLine.Merge(
-            config.KernelParams.Select(p => (p.Key, p.Value)),
-            config.ImagePath is null ? null : "/dev/vda1"));
+    /// <summary>
+    /// The boot arguments: defaults, root= with an image (the first drive: /dev/vda1 when the image is partitioned,
+    /// /dev/vda when it is a bare filesystem, see <see cref="RootDevice"/>), configured ones (a configured root= wins).
+    /// </summary>
+    internal static string BootArguments(HypervisorConfig config)
+    {
+        var configured = config.KernelParams.Select(p => (p.Key, p.Value)).ToList();
+        return KernelCommandLine.Serialize(KernelCommandLine.Merge(
+            configured,
+            config.ImagePath is null ? null : RootDevice.Choose(config.ImagePath, configured).Device));
+    }
 
     private static RateLimiter? Limiter(TokenBucketLimit? bandwidth, TokenBucketLimit? ops) =>
         bandwidth is null && ops is null ? null : new RateLimiter { Bandwidth = Bucket(bandwidth), Ops = Bucket(ops) };
