@@ -448,6 +448,14 @@ public sealed class VmmProcess : IAsyncDisposable
         if (IsChild && !_detached)
             await _exited.ConfigureAwait(false);
         _pidFd?.Dispose();
+        if (IsChild && !_detached && _process is { } process)
+        {
+            // Process.Dispose leaves redirected streams open ("somebody else may still read them"): their pipes
+            // were only freed by finalizers, two per start/stop cycle (found by Reliability/SoakTests).
+            process.StandardInput.Dispose();
+            process.StandardOutput.Dispose();
+            process.StandardError.Dispose();
+        }
         _process?.Dispose();
     }
 }

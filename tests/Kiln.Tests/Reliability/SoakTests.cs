@@ -48,10 +48,9 @@ public sealed class SoakTests
         Assert.True(last.Sockets <= first.Sockets, $"sockets grew from {first.Sockets} to {last.Sockets}");
         // A few descriptors and threads come once with the runtime (assemblies loaded lazily, e.g. for a first stack
         // trace; thread pool, timers); a leak grows per cycle.
-        // Pipes are reported, not asserted: the soak found ~2 pipe descriptors left per start/stop cycle, not yet
-        // traced (docs/reliability.md, open). Every other kind of descriptor must stay flat.
         var pipes = (First: first.FdTargets.Count(IsPipe), Last: last.FdTargets.Count(IsPipe));
         Report($"soak: pipes {pipes.First} -> {pipes.Last}");
+        Assert.True(pipes.Last <= pipes.First, $"pipes grew from {pipes.First} to {pipes.Last} over {cycles} cycles");
         Assert.True(last.Fds - pipes.Last <= first.Fds - pipes.First + 8, $"descriptors grew from {first.Fds} to {last.Fds} over {cycles} cycles: {string.Join(", ", last.FdTargets.Except(first.FdTargets).GroupBy(t => t.Split(':', '[')[0]).Select(g => $"{g.Count()}x {g.Key}"))}");
         Assert.True(last.Threads <= first.Threads + 8, $"threads grew from {first.Threads} to {last.Threads} over {cycles} cycles");
     }
