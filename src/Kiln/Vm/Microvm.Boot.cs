@@ -121,8 +121,14 @@ public sealed partial class Microvm
     {
         // Firecracker refuses an API socket path that exists, and leaves its sockets behind when killed.
         DeleteFile(options.SocketPath);
-        if (description.Vsock is { } vsock && File.Exists(vsock.UdsPath))
-            File.Delete(vsock.UdsPath);
+        if (description.Vsock is { } vsock)
+        {
+            if (File.Exists(vsock.UdsPath))
+                File.Delete(vsock.UdsPath);
+            // Firecracker binds it at PUT /vsock and never removes it, so a boot failing after that step would leave
+            // it behind (found by the fault suite: tests/Kiln.Tests/Reliability/StartFaultTests).
+            created.Add(vsock.UdsPath);
+        }
         if (!File.Exists(options.ConsolePath))
             created.Add(options.ConsolePath);
         if (options.LogPath is { } log)
@@ -131,7 +137,9 @@ public sealed partial class Microvm
             // open-without-create or write-from-offset-0 can fail or garble it.
             if (File.Exists(log))
                 File.Move(log, log + ".1", overwrite: true);
-            File.Create(log).Dispose();
+            // Shared: File.Create's FileShare.None takes .NET's exclusive advisory lock, which made the start fail
+            // while anything (kiln logs -f, a test) was reading the previous log (found by StartFaultTests).
+            new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
             created.Add(log);
         }
         return Task.CompletedTask;

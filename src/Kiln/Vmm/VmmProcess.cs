@@ -79,6 +79,10 @@ public sealed class VmmProcess : IAsyncDisposable
         var executable = ResolveExecutable(options.ExecutablePath)
             ?? throw new VmmLaunchException(options.ExecutablePath, "not found (or not a file)");
         var identityPath = ResolveFinalTarget(executable);
+        // An owned VMM is exec'd through setpriv, whose own exit code (126) would otherwise be the only trace of an
+        // executable the kernel cannot run, reported later as a VMM that died before its API appeared.
+        if (!IsExecutableFormat(identityPath))
+            throw new VmmLaunchException(options.ExecutablePath, "is not an executable (neither an ELF binary nor a #! script)");
         var argv = BuildArgv(executable, options);
         var environment = BuildEnvironment(options);
         var tail = new OutputTail(options.TailLines);
@@ -275,6 +279,22 @@ public sealed class VmmProcess : IAsyncDisposable
                 environment[key] = value;
         }
         return environment;
+    }
+
+    /// <summary>Whether <paramref name="path"/> starts as an ELF binary or a #! script (what execve runs).</summary>
+    private static bool IsExecutableFormat(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            var read = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+            return (read >= 4 && magic.SequenceEqual("\u007fELF"u8)) || (read >= 2 && magic[..2].SequenceEqual("#!"u8));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true; // unreadable but perhaps executable: let execve decide
+        }
     }
 
     private static SpawnedProcess Spawn(List<string> argv, Dictionary<string, string> environment, VmmLaunchOptions options,
