@@ -16,4 +16,11 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--metrics` alternates the metrics parser (and publisher) with a bare Utf8JsonReader pass over the same line.
+if (args is ["--metrics", ..])
+{
+    MetricsParseBenchmark.RunInterleaved();
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);
