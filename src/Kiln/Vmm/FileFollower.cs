@@ -2,7 +2,8 @@
 // A FIFO is opened read-write, so it opens at once whether or not Firecracker has opened it yet and never reports
 // end-of-file when a writer goes away; it is read through a pipe stream, whose reads wait on epoll and so can be
 // cancelled. A regular file is read to its end, then again when inotify says it changed or a fallback tick fires;
-// when the path names a new file (rotation), the old one is read to its end first, so no line is lost across it.
+// when the path names a new file (rotation), the old one is read to its end first, so no line is lost across it
+// (a reader that falls more than one rotation behind skips the files in between: they are no longer at the path).
 using System.IO.Pipes;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
@@ -15,6 +16,28 @@ namespace Kiln.Vmm;
 public static class FileFollower
 {
     private const int ChunkBytes = 64 * 1024;
+
+    /// <summary>
+    /// The bytes written to <paramref name="path"/>, in the chunks they arrive in (for a terminal: a prompt without a
+    /// newline shows at once). Each chunk is valid until the next one is asked for. Ends as
+    /// <see cref="ReadLinesAsync"/> does.
+    /// </summary>
+    public static async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadChunksAsync(
+        string path, FollowOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        options ??= new FollowOptions();
+        options.Validate();
+        await using IChunkSource source = FileNodes.IsFifo(path) ? new FifoSource(path, options) : new RegularFileSource(path, options);
+        var chunk = new byte[ChunkBytes];
+        while (true)
+        {
+            var read = await source.ReadAsync(chunk, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+                yield break;
+            yield return chunk.AsMemory(0, read);
+        }
+    }
 
     /// <summary>
     /// The lines of <paramref name="path"/> without their <c>\n</c> (a trailing <c>\r</c> is kept). Each line's memory

@@ -22,13 +22,13 @@ public sealed class VmmProcess : IAsyncDisposable
     private readonly string _outputPath;
     private readonly bool _detached;
     private readonly Task<VmmProcessState> _exited;
-    private readonly FileStream? _outputFile;
+    private readonly RotatingFileWriter? _outputFile;
     private readonly Lock _outputGate = new();
     private volatile VmmProcessState _state;
     private int _disposed;
 
     private VmmProcess(Process? process, PidFd? pidFd, ProcessIdentity identity, string outputPath, bool detached,
-        OutputTail tail, FileStream? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
+        OutputTail tail, RotatingFileWriter? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
     {
         _process = process;
         _pidFd = pidFd;
@@ -56,6 +56,12 @@ public sealed class VmmProcess : IAsyncDisposable
     /// <summary>The file receiving the process's output.</summary>
     public string OutputPath => _outputPath;
 
+    /// <summary>
+    /// The guest's serial input (Firecracker's stdin) of an owned VMM; null for a detached or re-attached one (see
+    /// <see cref="VmmLaunchOptions.InputPath"/>).
+    /// </summary>
+    public Stream? SerialInput => _detached || _process is null ? null : _process.StandardInput.BaseStream;
+
     /// <summary>The current state: <see cref="VmmProcessState.Started"/> until it ends.</summary>
     public VmmProcessState State => _state;
 
@@ -82,9 +88,9 @@ public sealed class VmmProcess : IAsyncDisposable
         var psi = BuildStartInfo(executable, options);
         var tail = new OutputTail(options.TailLines);
 
-        FileStream? outputFile = null;
+        RotatingFileWriter? outputFile = null;
         if (!options.Detached)
-            outputFile = new FileStream(options.OutputPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+            outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
         else
             // The shell appends; create it now so a reader never finds it missing.
             await File.AppendAllTextAsync(options.OutputPath, "", cancellationToken).ConfigureAwait(false);
@@ -235,8 +241,7 @@ public sealed class VmmProcess : IAsyncDisposable
                 lock (_outputGate)
                 {
                     // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
-                    _outputFile!.Write(buffer, 0, n);
-                    _outputFile.Flush();
+                    _outputFile!.Write(buffer.AsSpan(0, n));
                 }
                 var c = decoder.GetChars(buffer, 0, n, chars, 0);
                 _tail.Append(chars.AsSpan(0, c));
@@ -261,9 +266,14 @@ public sealed class VmmProcess : IAsyncDisposable
             psi.ArgumentList.Add("--");
             psi.ArgumentList.Add("/bin/sh");
             psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add("exec \"$@\" </dev/null >>\"$KILN_VMM_OUTPUT\" 2>&1");
+            // `<>` opens the input FIFO read-write: no wait for a writer, no end-of-file when one leaves.
+            psi.ArgumentList.Add(options.InputPath is null
+                ? "exec \"$@\" </dev/null >>\"$KILN_VMM_OUTPUT\" 2>&1"
+                : "exec \"$@\" <>\"$KILN_VMM_INPUT\" >>\"$KILN_VMM_OUTPUT\" 2>&1");
             psi.ArgumentList.Add("kiln-vmm");
             psi.Environment["KILN_VMM_OUTPUT"] = options.OutputPath;
+            if (options.InputPath is not null)
+                psi.Environment["KILN_VMM_INPUT"] = options.InputPath;
         }
         else if (FindSystemTool("setpriv") is { } setpriv)
         {
