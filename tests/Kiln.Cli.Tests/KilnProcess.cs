@@ -41,6 +41,9 @@ public sealed class KilnChild : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>The child's stdin.</summary>
+    public Stream Input => _process.StandardInput.BaseStream;
+
     public string Stdout
     {
         get

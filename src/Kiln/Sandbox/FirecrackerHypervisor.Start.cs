@@ -69,12 +69,22 @@ public sealed partial class FirecrackerHypervisor
                 watcher.Created += (_, _) => socketAppeared.Release();
                 watcher.Renamed += (_, _) => socketAppeared.Release();
                 watcher.EnableRaisingEvents = true;
+                string? input = null;
+                if (_ownership == VmmOwnership.Detached)
+                {
+                    // A detached VMM outlives us: its serial input is a FIFO anyone allowed into the directory can write.
+                    if (!File.Exists(paths.ConsoleInputPath))
+                        created.Add(paths.ConsoleInputPath);
+                    Kiln.Interop.FileNodes.CreateFifo(paths.ConsoleInputPath);
+                    input = paths.ConsoleInputPath;
+                }
                 vmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
                 {
                     ExecutablePath = config.FirecrackerPath,
                     Arguments = new VmmArguments(paths.SocketPath).WithId(InstanceId(Id)).WithLog(paths.VmmLogPath),
                     OutputPath = paths.ConsolePath,
                     Detached = _ownership == VmmOwnership.Detached,
+                    InputPath = input,
                     Environment = _options.Environment,
                     WorkingDirectory = paths.Directory,
                 }, ct).ConfigureAwait(false);
