@@ -35,6 +35,10 @@ public sealed partial class FirecrackerHypervisor
 
         var steps = new List<BootStep>
         {
+            // Before anything is created or spawned: an unsupported Firecracker, or one too old for a feature the
+            // configuration asks for, is refused with a typed error (the answer is cached per binary).
+            new("version", ct => FirecrackerVersionProbe.EnsureSupportedAsync(config.FirecrackerPath,
+                config.MemoryHotplug is null ? [] : [FirecrackerFeature.MemoryHotplug], ct)),
             new("stale-files", _ =>
             {
                 // Firecracker refuses an API socket path that exists and leaves its sockets behind when killed.
