@@ -16,6 +16,13 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--metrics` alternates the metrics parser (and publisher) with a bare Utf8JsonReader pass over the same line.
+if (args is ["--metrics", ..])
+{
+    MetricsParseBenchmark.RunInterleaved();
+    return;
+}
+
 // `--start-paths N`: N alternating boots of one described microVM through the API sequence and through --config-file.
 if (args is ["--start-paths", var n, ..])
 {

@@ -69,6 +69,9 @@ public sealed class KilnChild : IAsyncDisposable
 
     private static string Tail(string s) => s.Length <= 4000 ? s : s[^4000..];
 
+    /// <summary>The child's stdin.</summary>
+    public Stream Input => _process.StandardInput.BaseStream;
+
     public string Stdout
     {
         get

@@ -1,3 +1,4 @@
+using System.Text;
 // The lifecycle through separate kiln processes against fake-firecracker, as a user would type it.
 using System.Diagnostics;
 using System.Text.Json;
@@ -436,6 +437,43 @@ public sealed class LifecycleTests : IAsyncLifetime
         var lines = json.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(content.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, lines.Length);
         Assert.All(lines, l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString());
+    }
+
+    [Fact]
+    public async Task Attach_sends_input_to_the_guests_serial_console_shows_its_answer_and_detaches_on_ctrl_close_bracket()
+    {
+        await _root.RunDetachedAsync("at");
+        await using var attach = _root.Start("attach", "at");
+
+        // Attach shows output from the moment it follows the console: type until the guest's answer shows.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        for (var i = 0; !attach.Stdout.Contains("kiln-fake-guest: serial input: hello", StringComparison.Ordinal); i++)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the guest's answer never showed:\n" + attach.Stdout);
+            await attach.Input.WriteAsync(Encoding.UTF8.GetBytes($"hello {i}\r"), TestContext.Current.CancellationToken);
+            await attach.Input.FlushAsync(TestContext.Current.CancellationToken);
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+        await attach.Input.WriteAsync(new byte[] { 0x1d }, TestContext.Current.CancellationToken);
+        await attach.Input.FlushAsync(TestContext.Current.CancellationToken);
+        var result = await attach.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("detach with Ctrl-]", result.Stderr);
+        Assert.Equal("Running", (await _root.PsAsync("at")).GetProperty("state").GetString());
+        await _root.RunAsync("stop", "at");
+    }
+
+    [Fact]
+    public async Task Attach_refuses_a_stopped_sandbox()
+    {
+        await _root.RunDetachedAsync("as");
+        await _root.RunAsync("stop", "as");
+
+        var result = await _root.RunAsync("attach", "as");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("no console to attach to", result.Stderr);
     }
 
     [Fact]

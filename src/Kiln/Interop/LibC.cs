@@ -78,6 +78,9 @@ internal static partial class LibC
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
     public const short POSIX_SPAWN_SETSID = 0x80;
     public const int O_WRONLY = 1;
+
+    /// <summary>Open for reading and writing.</summary>
+    public const int O_RDWR = 2;
     public const int O_CREAT = 0x40;
     public const int O_APPEND = 0x400;
 

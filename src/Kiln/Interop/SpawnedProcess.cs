@@ -19,8 +19,11 @@ internal abstract record SpawnStdio
     /// <summary>stdin a pipe we hold the write end of (never written); stdout and stderr pipes we read.</summary>
     public sealed record Pipes : SpawnStdio;
 
-    /// <summary>stdin from /dev/null; stdout and stderr appended straight to <paramref name="Path"/>.</summary>
-    public sealed record AppendToFile(string Path) : SpawnStdio;
+    /// <summary>
+    /// stdin from <paramref name="InputPath"/> opened read-write (a FIFO: no wait for a writer, no end-of-file when one
+    /// leaves) or /dev/null; stdout and stderr appended straight to <paramref name="Path"/>.
+    /// </summary>
+    public sealed record AppendToFile(string Path, string? InputPath = null) : SpawnStdio;
 }
 
 /// <summary>Which process group and session a spawned child joins.</summary>
@@ -121,7 +124,9 @@ internal sealed unsafe class SpawnedProcess : IDisposable
                     Check(LibC.FileActionsAddDup2(actions, errWrite, 2), "posix_spawn_file_actions_adddup2");
                     break;
                 case SpawnStdio.AppendToFile file:
-                    Check(LibC.FileActionsAddOpen(actions, 0, strings.Add("/dev/null"), LibC.O_RDONLY, 0), "posix_spawn_file_actions_addopen");
+                    Check(file.InputPath is null
+                        ? LibC.FileActionsAddOpen(actions, 0, strings.Add("/dev/null"), LibC.O_RDONLY, 0)
+                        : LibC.FileActionsAddOpen(actions, 0, strings.Add(file.InputPath), LibC.O_RDWR, 0), "posix_spawn_file_actions_addopen");
                     Check(LibC.FileActionsAddOpen(actions, 1, strings.Add(file.Path),
                         LibC.O_WRONLY | LibC.O_APPEND | LibC.O_CREAT, 0x1A4 /* 0644 */), "posix_spawn_file_actions_addopen");
                     Check(LibC.FileActionsAddDup2(actions, 1, 2), "posix_spawn_file_actions_adddup2");

@@ -166,6 +166,8 @@ public sealed partial class FirecrackerHypervisor
         Id = InstanceId(Id),
         WorkingDirectory = Paths.Directory,
         Ownership = _ownership,
+        // A detached VMM outlives us: its serial input is a FIFO (kiln attach writes to it).
+        ConsoleInputPath = _ownership == Kiln.Vmm.VmmOwnership.Detached ? Paths.ConsoleInputPath : null,
         Environment = _options.Environment,
         StartPath = _options.StartPath,
         ApiReadyTimeout = Config.ApiReadyTimeout,

@@ -30,7 +30,13 @@ public sealed partial class Microvm
         Microvm? vm = null;
         var step = "prepare";
 
-        var steps = new List<BootStep> { new("stale-files", _ => RemoveStaleFiles(description, options, created)) };
+        var steps = new List<BootStep>
+        {
+            // Before anything is created or spawned: an unsupported Firecracker, or one too old for a feature the
+            // description asks for, is refused with a typed error (the answer is cached per binary).
+            new("version", ct => FirecrackerVersionProbe.EnsureSupportedAsync(options.FirecrackerPath, RequiredFeatures(description), ct)),
+            new("stale-files", _ => RemoveStaleFiles(description, options, created)),
+        };
         steps.AddRange(options.Preparation);
         if (options.StartPath == MicrovmStartPath.ConfigFile)
         {
@@ -54,12 +60,21 @@ public sealed partial class Microvm
             var arguments = new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath);
             if (options.StartPath == MicrovmStartPath.ConfigFile)
                 arguments = arguments with { ConfigFilePath = options.EffectiveConfigFilePath };
+            string? input = null;
+            if (options.Ownership == VmmOwnership.Detached && options.ConsoleInputPath is { } fifo)
+            {
+                if (!File.Exists(fifo))
+                    created.Add(fifo);
+                Kiln.Interop.FileNodes.CreateFifo(fifo);
+                input = fifo;
+            }
             var vmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
             {
                 ExecutablePath = options.FirecrackerPath,
                 Arguments = arguments,
                 OutputPath = options.ConsolePath,
                 Detached = options.Ownership == VmmOwnership.Detached,
+                InputPath = input,
                 Environment = options.Environment,
                 WorkingDirectory = options.WorkingDirectory,
             }, ct).ConfigureAwait(false);
@@ -107,6 +122,13 @@ public sealed partial class Microvm
         watcher?.Dispose();
         vm!._state = MicrovmState.Running;
         return vm;
+    }
+
+    /// <summary>The Firecracker features a description needs beyond the oldest supported release.</summary>
+    internal static IEnumerable<FirecrackerFeature> RequiredFeatures(MachineDescription description)
+    {
+        if (description.MemoryHotplug is not null)
+            yield return FirecrackerFeature.MemoryHotplug;
     }
 
     /// <summary>What a failed boot reports of the VMM: its own log (why it refused) and its output (panics, the console).</summary>

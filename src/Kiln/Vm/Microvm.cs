@@ -20,6 +20,7 @@ public sealed partial class Microvm : IAsyncDisposable
     // Read without the gate (State): volatile so readers see the latest transition.
     private volatile MicrovmState _state;
     private int _disposed;
+    private SerialConsole? _console;
 
     private Microvm(MicrovmOptions options, ILogger logger, VmmProcess vmm, MicrovmState state, MachineDescription? description)
     {
@@ -55,6 +56,13 @@ public sealed partial class Microvm : IAsyncDisposable
 
     /// <summary>The VMM process.</summary>
     public VmmProcess Process => _vmm;
+
+    /// <summary>
+    /// The guest's serial console: its output (lines or chunks, followed live across rotations) and its input (the
+    /// owned VMM's stdin, or a detached one's <see cref="MicrovmOptions.ConsoleInputPath"/> FIFO).
+    /// </summary>
+    public SerialConsole Console => _console ??= SerialConsole.Of(_vmm,
+        _options.Ownership == VmmOwnership.Detached || !_vmm.IsChild ? _options.ConsoleInputPath : null);
 
     /// <summary>The VMM's PID.</summary>
     public int Pid => _vmm.Pid;

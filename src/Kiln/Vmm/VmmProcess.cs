@@ -23,12 +23,13 @@ public sealed class VmmProcess : IAsyncDisposable
     private readonly string _outputPath;
     private readonly bool _detached;
     private readonly Task<VmmProcessState> _exited;
-    private readonly FileStream? _outputFile;
+    private readonly RotatingFileWriter? _outputFile;
     private volatile VmmProcessState _state;
+    private Stream? _serialInput;
     private int _disposed;
 
     private VmmProcess(SpawnedProcess? child, PidFd? pidFd, ProcessIdentity identity, string outputPath, bool detached,
-        OutputTail tail, FileStream? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
+        OutputTail tail, RotatingFileWriter? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
     {
         _child = child;
         _pidFd = pidFd;
@@ -55,6 +56,21 @@ public sealed class VmmProcess : IAsyncDisposable
 
     /// <summary>The file receiving the process's output.</summary>
     public string OutputPath => _outputPath;
+
+    /// <summary>
+    /// The guest's serial input (Firecracker's stdin) of an owned VMM; null for a detached or re-attached one (see
+    /// <see cref="VmmLaunchOptions.InputPath"/>).
+    /// </summary>
+    public Stream? SerialInput
+    {
+        get
+        {
+            if (_detached || _child?.StandardInput is not { IsInvalid: false } handle)
+                return null;
+            // The pipe's write end stays owned by the spawned process (closed when it is disposed).
+            return _serialInput ??= new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(handle.DangerousGetHandle(), ownsHandle: false), FileAccess.Write, 1);
+        }
+    }
 
     /// <summary>The current state: <see cref="VmmProcessState.Started"/> until it ends.</summary>
     public VmmProcessState State => _state;
@@ -87,9 +103,9 @@ public sealed class VmmProcess : IAsyncDisposable
         var environment = BuildEnvironment(options);
         var tail = new OutputTail(options.TailLines);
 
-        FileStream? outputFile = null;
+        RotatingFileWriter? outputFile = null;
         if (!options.Detached)
-            outputFile = new FileStream(options.OutputPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+            outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
         var outputGate = new Lock();
         Func<Stream, Stream, Task>? attachReaders = outputFile is null ? null
             : (stdout, stderr) => Task.WhenAll(PumpAsync(stdout, outputFile, outputGate, tail), PumpAsync(stderr, outputFile, outputGate, tail));
@@ -101,7 +117,7 @@ public sealed class VmmProcess : IAsyncDisposable
             // reader finds the file as soon as the launch returns. An owned VMM is spawned from the owner thread: its
             // death signal follows that thread.
             child = options.Detached
-                ? Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath), executable)
+                ? Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable)
                 : await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReaders)).ConfigureAwait(false);
         }
         catch
@@ -221,7 +237,7 @@ public sealed class VmmProcess : IAsyncDisposable
     }
 
     /// <summary>Copies one output stream into the output file (flushed per chunk) and the tail, until end of output.</summary>
-    private static async Task PumpAsync(Stream stream, FileStream outputFile, Lock gate, OutputTail tail)
+    private static async Task PumpAsync(Stream stream, RotatingFileWriter outputFile, Lock gate, OutputTail tail)
     {
         var buffer = new byte[16 * 1024];
         var chars = new char[Encoding.UTF8.GetMaxCharCount(buffer.Length)];
@@ -238,8 +254,7 @@ public sealed class VmmProcess : IAsyncDisposable
                     lock (gate)
                     {
                         // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
-                        outputFile.Write(buffer, 0, n);
-                        outputFile.Flush();
+                        outputFile.Write(buffer.AsSpan(0, n));
                     }
                     var c = decoder.GetChars(buffer, 0, n, chars, 0);
                     tail.Append(chars.AsSpan(0, c));
