@@ -295,7 +295,7 @@ public sealed class VmmProcess : IAsyncDisposable
             psi.FileName = executable;
         else
             psi.ArgumentList.Add(executable);
-        foreach (var arg in options.Arguments.ToList())
+        foreach (var arg in options.CommandLine ?? options.Arguments.ToList())
             psi.ArgumentList.Add(arg);
 
         if (!options.Detached)
