@@ -16,4 +16,11 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--jail-paired N`: N alternating pairs of plain and jailed start (root only).
+if (args is ["--jail-paired", var jailPairs, ..])
+{
+    await JailStartBenchmark.RunPairedAsync(int.Parse(jailPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);
