@@ -32,6 +32,10 @@ public sealed record JailedLaunchOptions
     /// <summary>The files to make visible inside the chroot before the VMM starts.</summary>
     public IReadOnlyList<JailFile> Files { get; init; } = [];
 
+    /// <summary>Empty files to create inside the chroot (owned by the jail) before the VMM starts: Firecracker opens
+    /// its log file without creating it.</summary>
+    public IReadOnlyList<string> EmptyFiles { get; init; } = [];
+
     /// <summary>How long the jailer may take to produce a running VMM.</summary>
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -75,6 +75,14 @@ public sealed class JailedVmm : IAsyncDisposable
         try
         {
             Directory.CreateDirectory(layout.Root);
+            foreach (var empty in options.EmptyFiles)
+            {
+                var path = layout.OnHost(empty);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.Create(path).Dispose();
+                if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
+                    throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
+            }
             foreach (var file in options.Files)
                 exposed.Add(ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
 
