@@ -8,6 +8,14 @@ namespace Kiln.Vm;
 public sealed partial class Microvm
 {
     private const string JailedLogPath = "/firecracker.log";
+    private const string HotplugPrefix = "/hotplug/";
+
+    /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
+    /// Owned): its child, or a jailed VMM it booted (in a PID namespace that is no child of ours).</summary>
+    public bool LaunchedHere => _vmm.IsChild || (_jail is not null && Description is not null);
+
+    /// <summary>Where Firecracker sees a boot-time drive: inside the jail, or the host path itself.</summary>
+    public string DrivePathForVmm(string driveId, string hostPath) => _jail is null ? hostPath : "/drives/" + driveId;
     private JailedVmm? _jail;
 
     /// <summary>The jail, when the VMM runs under the jailer.</summary>
@@ -85,16 +93,21 @@ public sealed partial class Microvm
         if (_jail is null)
             return hostPath;
         var method = Description?.Jail?.FileExposure ?? (_jail.Record.Files.Count > 0 ? _jail.Record.Files[0].Method : Host.JailFileExposure.HardLink);
-        // A bind mount made now would not reach the jail's private mount namespace: hot-plug links or copies.
+        // A bind mount made now would not reach the jail's private mount namespace, and a copy would keep the guest's
+        // writes from the caller's file: hot-plug into a bind-mount jail hard-links, on the chroot's file system only.
         if (method == Host.JailFileExposure.BindMount)
-            method = Host.ChrootFiles.SameFileSystem(hostPath, _jail.Layout.Root) ? Host.JailFileExposure.HardLink : Host.JailFileExposure.Copy;
-        return _jail.ExposeFile(new JailFile(hostPath, "/drives/" + driveId, readOnly), method).PathInJail;
+        {
+            method = Host.ChrootFiles.SameFileSystem(hostPath, _jail.Layout.Root)
+                ? Host.JailFileExposure.HardLink
+                : throw new IOException($"{hostPath} cannot be hot-plugged into the jail: it is on another file system than {_jail.Layout.Root}, and a bind mount made now would not reach the jail");
+        }
+        return _jail.ExposeFile(new JailFile(hostPath, HotplugPrefix + driveId, readOnly), method).PathInJail;
     }
 
     /// <summary>Takes a hot-unplugged drive's file out of the jail again.</summary>
     public void WithdrawHotplug(string driveId)
     {
-        if (_jail?.Files.FirstOrDefault(f => f.PathInJail == "/drives/" + driveId) is { } file)
+        if (_jail?.Files.FirstOrDefault(f => f.PathInJail == HotplugPrefix + driveId) is { } file)
             _jail.WithdrawFile(file);
     }
 

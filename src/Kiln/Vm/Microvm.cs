@@ -223,8 +223,7 @@ public sealed partial class Microvm : IAsyncDisposable
         try
         {
             // A jailed VMM in a PID namespace is no child of ours, but the boot that launched it owns it all the same.
-            var launchedHere = _vmm.IsChild || (_jail is not null && Description is not null);
-            if (_options.Ownership == VmmOwnership.Owned && launchedHere && !_vmm.State.HasEnded && !_vmm.HasExited)
+            if (_options.Ownership == VmmOwnership.Owned && LaunchedHere && !_vmm.State.HasEnded && !_vmm.HasExited)
                 await UnsafeStopAsync(_options.DefaultShutdownPlan, CancellationToken.None).ConfigureAwait(false);
             await ReleaseAsync().ConfigureAwait(false);
         }

@@ -313,6 +313,10 @@ public sealed class JailedVmm : IAsyncDisposable
         return null;
     }
 
+    /// <summary>The cgroup directories the jailer makes for these settings and this jail.</summary>
+    public static IReadOnlyList<string> CgroupDirectoriesFor(JailSettings settings, JailLayout layout) =>
+        CgroupsFor(settings, layout).Select(c => c.Directory).Distinct().ToList();
+
     private static List<JailCgroup> CgroupsFor(JailSettings settings, JailLayout layout)
     {
         var parent = settings.EffectiveParentCgroup(layout.ExecFileName);

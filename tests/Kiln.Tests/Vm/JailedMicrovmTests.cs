@@ -50,10 +50,10 @@ public sealed class JailedMicrovmTests
 
         // Hot-plug into the jail: the file appears at the path Firecracker is given.
         var extra = scope.File("extra.img", "extra");
-        Assert.Equal("/drives/extra", vm.ExposeForHotplug(extra, "extra", readOnly: false));
-        Assert.Equal("extra", await File.ReadAllTextAsync($"/proc/{vm.Pid}/root/drives/extra", Ct));
+        Assert.Equal("/hotplug/extra", vm.ExposeForHotplug(extra, "extra", readOnly: false));
+        Assert.Equal("extra", await File.ReadAllTextAsync($"/proc/{vm.Pid}/root/hotplug/extra", Ct));
         vm.WithdrawHotplug("extra");
-        Assert.False(File.Exists(vm.Jail.Layout.OnHost("/drives/extra")));
+        Assert.False(File.Exists(vm.Jail.Layout.OnHost("/hotplug/extra")));
 
         var outcome = await vm.StopAsync(cancellationToken: Ct);
         // SIGHUP, not SIGTERM, ended it: in its PID namespace SIGTERM would have been dropped and SIGKILL needed.
