@@ -65,7 +65,7 @@ public sealed class JailedVmm : IAsyncDisposable
         var settings = options.Jail;
         JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Select(f => f.HostPath));
         var layout = JailLayout.For(settings, options.FirecrackerPath, options.Id);
-        var cgroups = CgroupsFor(settings, layout);
+        var cgroups = CgroupList(settings, layout);
         await RemoveStaleAsync(layout, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, cancellationToken).ConfigureAwait(false);
 
         var exposed = new List<ExposedFile>();
@@ -315,9 +315,12 @@ public sealed class JailedVmm : IAsyncDisposable
 
     /// <summary>The cgroup directories the jailer makes for these settings and this jail.</summary>
     public static IReadOnlyList<string> CgroupDirectoriesFor(JailSettings settings, JailLayout layout) =>
-        CgroupsFor(settings, layout).Select(c => c.Directory).Distinct().ToList();
+        CgroupList(settings, layout).Select(c => c.Directory).Distinct().ToList();
 
-    private static List<JailCgroup> CgroupsFor(JailSettings settings, JailLayout layout)
+    /// <summary>The cgroup settings the jailer applies for these settings and this jail, with their directories.</summary>
+    public static IReadOnlyList<JailCgroup> CgroupsFor(JailSettings settings, JailLayout layout) => CgroupList(settings, layout);
+
+    private static List<JailCgroup> CgroupList(JailSettings settings, JailLayout layout)
     {
         var parent = settings.EffectiveParentCgroup(layout.ExecFileName);
         return settings.CgroupValues()
