@@ -56,7 +56,7 @@ internal static class InspectCommand
         if (config.Jail is not { } jail)
             return null;
         var layout = JailLayout.For(jail, config.FirecrackerPath, FirecrackerHypervisor.InstanceId(id));
-        return new JailJson(jail.JailerPath, layout.Root, jail.Uid, jail.Gid, (int)jail.CgroupVersion, jail.NewPidNamespace,
+        return new JailJson(jail.JailerPath, layout.Root, layout.ApiSocketOnHost, jail.Uid, jail.Gid, (int)jail.CgroupVersion, jail.NewPidNamespace,
             jail.NetworkNamespacePath, pid,
             [.. JailedVmm.CgroupsFor(jail, layout).Select(c => new JailCgroupJson(c.Directory, c.File, c.Requested, c.ReadBack()))]);
     }

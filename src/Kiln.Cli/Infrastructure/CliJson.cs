@@ -31,7 +31,7 @@ internal sealed record InspectJson(
     JailJson? Jail = null);
 
 /// <summary>A jailed sandbox's jail: where its chroot is, who the VMM runs as, its cgroups (asked and read back).</summary>
-internal sealed record JailJson(string Jailer, string Chroot, uint Uid, uint Gid, int CgroupVersion, bool NewPidNamespace, string? NetworkNamespace,
+internal sealed record JailJson(string Jailer, string Chroot, string ApiSocket, uint Uid, uint Gid, int CgroupVersion, bool NewPidNamespace, string? NetworkNamespace,
     int? Pid, IReadOnlyList<JailCgroupJson> Cgroups);
 
 internal sealed record JailCgroupJson(string Directory, string File, string Requested, string? Current);

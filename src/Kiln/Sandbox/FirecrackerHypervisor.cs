@@ -129,6 +129,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 throw new PlatformNotSupportedException("Firecracker runs on Linux only.");
             // Private to its owner: it holds the API socket, which is full control of the VM.
             Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // Also when it existed already (made by hand, or by an older Kiln): the mode above applies only to a new one.
+            File.SetUnixFileMode(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
             // Under the lock: another driver may be creating or starting this very sandbox now.
             using var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, sandboxId, LockTimeoutFor(config), _time, cancellationToken).ConfigureAwait(false);

@@ -79,3 +79,24 @@ public sealed class JailedSandboxTests
         Assert.Equal("Jail.Uid", e.PropertyName);
     }
 }
+
+public sealed class LeastPrivilegeTests
+{
+    [Fact]
+    public async Task Without_a_jail_the_sandbox_directory_is_private_so_no_other_user_reaches_the_api_socket()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        // A directory left open by hand is closed again.
+        Directory.CreateDirectory(Path.Combine(config.RootDirectory, "private"));
+        File.SetUnixFileMode(Path.Combine(config.RootDirectory, "private"), (UnixFileMode)0x1ff);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("private", config, TestContext.Current.CancellationToken);
+
+        await driver.StartAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(driver.SandboxDirectory));
+        Assert.StartsWith(driver.SandboxDirectory + "/", driver.SocketPath, StringComparison.Ordinal);
+        await driver.StopAsync(TestContext.Current.CancellationToken);
+    }
+}
