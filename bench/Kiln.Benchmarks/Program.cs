@@ -23,4 +23,11 @@ if (args is ["--jail-paired", var jailPairs, ..])
     return;
 }
 
+// `--start-paths N`: N alternating boots of one described microVM through the API sequence and through --config-file.
+if (args is ["--start-paths", var n, ..])
+{
+    await StartPathBenchmark.RunPairedAsync(int.Parse(n, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);

@@ -692,10 +692,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
     }
 
-    // Firecracker's checked_id: "API Resource IDs can only contain alphanumeric characters and underscores."
     private static void ValidateResourceId(string property, string id)
     {
-        if (id.Length == 0 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+        if (!MachineDescription.IsResourceId(id))
             throw new SandboxConfigurationException(property, $"'{id}' is not a Firecracker resource id (letters, digits and underscores only)");
     }
 

@@ -124,10 +124,15 @@ public sealed record MachineDescription
         }
     }
 
-    // Firecracker's checked_id: "API Resource IDs can only contain alphanumeric characters and underscores."
+    /// <summary>
+    /// Whether <paramref name="id"/> is a Firecracker resource id (a drive or interface id). Firecracker's checked_id:
+    /// "API Resource IDs can only contain alphanumeric characters and underscores."
+    /// </summary>
+    public static bool IsResourceId(string? id) => !string.IsNullOrEmpty(id) && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+
     private static void ResourceId(string property, string? id)
     {
-        if (string.IsNullOrEmpty(id) || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+        if (!IsResourceId(id))
             throw new MachineDescriptionException(property, $"'{id}' is not a Firecracker resource id (letters, digits and underscores only)");
     }
 }
