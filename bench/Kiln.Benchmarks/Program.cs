@@ -23,6 +23,13 @@ if (args is ["--metrics", ..])
     return;
 }
 
+// `--jail-paired N`: N alternating pairs of plain and jailed start (root only).
+if (args is ["--jail-paired", var jailPairs, ..])
+{
+    await JailStartBenchmark.RunPairedAsync(int.Parse(jailPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 // `--start-paths N`: N alternating boots of one described microVM through the API sequence and through --config-file.
 if (args is ["--start-paths", var n, ..])
 {

@@ -38,7 +38,8 @@ internal static class InspectCommand
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath, info.VmmLogPath), Sandboxes.Config(info.Config),
                 [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError,
-                RootDevice(info.Config));
+                RootDevice(info.Config),
+                Jail(info.Config, info.Id, info.Pid));
             if (context.Json)
             {
                 Output.WriteJson(result, CliJsonContext.Default.InspectJson);
@@ -64,6 +65,18 @@ internal static class InspectCommand
         }
     }
 
+    // The jail as it is now: the chroot Kiln gives the jailer, and each cgroup value asked for beside what the kernel
+    // reports (nothing once the VMM and its cgroup are gone).
+    private static JailJson? Jail(HypervisorConfig config, string id, int? pid)
+    {
+        if (config.Jail is not { } jail)
+            return null;
+        var layout = JailLayout.For(jail, config.FirecrackerPath, FirecrackerHypervisor.InstanceId(id));
+        return new JailJson(jail.JailerPath, layout.Root, layout.ApiSocketOnHost, jail.Uid, jail.Gid, (int)jail.CgroupVersion, jail.NewPidNamespace,
+            jail.NetworkNamespacePath, pid,
+            [.. JailedVmm.CgroupsFor(jail, layout).Select(c => new JailCgroupJson(c.Directory, c.File, c.Requested, c.ReadBack()))]);
+    }
+
     private static void Render(InspectJson r)
     {
         var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
@@ -87,6 +100,14 @@ internal static class InspectCommand
         Row("vCPUs", r.Config.Vcpus.ToString());
         Row("Memory", $"{r.Config.MemoryMiB} MiB");
         Row("Stop timeout", $"{r.Config.StopTimeoutSeconds} s");
+        if (r.Jail is { } jail)
+        {
+            Row("Jail", $"{jail.Chroot} (uid {jail.Uid}, gid {jail.Gid}{(jail.NewPidNamespace ? ", own PID namespace" : "")}{(jail.NetworkNamespace is null ? "" : ", netns " + jail.NetworkNamespace)})");
+            Row("Jailer", jail.Jailer);
+            Row("VMM pid (host)", jail.Pid?.ToString());
+            foreach (var c in jail.Cgroups)
+                Row($"cgroup v{jail.CgroupVersion} {c.File}", $"{c.Current ?? "(gone)"} (asked {c.Requested}) in {c.Directory}");
+        }
         Output.Write(grid);
 
         var slots = Output.NewTable("SLOT", "DRIVE", "GUEST DEVICE", "HOST PATH", "MODE");

@@ -31,7 +31,14 @@ internal sealed record RootDeviceJson(string? Device, string Reason, string Expl
 internal sealed record InspectJson(
     string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
     ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError,
-    RootDeviceJson RootDevice);
+    RootDeviceJson RootDevice,
+    JailJson? Jail = null);
+
+/// <summary>A jailed sandbox's jail: where its chroot is, who the VMM runs as, its cgroups (asked and read back).</summary>
+internal sealed record JailJson(string Jailer, string Chroot, string ApiSocket, uint Uid, uint Gid, int CgroupVersion, bool NewPidNamespace, string? NetworkNamespace,
+    int? Pid, IReadOnlyList<JailCgroupJson> Cgroups);
+
+internal sealed record JailCgroupJson(string Directory, string File, string Requested, string? Current);
 
 internal sealed record StateJson(string Name, SandboxState State);
 

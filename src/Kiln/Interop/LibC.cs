@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace Kiln.Interop;
 
 /// <summary>libc entry points (Linux).</summary>
-internal static partial class LibC
+internal static unsafe partial class LibC
 {
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;

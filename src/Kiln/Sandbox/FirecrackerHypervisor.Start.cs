@@ -150,6 +150,7 @@ public sealed partial class FirecrackerHypervisor
                 BootArgs = BootArguments(config),
             },
             Devices = devices,
+            Jail = config.Jail,
             MemoryHotplug = config.MemoryHotplug is { } hotplug
                 ? new MemoryHotplugConfig { TotalSizeMib = hotplug.TotalSizeMiB, SlotSizeMib = hotplug.SlotSizeMiB, BlockSizeMib = hotplug.BlockSizeMiB }
                 : null,

@@ -56,6 +56,9 @@ public sealed record HypervisorConfig
 
     /// <summary>SIGTERM grace before SIGKILL (default <see cref="DefaultStopTimeout"/>).</summary>
     public TimeSpan StopTimeout { get; init; } = DefaultStopTimeout;
+
+    /// <summary>Run the VMM under Firecracker's jailer (docs/jail.md); directly when null.</summary>
+    public Kiln.Vmm.JailSettings? Jail { get; init; }
 }
 
 /// <summary>The hot-pluggable memory region (virtio-mem).</summary>

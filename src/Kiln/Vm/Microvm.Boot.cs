@@ -20,7 +20,14 @@ public sealed partial class Microvm
         ArgumentNullException.ThrowIfNull(description);
         ArgumentNullException.ThrowIfNull(options);
         description.Validate();
+        if (description.Jail is { } jailSettings)
+        {
+            if (options.StartPath == MicrovmStartPath.ConfigFile)
+                throw new MachineDescriptionException(nameof(MachineDescription.Jail), "a jailed microVM boots through the API, not --config-file");
+            options = JailedOptions(options, jailSettings);
+        }
         options.Validate();
+        var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
         var vmId = options.Id ?? "?";
@@ -48,6 +55,24 @@ public sealed partial class Microvm
         }
         steps.Add(new("spawn", async ct =>
         {
+            if (description.Jail is not null)
+            {
+                var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
+                vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed };
+                // The socket's directory exists only now, inside the jail; a socket made before the watch is found by
+                // the readiness probe's own look.
+                watcher = new FileSystemWatcher(Path.GetDirectoryName(options.SocketPath)!, Path.GetFileName(options.SocketPath))
+                {
+                    NotifyFilter = NotifyFilters.FileName,
+                };
+                watcher.Created += (_, _) => socketAppeared.Release();
+                watcher.EnableRaisingEvents = true;
+                VmLog.Spawned(logger, vmId, jailed.Pid, options.Ownership);
+                if (options.Spawned is { } jailSpawned)
+                    await jailSpawned(vm, ct).ConfigureAwait(false);
+                return;
+            }
+
             // Watching before the spawn: the socket's creation cannot slip between a check and the wait.
             var socketPath = Path.GetFullPath(options.SocketPath);
             watcher = new FileSystemWatcher(Path.GetDirectoryName(socketPath)!, Path.GetFileName(socketPath))
@@ -86,7 +111,7 @@ public sealed partial class Microvm
         steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(vm!._vmm, vm.Client, options.SocketPath, socketAppeared,
             options.ApiReadyTimeout, time, ct)));
         if (options.StartPath == MicrovmStartPath.Api)
-            steps.AddRange(BootPlan.For(description).Bind(() => vm!.Client)); // the client exists once spawned
+            steps.AddRange(BootPlan.For(apiDescription).Bind(() => vm!.Client)); // the client exists once spawned
         steps.Add(new("running", ct => Readiness.WaitForRunningAsync(vm!._vmm, vm.Client, options.BootTimeout, time, ct)));
 
         try
@@ -109,6 +134,8 @@ public sealed partial class Microvm
                 await vm._vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
                 tail = FailureTail(vm._vmm.ReadOutputTail(), options.LogPath is null ? "" : VmmProcess.ReadFileTail(options.LogPath, 32));
                 vm._state = MicrovmState.Exited;
+                if (vm._jail is { } jail)
+                    await jail.CleanupAsync(time, CancellationToken.None).ConfigureAwait(false);
                 await vm.ReleaseAsync().ConfigureAwait(false);
                 Interlocked.Exchange(ref vm._disposed, 1);
             }
@@ -153,7 +180,8 @@ public sealed partial class Microvm
         }
         if (!File.Exists(options.ConsolePath))
             created.Add(options.ConsolePath);
-        if (options.LogPath is { } log)
+        // A jail's socket and log are inside its chroot: the jail clears a stale tree and creates the log itself.
+        if (options.LogPath is { } log && description.Jail is null)
         {
             // A fresh file per boot (the last one kept as .1), created here so that no Firecracker version's
             // open-without-create or write-from-offset-0 can fail or garble it.

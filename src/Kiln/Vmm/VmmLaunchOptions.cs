@@ -41,6 +41,12 @@ public sealed record VmmLaunchOptions
     /// <summary>The working directory; the caller's when null.</summary>
     public string? WorkingDirectory { get; init; }
 
+    /// <summary>
+    /// The process's arguments verbatim, instead of <see cref="Arguments"/>: a jailer's command line, which carries
+    /// firecracker's after <c>--</c>.
+    /// </summary>
+    public IReadOnlyList<string>? CommandLine { get; init; }
+
     /// <summary>How many output lines to keep for error reports.</summary>
     public int TailLines { get; init; } = 64;
 }

@@ -278,7 +278,7 @@ public sealed class VmmProcess : IAsyncDisposable
         if (!options.Detached && FindSystemTool("setpriv") is { } setpriv)
             argv.AddRange([setpriv, "--pdeathsig", "KILL", "--"]);
         argv.Add(executable);
-        argv.AddRange(options.Arguments.ToList());
+        argv.AddRange(options.CommandLine ?? options.Arguments.ToList());
         return argv;
     }
 

@@ -76,6 +76,19 @@ public sealed class FakeProcess : IAsyncDisposable
         return new FakeProcess(pid, fd, apiSocket);
     }
 
+    /// <summary>Starts another program (a jailer) the same way: output captured, exit status exact.</summary>
+    public static FakeProcess StartProgram(string path, IReadOnlyList<string> args, string? apiSocket = null)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
+        {
+            environment[(string)kv.Key] = (string)kv.Value!;
+        }
+
+        var (pid, fd) = NativeMethods.Spawn(path, args, environment);
+        return new FakeProcess(pid, fd, apiSocket);
+    }
+
     private void Pump(FileStream stream)
     {
         var buffer = new byte[8192];
