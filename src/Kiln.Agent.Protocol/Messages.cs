@@ -31,7 +31,7 @@ internal sealed record ExecStartedMessage(int Pid);
 internal sealed record SignalMessage(int Signal);
 
 /// <summary>How the process ended: an exit code, or the signal that killed it; <see cref="TimedOut"/> when the agent killed it.</summary>
-internal sealed record ExitMessage(int? ExitCode, int? Signal, bool TimedOut);
+internal sealed record ExitMessage(int? ExitCode = null, int? Signal = null, bool TimedOut = false);
 
 /// <summary>A request on one path.</summary>
 internal sealed record PathRequest(string Path);
