@@ -17,7 +17,7 @@ internal sealed record AgentOptions
     /// <summary>How long a client may take to send its Hello and request: a stalled client cannot hold a connection.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Dies with the process that started it (PR_SET_PDEATHSIG): the stand-in's and the tests' agents.</summary>
+    /// <summary>Ends with the process that started it: the stand-in's and the tests' agents.</summary>
     public bool ExitWithParent { get; init; }
 
     /// <summary>Whether this agent is the guest's init (PID 1, or the server PID 1 started).</summary>

@@ -58,11 +58,10 @@ static int RunInit(string[] args, TextWriter log)
 
 static async Task<int> RunServerAsync(AgentOptions options, TextWriter log)
 {
-    if (options.ExitWithParent)
-        Native.Prctl(Native.PR_SET_PDEATHSIG, Native.SIGKILL, 0, 0, 0);
-
     using var server = new AgentServer(options);
     using var stop = CancellationTokenSource.CreateLinkedTokenSource(server.PowerOffRequested);
+    if (options.ExitWithParent)
+        ParentWatch.Start(() => stop.Cancel());
     using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
     {
         context.Cancel = true;

@@ -17,7 +17,6 @@ internal static unsafe partial class Native
     public const short POSIX_SPAWN_SETSIGDEF = 0x04;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
     public const short POSIX_SPAWN_SETSID = 0x80;
-    public const int PR_SET_PDEATHSIG = 1;
     public const int LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC;
     public const int AF_VSOCK = 40;
     public const uint VMADDR_CID_ANY = 0xFFFFFFFF;
@@ -101,8 +100,12 @@ internal static unsafe partial class Native
     [LibraryImport("libc", EntryPoint = "getpid")]
     public static partial int GetPid();
 
-    [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
-    public static partial int Prctl(int option, nint arg2, nint arg3, nint arg4, nint arg5);
+    [LibraryImport("libc", EntryPoint = "getppid")]
+    public static partial int GetPPid();
+
+    // syscall(2) is variadic; on x86_64 and aarch64 integer varargs travel in the fixed-argument registers.
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    public static partial long Syscall(long number, long a1, long a2);
 
     [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Mount(string source, string target, string fsType, nuint flags, string? data);
