@@ -16,4 +16,11 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--agent N`: exec through the guest agent (round trip of `true`, 100 MiB stdout) against a raw-socket floor.
+if (args is ["--agent", var agentPairs, ..])
+{
+    await AgentExecBenchmark.RunPairedAsync(int.Parse(agentPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);
