@@ -16,6 +16,13 @@ if (args is ["--paired", var count, ..])
     return;
 }
 
+// `--start-paths N`: N alternating boots of one described microVM through the API sequence and through --config-file.
+if (args is ["--start-paths", var n, ..])
+{
+    await StartPathBenchmark.RunPairedAsync(int.Parse(n, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 // `--agent N`: exec through the guest agent (round trip of `true`, 100 MiB stdout) against a raw-socket floor.
 if (args is ["--agent", var agentPairs, ..])
 {

@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
 using Spectre.Console;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Commands;
 

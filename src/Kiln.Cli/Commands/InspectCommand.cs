@@ -4,6 +4,7 @@ using Kiln.Api;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
 using Spectre.Console;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Commands;
 

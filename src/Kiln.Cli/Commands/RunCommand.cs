@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Security.Cryptography;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Commands;
 

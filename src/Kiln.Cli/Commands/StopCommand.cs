@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Commands;
 

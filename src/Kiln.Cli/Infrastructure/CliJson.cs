@@ -3,6 +3,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Kiln.Sandbox;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Infrastructure;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Kiln.Sandbox;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Infrastructure;
 

@@ -1,6 +1,8 @@
 // The Kata-style Firecracker driver (seed: fc.go), brought up to Firecracker v1.16: one instance drives one sandbox —
-// one firecracker process and one state directory. Public operations take a lock and check the lifecycle state, then
-// call private Unsafe… methods (testcontainers' shape).
+// one microVM (Kiln.Vm.Microvm, which owns the firecracker process) and one state directory. What is Kata's stays
+// here: the placeholder pool and its slots, the device queue before start, the persisted record and re-attach, the
+// cross-process lock. Public operations take a lock and check the lifecycle state, then call private Unsafe… methods
+// (testcontainers' shape).
 using Kiln.Api;
 using Kiln.Host;
 using Kiln.Vm;
@@ -23,8 +25,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     private HypervisorConfig? _config;
     private SandboxPaths? _paths;
     private BlockPool? _pool;
-    private VmmProcess? _vmm;
-    private FirecrackerClient? _client;
+    private Microvm? _vm;
     // Written by the exit watcher's continuation too: volatile so readers see it without taking the lock.
     private volatile SandboxState _state = SandboxState.Created;
     private VmmOwnership _ownership;
@@ -70,7 +71,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <inheritdoc />
     /// <remarks>Running or Paused turn into Exited the moment the VMM process is gone, not only once its exit is processed.</remarks>
     public SandboxState State =>
-        _state is SandboxState.Running or SandboxState.Paused && _vmm is { } vmm && vmm.HasExited ? SandboxState.Exited : _state;
+        _state is SandboxState.Running or SandboxState.Paused && _vm is { } vm && vm.Process.HasExited ? SandboxState.Exited : _state;
 
     /// <inheritdoc />
     public string ConsolePath => Paths.ConsolePath;
@@ -82,7 +83,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public string SocketPath => Paths.SocketPath;
 
     /// <summary>The API client of the running VMM (for <c>kiln inspect</c>: GET /vm/config); null when none runs.</summary>
-    public FirecrackerClient? Api => _client;
+    public FirecrackerClient? Api => _vm?.Client;
+
+    /// <summary>The sandbox's microVM while one runs (or was attached to).</summary>
+    public Microvm? Vm => _vm;
 
     /// <summary>The block pool's slots.</summary>
     public IReadOnlyList<PoolSlot> PoolSlots => _pool is null ? [] : [.. _pool.Slots.Select(ToPoolSlot)];
@@ -97,7 +101,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public VmmOwnership Ownership => _ownership;
 
     /// <inheritdoc />
-    public int? Pid => _vmm is { HasExited: false } vmm ? vmm.Pid : null;
+    public int? Pid => _vm is { Process.HasExited: false } vm ? vm.Pid : null;
 
     /// <inheritdoc />
     public HypervisorCapabilities Capabilities => HypervisorCapabilities.BlockDeviceHotplug | HypervisorCapabilities.Snapshots;
@@ -172,16 +176,15 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
             && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
         {
-            var vmm = VmmProcess.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), Paths.ConsolePath);
-            if (vmm is null)
+            var vm = Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
+            if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
                 _state = SandboxState.Exited;
                 return;
             }
-            _vmm = vmm;
-            _client = NewClient();
-            WatchForUnexpectedExit(vmm);
+            _vm = vm;
+            WatchForUnexpectedExit(vm);
             Log.Reattached(_logger, Id, pid);
         }
     }
@@ -223,12 +226,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     private async Task UnsafeStopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
-        if (_vmm is { } vmm)
+        if (_vm is { } vm)
         {
             _stopping = true;
-            var outcome = await vmm.StopAsync(gracePeriod, _time, cancellationToken).ConfigureAwait(false);
-            Log.Stopped(_logger, Id, outcome, vmm.State);
-            await ReleaseVmmAsync().ConfigureAwait(false);
+            var outcome = await vm.StopAsync(ShutdownPlan.TerminateThenKill(gracePeriod), cancellationToken).ConfigureAwait(false);
+            Log.Stopped(_logger, Id, outcome.EndedBy?.ToString() ?? "already exited", outcome.ExitStatus);
+            await ReleaseVmAsync().ConfigureAwait(false);
         }
         if (_state is SandboxState.Created)
             return;
@@ -242,17 +245,13 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    private async Task ReleaseVmmAsync()
+    private async Task ReleaseVmAsync()
     {
-        if (_client is not null)
+        if (_vm is not null)
         {
-            await _client.DisposeAsync().ConfigureAwait(false);
-            _client = null;
-        }
-        if (_vmm is not null)
-        {
-            await _vmm.DisposeAsync().ConfigureAwait(false);
-            _vmm = null;
+            // Ended, or not this process's to stop: disposing only releases the handles.
+            await _vm.DisposeAsync().ConfigureAwait(false);
+            _vm = null;
         }
         _stopping = false;
     }
@@ -262,7 +261,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("pause", SandboxState.Running);
-            await RequireClient().PatchVmAsync(new VmUpdate { State = VmState.Paused }, ct).ConfigureAwait(false);
+            await RequireVm().PauseAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Paused;
             await PersistAsync(ct).ConfigureAwait(false);
         }, cancellationToken);
@@ -272,7 +271,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("resume", SandboxState.Paused);
-            await RequireClient().PatchVmAsync(new VmUpdate { State = VmState.Resumed }, ct).ConfigureAwait(false);
+            await RequireVm().ResumeAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Running;
             await PersistAsync(ct).ConfigureAwait(false);
         }, cancellationToken);
@@ -286,7 +285,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             RequireState("save a snapshot", SandboxState.Paused);
             var paths = Paths;
-            await RequireClient().CreateSnapshotAsync(new SnapshotCreateParams
+            await RequireVm().CreateSnapshotAsync(new SnapshotCreateParams
             {
                 SnapshotPath = paths.SnapshotStatePath,
                 MemFilePath = paths.SnapshotMemoryPath,
@@ -350,7 +349,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             var hostPath = Path.GetFullPath(block.HostPath);
             if (pool.FindByHostPath(hostPath) is { } taken)
                 throw new SandboxException($"{hostPath} is already attached in pool slot {taken.Index} ({taken.GuestDevice}); two drives on one file would corrupt it.") { SandboxId = SandboxId };
-            await RequireClient().PatchGuestDriveByIDAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = hostPath }, ct).ConfigureAwait(false);
+            await RequireVm().UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = hostPath }, ct).ConfigureAwait(false);
             slot = pool.Set(slot.Index, hostPath);
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
             Log.HotplugAdded(_logger, Id, hostPath, slot.DriveId, slot.GuestDevice);
@@ -374,7 +373,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 : pool.FindByHostPath(Path.GetFullPath(block.HostPath));
             if (slot is null || slot.IsFree)
                 throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
-            await RequireClient().PatchGuestDriveByIDAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = slot.PlaceholderPath }, ct).ConfigureAwait(false);
+            await RequireVm().UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = slot.PlaceholderPath }, ct).ConfigureAwait(false);
             pool.Set(slot.Index, null);
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
             Log.HotplugRemoved(_logger, Id, slot.DriveId);
@@ -401,7 +400,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             var plug = requestedMiB <= baseMiB ? 0u : (requestedMiB - baseMiB + block - 1) / block * block;
             if (plug > (uint)hotplug.TotalSizeMiB)
                 throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), $"{requestedMiB} MiB needs {plug} MiB plugged, over the configured {hotplug.TotalSizeMiB} MiB") { SandboxId = SandboxId };
-            var client = RequireClient();
+            var client = RequireVm().Client;
             await client.PatchMemoryHotplugAsync(new MemoryHotplugSizeUpdate { RequestedSizeMib = (int)plug }, ct).ConfigureAwait(false);
             var status = await client.GetMemoryHotplugAsync(ct).ConfigureAwait(false);
             var plugged = (uint)(status.PluggedSizeMib ?? 0);
@@ -418,24 +417,23 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public void Disconnect()
     {
         // The VMM keeps running; only this driver's connection goes.
-        _client?.Dispose();
-        _client = null;
+        _vm?.Disconnect();
     }
 
     /// <inheritdoc />
     public Task<IReadOnlyDictionary<int, int>> GetVcpuThreadIdsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_vmm is not { HasExited: false } vmm || !ProcFs.IsSameProcess(vmm.Identity))
+        if (_vm is not { Process.HasExited: false } vm || !ProcFs.IsSameProcess(vm.Identity))
             throw new SandboxStateException("read vCPU threads (no VMM runs)", State, SandboxState.Running, SandboxState.Paused) { SandboxId = SandboxId };
-        return Task.FromResult(ProcFs.ParseVcpuThreads(ProcFs.GetThreads(vmm.Pid)));
+        return Task.FromResult(vm.GetVcpuThreadIds());
     }
 
     /// <inheritdoc />
     public Task CleanupAsync(CancellationToken cancellationToken = default) =>
         LockedAsync(_ =>
         {
-            if (_vmm is { HasExited: false })
+            if (_vm is { Process.HasExited: false })
                 throw new SandboxStateException("clean up while the VMM runs", State, SandboxState.Created, SandboxState.Stopped, SandboxState.Exited) { SandboxId = SandboxId };
             var paths = Paths;
             DeleteFile(paths.SocketPath);
@@ -474,17 +472,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             // Only the process that launched an owned VMM stops it: a driver that merely re-attached (kiln inspect,
             // say) must not kill a VMM whose owner is another process.
-            if (_ownership == VmmOwnership.Owned && _vmm is { IsChild: true } && _paths is not null)
+            if (_ownership == VmmOwnership.Owned && _vm is { Process.IsChild: true } && _paths is not null)
                 await UnsafeStopAsync(Config.StopTimeout, CancellationToken.None).ConfigureAwait(false);
-            else if (_vmm is not null)
-            {
-                if (_client is not null)
-                    await _client.DisposeAsync().ConfigureAwait(false);
-                _client = null;
-                // Detached and re-attached VMMs are not killed by VmmProcess.DisposeAsync.
-                await _vmm.DisposeAsync().ConfigureAwait(false);
-                _vmm = null;
-            }
+            else
+                await ReleaseVmAsync().ConfigureAwait(false); // detached and re-attached VMMs keep running
         }
         finally
         {
@@ -544,14 +535,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         var persisted = await SandboxStateFile.TryReadAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
         if (persisted is null)
             return;
-        if (persisted.Pid != _vmm?.Pid || persisted.StartTimeTicks != _vmm?.Identity.StartTimeTicks)
+        if (persisted.Pid != _vm?.Pid || persisted.StartTimeTicks != _vm?.Identity.StartTimeTicks)
         {
             // Ours still runs, so the record cannot be newer than what this driver knows.
-            if (_vmm is { HasExited: false })
+            if (_vm is { Process.HasExited: false })
                 return;
             // Ours is gone (stopped or replaced by another driver): take the sandbox over as recorded.
-            if (_vmm is not null)
-                await ReleaseVmmAsync().ConfigureAwait(false);
+            if (_vm is not null)
+                await ReleaseVmAsync().ConfigureAwait(false);
             _devices.Clear();
             Adopt(persisted);
             return;
@@ -564,7 +555,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 _pool.Set(slot.Index, slot.HostPath);
         }
         if (_state is SandboxState.Running or SandboxState.Paused && persisted.State is SandboxState.Running or SandboxState.Paused)
+        {
             _state = persisted.State;
+            _vm?.Observe(ToMicrovmState(persisted.State));
+        }
     }
 
     private void RequireState(string operation, params SandboxState[] expected)
@@ -575,21 +569,21 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             throw new SandboxStateException(operation, state, expected) { SandboxId = SandboxId };
     }
 
-    private FirecrackerClient RequireClient() => _client ??= _vmm is not null
-        ? NewClient()
-        : throw new SandboxStateException("talk to the VMM (none runs)", State, SandboxState.Running, SandboxState.Paused) { SandboxId = SandboxId };
+    private Microvm RequireVm() => _vm
+        ?? throw new SandboxStateException("talk to the VMM (none runs)", State, SandboxState.Running, SandboxState.Paused) { SandboxId = SandboxId };
 
-    private FirecrackerClient NewClient() => new(Paths.SocketPath, new FirecrackerClientOptions
+    private static MicrovmState ToMicrovmState(SandboxState state) => state switch
     {
-        RequestTimeout = Config.RequestTimeout,
-        TimeProvider = _time,
-        Logger = _logger,
-    });
+        SandboxState.Running => MicrovmState.Running,
+        SandboxState.Paused => MicrovmState.Paused,
+        SandboxState.Starting => MicrovmState.Starting,
+        _ => MicrovmState.Exited,
+    };
 
-    private void WatchForUnexpectedExit(VmmProcess vmm) =>
-        _ = vmm.Exited.ContinueWith(t =>
+    private void WatchForUnexpectedExit(Microvm vm) =>
+        _ = vm.Exited.ContinueWith(t =>
         {
-            if (_stopping || !ReferenceEquals(_vmm, vmm) || _state is not (SandboxState.Running or SandboxState.Paused))
+            if (_stopping || !ReferenceEquals(_vm, vm) || _state is not (SandboxState.Running or SandboxState.Paused))
                 return;
             _state = SandboxState.Exited;
             Log.VmmEnded(_logger, SandboxId ?? "?", t.Result);
@@ -599,16 +593,16 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     private async Task PersistAsync(CancellationToken cancellationToken)
     {
-        var vmm = _vmm;
+        var vm = _vm;
         var state = new SandboxStateFile
         {
             Id = Id,
             Config = Config,
             State = State,
             Ownership = _ownership,
-            Pid = vmm?.Pid,
-            StartTimeTicks = vmm?.Identity.StartTimeTicks,
-            ExecutablePath = vmm?.Identity.ExecutablePath,
+            Pid = vm?.Pid,
+            StartTimeTicks = vm?.Identity.StartTimeTicks,
+            ExecutablePath = vm?.Identity.ExecutablePath,
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
@@ -649,10 +643,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
     }
 
-    // Firecracker's checked_id: "API Resource IDs can only contain alphanumeric characters and underscores."
     private static void ValidateResourceId(string property, string id)
     {
-        if (id.Length == 0 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+        if (!MachineDescription.IsResourceId(id))
             throw new SandboxConfigurationException(property, $"'{id}' is not a Firecracker resource id (letters, digits and underscores only)");
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Kiln.Vmm;
 
 namespace Kiln.Sandbox;
 
@@ -8,17 +9,14 @@ internal static partial class Log
     [LoggerMessage(1, LogLevel.Information, "Sandbox {SandboxId}: firecracker started (pid {Pid}, {Ownership})")]
     public static partial void VmmSpawned(ILogger logger, string sandboxId, int pid, VmmOwnership ownership);
 
-    [LoggerMessage(2, LogLevel.Debug, "Sandbox {SandboxId}: start step {Step} done in {ElapsedMs:F2} ms")]
-    public static partial void StepDone(ILogger logger, string sandboxId, string step, double elapsedMs);
-
     [LoggerMessage(3, LogLevel.Information, "Sandbox {SandboxId}: running after {ElapsedMs:F1} ms")]
     public static partial void Started(ILogger logger, string sandboxId, double elapsedMs);
 
     [LoggerMessage(4, LogLevel.Error, "Sandbox {SandboxId}: start failed at step {Step}")]
     public static partial void StartFailed(ILogger logger, Exception exception, string sandboxId, string step);
 
-    [LoggerMessage(5, LogLevel.Information, "Sandbox {SandboxId}: firecracker stopped ({Outcome}, {Final})")]
-    public static partial void Stopped(ILogger logger, string sandboxId, Kiln.Vmm.VmmStopOutcome outcome, Kiln.Vmm.VmmProcessState final);
+    [LoggerMessage(5, LogLevel.Information, "Sandbox {SandboxId}: firecracker stopped (ended by {EndedBy}, {Final})")]
+    public static partial void Stopped(ILogger logger, string sandboxId, string endedBy, Kiln.Vmm.VmmProcessState final);
 
     [LoggerMessage(6, LogLevel.Information, "Sandbox {SandboxId}: device queued until start ({Device})")]
     public static partial void DeviceQueued(ILogger logger, string sandboxId, HypervisorDevice device);

@@ -1,3 +1,5 @@
+using Kiln.Vmm;
+
 namespace Kiln.Sandbox;
 
 /// <summary>A pool slot: a placeholder drive attached at boot that hot-plug swaps a real backing file into.</summary>

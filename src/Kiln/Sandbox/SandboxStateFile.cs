@@ -3,6 +3,7 @@
 // sees half a file.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Kiln.Vmm;
 
 namespace Kiln.Sandbox;
 

@@ -31,6 +31,9 @@ public sealed record VmmArguments(string ApiSocketPath)
     /// <summary>The API's maximum request body (<c>--http-api-max-payload-size</c>).</summary>
     public int? ApiMaxPayloadBytes { get; init; }
 
+    /// <summary>A <c>--config-file</c> document: Firecracker configures and starts the VM from it before serving its API.</summary>
+    public string? ConfigFilePath { get; init; }
+
     /// <summary>Returns a copy with another id.</summary>
     public VmmArguments WithId(string? id) => this with { Id = id };
 
@@ -49,6 +52,8 @@ public sealed record VmmArguments(string ApiSocketPath)
             args.AddRange(["--level", LogLevel]);
         if (MetricsPath is not null)
             args.AddRange(["--metrics-path", MetricsPath]);
+        if (ConfigFilePath is not null)
+            args.AddRange(["--config-file", ConfigFilePath]);
         if (BootTimer)
             args.Add("--boot-timer");
         if (NoSeccomp)

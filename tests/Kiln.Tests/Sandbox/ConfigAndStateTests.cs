@@ -1,5 +1,6 @@
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
+using Kiln.Vmm;
 
 namespace Kiln.Tests.Sandbox;
 

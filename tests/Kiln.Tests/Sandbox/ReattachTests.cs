@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Kiln.Host;
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
+using Kiln.Vmm;
 
 namespace Kiln.Tests.Sandbox;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
-namespace Kiln.Sandbox;
+namespace Kiln;
 
 /// <summary>Kiln's traces and metrics: <c>ActivitySource("Kiln")</c> and <c>Meter("Kiln")</c>.</summary>
 public static class KilnTelemetry

@@ -1,0 +1,261 @@
+// One Firecracker microVM as one object: it owns its VMM process and its API client and keeps one lifecycle state.
+// It is made by booting a MachineDescription (Microvm.Boot.cs), or by attaching to a VMM recorded earlier; restoring
+// a snapshot is the next way in. No driver concepts (sandboxes, pools, state files) live here.
+using Kiln.Api;
+using Kiln.Host;
+using Kiln.Interop;
+using Kiln.Vmm;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Vm;
+
+/// <summary>One Firecracker microVM.</summary>
+public sealed partial class Microvm : IAsyncDisposable
+{
+    private readonly MicrovmOptions _options;
+    private readonly ILogger _logger;
+    private readonly VmmProcess _vmm;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private FirecrackerClient? _client;
+    // Read without the gate (State): volatile so readers see the latest transition.
+    private volatile MicrovmState _state;
+    private int _disposed;
+
+    private Microvm(MicrovmOptions options, ILogger logger, VmmProcess vmm, MicrovmState state, MachineDescription? description)
+    {
+        _options = options;
+        _logger = logger;
+        _vmm = vmm;
+        _state = state;
+        Description = description;
+        _client = options.CreateClient(logger);
+    }
+
+    /// <summary>
+    /// Attaches to a VMM this or another process started earlier, proven by its recorded identity (PID, start time,
+    /// executable). Null when that process is gone or the PID now belongs to another process.
+    /// </summary>
+    /// <param name="identity">The recorded process identity.</param>
+    /// <param name="options">Its paths and timeouts (the socket path above all).</param>
+    /// <param name="state">The lifecycle state last recorded for it: Running or Paused.</param>
+    public static Microvm? TryAttach(ProcessIdentity identity, MicrovmOptions options, MicrovmState state)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var vmm = VmmProcess.TryAttach(identity, options.ConsolePath);
+        return vmm is null ? null : new Microvm(options, options.CreateLogger(), vmm, state, description: null);
+    }
+
+    /// <summary>What it was booted with; null when attached.</summary>
+    public MachineDescription? Description { get; }
+
+    /// <summary>Where its files are and how its VMM runs.</summary>
+    public MicrovmOptions Options => _options;
+
+    /// <summary>The VMM process.</summary>
+    public VmmProcess Process => _vmm;
+
+    /// <summary>The VMM's PID.</summary>
+    public int Pid => _vmm.Pid;
+
+    /// <summary>The VMM's identity, for re-attaching later.</summary>
+    public ProcessIdentity Identity => _vmm.Identity;
+
+    /// <summary>The API client (reconnected on the next call after <see cref="Disconnect"/>).</summary>
+    public FirecrackerClient Client => _client ??= _options.CreateClient(_logger);
+
+    /// <summary>The lifecycle state: Exited the moment the VMM process is gone, not only once its exit is processed.</summary>
+    public MicrovmState State => _state is not MicrovmState.Exited && _vmm.HasExited ? MicrovmState.Exited : _state;
+
+    /// <summary>How the VMM ended; null while it runs.</summary>
+    public VmmProcessState? ExitStatus => _vmm.State.HasEnded ? _vmm.State : null;
+
+    /// <summary>Completes when the VMM process has ended.</summary>
+    public Task<VmmProcessState> Exited => _vmm.Exited;
+
+    /// <summary>Pauses the vCPUs (PATCH /vm Paused).</summary>
+    /// <exception cref="MicrovmStateException">Not Running.</exception>
+    public Task PauseAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync("pause", [MicrovmState.Running], async ct =>
+        {
+            await Client.PauseAsync(ct).ConfigureAwait(false);
+            _state = MicrovmState.Paused;
+        }, cancellationToken);
+
+    /// <summary>Runs the vCPUs again (PATCH /vm Resumed).</summary>
+    /// <exception cref="MicrovmStateException">Not Paused.</exception>
+    public Task ResumeAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync("resume", [MicrovmState.Paused], async ct =>
+        {
+            await Client.ResumeAsync(ct).ConfigureAwait(false);
+            _state = MicrovmState.Running;
+        }, cancellationToken);
+
+    /// <summary>Writes a snapshot (PUT /snapshot/create); Firecracker snapshots only a paused VM, and this does not pause implicitly.</summary>
+    /// <exception cref="MicrovmStateException">Not Paused.</exception>
+    public Task CreateSnapshotAsync(SnapshotCreateParams parameters, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return LockedAsync("create a snapshot", [MicrovmState.Paused], ct => Client.CreateSnapshotAsync(parameters, ct), cancellationToken);
+    }
+
+    /// <summary>Changes a drive after boot (PATCH /drives/{id}): a new backing file, or new rate limits.</summary>
+    /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
+    public Task UpdateDriveAsync(PartialDrive drive, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(drive);
+        return LockedAsync("update a drive", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestDriveByIDAsync(drive, ct), cancellationToken);
+    }
+
+    /// <summary>The guest's vCPU threads (vCPU index → thread id), from procfs.</summary>
+    /// <exception cref="MicrovmStateException">The VMM has ended.</exception>
+    public IReadOnlyDictionary<int, int> GetVcpuThreadIds()
+    {
+        if (_vmm.HasExited || !ProcFs.IsSameProcess(_vmm.Identity))
+            throw new MicrovmStateException("read vCPU threads", MicrovmState.Exited, MicrovmState.Running, MicrovmState.Paused);
+        return ProcFs.ParseVcpuThreads(ProcFs.GetThreads(_vmm.Pid));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="plan"/> (the options' default, SIGTERM then SIGKILL, when null) until the VMM has ended;
+    /// an action that fails (the API gone, say) moves on to the next. Returns which action ended it.
+    /// </summary>
+    /// <exception cref="MicrovmShutdownException">The VMM outlived every action's deadline.</exception>
+    public async Task<ShutdownOutcome> StopAsync(ShutdownPlan? plan = null, CancellationToken cancellationToken = default)
+    {
+        plan ??= _options.DefaultShutdownPlan;
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await UnsafeStopAsync(plan, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<ShutdownOutcome> UnsafeStopAsync(ShutdownPlan plan, CancellationToken cancellationToken)
+    {
+        if (_vmm.State.HasEnded || _vmm.HasExited)
+        {
+            _state = MicrovmState.Exited;
+            return new ShutdownOutcome(null, await _vmm.Exited.WaitAsync(cancellationToken).ConfigureAwait(false));
+        }
+        _state = MicrovmState.Stopping;
+        var time = _options.TimeProvider;
+        foreach (var action in plan.Actions)
+        {
+            try
+            {
+                if (!await SendAsync(action.Kind, cancellationToken).ConfigureAwait(false))
+                {
+                    // Nothing was there to signal: it ended on its own, before this action.
+                    _state = MicrovmState.Exited;
+                    return new ShutdownOutcome(null, await _vmm.Exited.WaitAsync(cancellationToken).ConfigureAwait(false));
+                }
+                VmLog.ShutdownAction(_logger, VmId, action.Kind);
+            }
+            catch (Exception e) when (e is FirecrackerException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            {
+                VmLog.ShutdownActionFailed(_logger, e, VmId, action.Kind);
+                continue;
+            }
+            try
+            {
+                var status = await _vmm.Exited.WaitAsync(action.Timeout, time, cancellationToken).ConfigureAwait(false);
+                _state = MicrovmState.Exited;
+                return new ShutdownOutcome(action.Kind, status);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+        throw new MicrovmShutdownException($"firecracker (pid {_vmm.Pid}) still runs after every action of the shutdown plan ({string.Join(", ", plan.Actions.Select(a => a.Kind))}).");
+    }
+
+    /// <summary>Does one action; false when the VMM had already ended.</summary>
+    private async Task<bool> SendAsync(ShutdownActionKind kind, CancellationToken cancellationToken)
+    {
+        switch (kind)
+        {
+            case ShutdownActionKind.CtrlAltDel:
+                if (_vmm.HasExited)
+                    return false;
+                await Client.SendCtrlAltDelAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            case ShutdownActionKind.Terminate:
+                return _vmm.TrySignal(LibC.SIGTERM);
+            case ShutdownActionKind.Kill:
+                return _vmm.TrySignal(LibC.SIGKILL);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown shutdown action.");
+        }
+    }
+
+    /// <summary>Closes the API connection; the VMM keeps running and the next call reconnects.</summary>
+    public void Disconnect()
+    {
+        _client?.Dispose();
+        _client = null;
+    }
+
+    /// <summary>Records a state another owner moved it to (a driver in another process paused or resumed it).</summary>
+    internal void Observe(MicrovmState state)
+    {
+        if (_state is MicrovmState.Running or MicrovmState.Paused && state is MicrovmState.Running or MicrovmState.Paused)
+            _state = state;
+    }
+
+    /// <summary>
+    /// Owned and launched by this process: stops the VMM with the default plan (it must not outlive its owner).
+    /// Detached, or attached: only releases this object's handles; the VMM keeps running.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_options.Ownership == VmmOwnership.Owned && _vmm.IsChild && !_vmm.State.HasEnded)
+                await UnsafeStopAsync(_options.DefaultShutdownPlan, CancellationToken.None).ConfigureAwait(false);
+            await ReleaseAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        _gate.Dispose();
+    }
+
+    private async Task ReleaseAsync()
+    {
+        if (_client is not null)
+        {
+            await _client.DisposeAsync().ConfigureAwait(false);
+            _client = null;
+        }
+        await _vmm.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private string VmId => _options.Id ?? _vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private async Task LockedAsync(string operation, MicrovmState[] expected, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var state = State;
+            if (Array.IndexOf(expected, state) < 0)
+                throw new MicrovmStateException(operation, state, expected);
+            await action(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using Kiln.Api;
+using Kiln.Vmm;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Vm;
+
+/// <summary>How a microVM's configuration reaches Firecracker.</summary>
+public enum MicrovmStartPath
+{
+    /// <summary>One API request per resource, then InstanceStart (the named <see cref="BootPlan"/> steps).</summary>
+    Api,
+
+    /// <summary>
+    /// The whole description as <c>--config-file</c>: Firecracker configures and starts the VM before it serves its
+    /// API. A refused document ends the process (exit 1) with the reason in its log.
+    /// </summary>
+    ConfigFile,
+}
+
+/// <summary>Where a microVM's files go and how its VMM process runs.</summary>
+public sealed record MicrovmOptions
+{
+    /// <summary>The firecracker binary.</summary>
+    public required string FirecrackerPath { get; init; }
+
+    /// <summary>The API socket (at most 107 bytes); removed before the spawn if left behind.</summary>
+    public required string SocketPath { get; init; }
+
+    /// <summary>Where the VMM's stdout and stderr (the guest's serial console) go.</summary>
+    public required string ConsolePath { get; init; }
+
+    /// <summary>Firecracker's own log (<c>--log-path</c>): fresh for every boot, the previous one kept as <c>.1</c>.</summary>
+    public string? LogPath { get; init; }
+
+    /// <summary>Firecracker's <c>--id</c> (letters, digits and '-').</summary>
+    public string? Id { get; init; }
+
+    /// <summary>The VMM's working directory.</summary>
+    public string? WorkingDirectory { get; init; }
+
+    /// <summary>Who owns the VMM process.</summary>
+    public VmmOwnership Ownership { get; init; } = VmmOwnership.Owned;
+
+    /// <summary>Extra environment variables for the VMM process.</summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
+
+    /// <summary>API sequence or <c>--config-file</c>.</summary>
+    public MicrovmStartPath StartPath { get; init; } = MicrovmStartPath.Api;
+
+    /// <summary>Where the <c>--config-file</c> document is written; beside the socket when null.</summary>
+    public string? ConfigFilePath { get; init; }
+
+    /// <summary>How long the API socket may take to answer after the spawn.</summary>
+    public TimeSpan ApiReadyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the VM may take to reach Running after InstanceStart (or the spawn, with a config file).</summary>
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The deadline of one API request.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The SIGTERM grace of the default shutdown plan (and of disposing an owned VMM).</summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The clock for every deadline.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where log events go; nowhere when null.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// The caller's own steps, run after <c>stale-files</c> and before the spawn, with the boot's spans, failure
+    /// handling and rollback (e.g. a driver creating placeholder files the description names).
+    /// </summary>
+    public IReadOnlyList<BootStep> Preparation { get; init; } = [];
+
+    /// <summary>
+    /// Called inside the <c>spawn</c> step once the VMM runs, before anything waits on it: the place to record its
+    /// identity so another process can find (and stop) it even if this one dies during the boot.
+    /// </summary>
+    public Func<Microvm, CancellationToken, Task>? Spawned { get; init; }
+
+    /// <summary>The default shutdown plan: SIGTERM, then SIGKILL after <see cref="StopTimeout"/>.</summary>
+    public ShutdownPlan DefaultShutdownPlan => ShutdownPlan.TerminateThenKill(StopTimeout);
+
+    internal string EffectiveConfigFilePath => ConfigFilePath ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(SocketPath))!, "vm-config.json");
+
+    /// <summary>Refuses options no boot could use, naming the property.</summary>
+    /// <exception cref="ArgumentException">A path is empty or the socket path too long, or a timeout is negative.</exception>
+    public void Validate()
+    {
+        ArgumentException.ThrowIfNullOrEmpty(FirecrackerPath, nameof(FirecrackerPath));
+        UnixSocketPath.Validate(SocketPath, nameof(SocketPath));
+        ArgumentException.ThrowIfNullOrEmpty(ConsolePath, nameof(ConsolePath));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ApiReadyTimeout, TimeSpan.Zero, nameof(ApiReadyTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(BootTimeout, TimeSpan.Zero, nameof(BootTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(StopTimeout, TimeSpan.Zero, nameof(StopTimeout));
+        ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
+    }
+
+    internal ILogger CreateLogger() =>
+        LoggerFactory?.CreateLogger("Kiln.Vm.Microvm") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+    internal FirecrackerClient CreateClient(ILogger logger) => new(SocketPath, new FirecrackerClientOptions
+    {
+        RequestTimeout = RequestTimeout,
+        TimeProvider = TimeProvider,
+        Logger = logger,
+    });
+}

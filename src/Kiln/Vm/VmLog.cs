@@ -1,0 +1,20 @@
+using Kiln.Vmm;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Vm;
+
+/// <summary>The Vm layer's log events (source-generated).</summary>
+internal static partial class VmLog
+{
+    [LoggerMessage(101, LogLevel.Debug, "microVM {VmId}: boot step {Step} done in {ElapsedMs:F2} ms")]
+    public static partial void StepDone(ILogger logger, string vmId, string step, double elapsedMs);
+
+    [LoggerMessage(102, LogLevel.Information, "microVM {VmId}: firecracker started (pid {Pid}, {Ownership})")]
+    public static partial void Spawned(ILogger logger, string vmId, int pid, VmmOwnership ownership);
+
+    [LoggerMessage(103, LogLevel.Information, "microVM {VmId}: shutdown action {Action} sent")]
+    public static partial void ShutdownAction(ILogger logger, string vmId, ShutdownActionKind action);
+
+    [LoggerMessage(104, LogLevel.Warning, "microVM {VmId}: shutdown action {Action} failed; trying the next")]
+    public static partial void ShutdownActionFailed(ILogger logger, Exception exception, string vmId, ShutdownActionKind action);
+}
