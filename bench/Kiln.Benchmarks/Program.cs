@@ -37,4 +37,11 @@ if (args is ["--start-paths", var n, ..])
     return;
 }
 
+// `--agent N`: exec through the guest agent (round trip of `true`, 100 MiB stdout) against a raw-socket floor.
+if (args is ["--agent", var agentPairs, ..])
+{
+    await AgentExecBenchmark.RunPairedAsync(int.Parse(agentPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);

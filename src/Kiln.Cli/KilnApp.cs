@@ -31,6 +31,8 @@ internal static class KilnApp
         root.Subcommands.Add(LogsCommand.Create(globals));
         root.Subcommands.Add(AttachCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));
+        root.Subcommands.Add(ExecCommand.Create(globals));
+        root.Subcommands.Add(CpCommand.Create(globals));
         root.Subcommands.Add(PauseResumeCommands.CreatePause(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
@@ -103,6 +105,8 @@ internal static class KilnApp
                 if (verbose && start.OutputTail.Length > 0)
                     text += Environment.NewLine + "firecracker output:" + Environment.NewLine + start.OutputTail;
                 return (ExitCodes.Failure, text);
+            case Kiln.Agent.AgentOperationException agent:
+                return (ExitCodes.Failure, $"the guest agent said: {agent.Message} ({agent.ErrorCode})");
             case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:

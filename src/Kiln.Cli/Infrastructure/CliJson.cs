@@ -67,11 +67,17 @@ internal sealed record DemoJson(
     string Hypervisor, string FirecrackerPath, string Reason, string Root, bool Succeeded, double TotalMilliseconds,
     IReadOnlyList<DemoStepJson> Steps, string? Error);
 
+internal sealed record ExecResultJson(int ExitCode, int? Signal, bool TimedOut, string Stdout, string Stderr);
+
+internal sealed record CopyResultJson(string Source, string Destination, long Bytes);
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     UseStringEnumConverter = true,
     WriteIndented = true)]
 [JsonSerializable(typeof(SandboxSummaryJson))]
+[JsonSerializable(typeof(ExecResultJson))]
+[JsonSerializable(typeof(CopyResultJson))]
 [JsonSerializable(typeof(IReadOnlyList<SandboxSummaryJson>))]
 [JsonSerializable(typeof(RunResultJson))]
 [JsonSerializable(typeof(InspectJson))]

@@ -103,12 +103,19 @@ internal sealed class HybridVsock : IDisposable
 
                 await guest.WhenRunning().WaitAsync(_stop.Token).ConfigureAwait(false);
                 var hostPort = Interlocked.Increment(ref s_nextHostPort) - 1;
-                if (!guest.VsockPorts.Contains(port))
+                var agent = GuestAgentForward.Current is { } a && a.Port == port ? a : null;
+                if (agent is null && !guest.VsockPorts.Contains(port))
                 {
                     return;
                 }
 
                 await conn.SendAsync(Encoding.ASCII.GetBytes($"OK {hostPort}\n"), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                if (agent is not null)
+                {
+                    await agent.ForwardAsync(conn, _stop.Token).ConfigureAwait(false);
+                    return;
+                }
+
                 var buffer = new byte[16384];
                 while (true)
                 {
