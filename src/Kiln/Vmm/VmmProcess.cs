@@ -291,6 +291,20 @@ public sealed class VmmProcess : IAsyncDisposable
             psi = new ProcessStartInfo { UseShellExecute = false };
         }
 
+        if (options.PrivateMountNamespace)
+        {
+            var unshare = FindSystemTool("unshare")
+                ?? throw new VmmLaunchException(executable, "a private mount namespace needs unshare(1) (util-linux), which was not found");
+            // Without --fork unshare execs in place; private propagation keeps its bind mounts from the host's.
+            if (psi.FileName.Length == 0)
+                psi.FileName = unshare;
+            else
+                psi.ArgumentList.Add(unshare);
+            psi.ArgumentList.Add("--mount");
+            psi.ArgumentList.Add("--propagation");
+            psi.ArgumentList.Add("private");
+            psi.ArgumentList.Add("--");
+        }
         if (psi.FileName.Length == 0)
             psi.FileName = executable;
         else
