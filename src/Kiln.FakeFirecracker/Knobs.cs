@@ -18,6 +18,10 @@ internal sealed record Knobs
     public IReadOnlyList<int> VsockPorts { get; init; } = [5000];
     public int RebootDelayMs { get; init; } = 1000;
 
+    /// <summary>How long after InstanceStart the pretend guest's virtio-balloon driver activates the device
+    /// (FAKE_FC_BALLOON_ACTIVATION_MS; 0, the default: at once).</summary>
+    public int BalloonActivationMs { get; init; }
+
     public static Knobs FromEnvironment()
     {
         static string? Env(string name) => Environment.GetEnvironmentVariable("FAKE_FC_" + name) is { Length: > 0 } v ? v : null;
@@ -35,6 +39,7 @@ internal sealed record Knobs
             VsockPorts = Env("VSOCK_PORTS")?.Split(',', StringSplitOptions.RemoveEmptyEntries)
                 .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray() ?? [5000],
             RebootDelayMs = Int(Env("REBOOT_DELAY_MS"), 1000),
+            BalloonActivationMs = Int(Env("BALLOON_ACTIVATION_MS"), 0),
         };
     }
 

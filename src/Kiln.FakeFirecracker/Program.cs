@@ -26,6 +26,15 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
     NativeMethods.DieBySignal(NativeMethods.SIGTERM);
 });
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => NativeMethods.DieBySignal(2));
+// vmm/src/signal_handler.rs: SIGHUP is one of the signals Firecracker handles by logging and ending at once with its own
+// exit code (FcExitCode::SIGHUP, 156), without the "Firecracker exiting" line (08-flags-and-exit-codes).
+using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+{
+    ctx.Cancel = true;
+    log.Error("main", "Shutting down VM after intercepting signal 1, code 0.", new LogOrigin("src/vmm/src/signal_handler.rs", 75));
+    Console.Out.Flush();
+    Environment.Exit(156);
+});
 
 CommandLine cl;
 try
@@ -64,10 +73,12 @@ if (cl.Value("describe-snapshot") is { } describePath)
         log.Stdout(VmmCore.DescribeSnapshot(describePath) + "\n");
         return ExitWith(0);
     }
-    catch (InvalidDataException e)
+    catch (InvalidDataException)
     {
-        // main.rs: SnapshotVersionError::SnapshotVersion; the inner text is the stand-in's own format's.
-        log.Error("main", $"When printing Snapshot Data format: Invalid data format version of snapshot file: {e.Message}", LogOrigin.Main);
+        // main.rs: SnapshotVersionError::SnapshotVersion around the snapshot crate's bitcode decoding error, which is
+        // what any file that is not a snapshot state file gives (08-flags-and-exit-codes).
+        log.Error("main", "When printing Snapshot Data format: Invalid data format version of snapshot file: An error occurred during bitcode serialization: bitcode error", LogOrigin.Main);
+        Console.Error.WriteLine("Error: PrintSnapshotDataFormat(SnapshotVersion(Bitcode(Error(\"bitcode error\"))))");
         return ExitWith(1);
     }
     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -119,8 +130,37 @@ if (knobs.ExitAt == "before-socket")
     return ExitWith(knobs.ExitCode);
 }
 
-var maxPayload = ParseSize("http-api-max-payload-size", 51200UL);
-var options = new VmmOptions(id, cl.Flag("enable-pci"), (ulong)ParseSize("mmds-size-limit", (ulong)maxPayload), cl.Flag("boot-timer"));
+// main.rs: the seccomp filter file is read first; one that cannot be opened is MainError::SeccompFilter, exit 1.
+// Its content is not checked (the stand-in installs no filter).
+if (cl.Value("seccomp-filter") is { } filterPath && NativeMethods.Open(filterPath, NativeMethods.O_RDONLY) is var filterFd)
+{
+    if (filterFd < 0)
+    {
+        log.Error("main", $"Seccomp error: Filter file open error: {NativeMethods.OsError(-filterFd)}", LogOrigin.Main);
+        Console.Error.WriteLine($"Error: SeccompFilter(FileOpen({RustDebug.IoError(-filterFd)}))");
+        return ExitWith(1);
+    }
+
+    NativeMethods.Close(filterFd);
+}
+
+byte[]? configJson = null;
+if (cl.Value("config-file") is { } configPath)
+{
+    configJson = ReadOrPanic(configPath, "src/firecracker/src/main.rs:388:20", "Unable to open or read from the configuration file");
+}
+
+// main.rs parses these after reading the config file, each panicking on its own line (08-flags-and-exit-codes).
+var maxPayload = ParseSize("http-api-max-payload-size", 51200UL, "src/firecracker/src/main.rs:403:18");
+var options = new VmmOptions(id, cl.Flag("enable-pci"), (ulong)ParseSize("mmds-size-limit", (ulong)maxPayload, "src/firecracker/src/main.rs:415:18"), cl.Flag("boot-timer"));
+if (!cl.Flag("no-api"))
+{
+    // Only with the API: main.rs hands them to its process-time reporter.
+    ParseU64("start-time-us", "src/firecracker/src/main.rs:427:18");
+    ParseU64("start-time-cpu-us", "src/firecracker/src/main.rs:432:18");
+    ParseU64("parent-cpu-time-us", "src/firecracker/src/main.rs:437:18");
+}
+
 var exits = new BlockingCollection<int>();
 var mainNamed = false;
 var metrics = new Metrics();
@@ -134,18 +174,13 @@ if (cl.Value("metrics-path") is { } metricsPath && metrics.Configure(metricsPath
     return ExitWith(1);
 }
 
-byte[]? configJson = null;
-if (cl.Value("config-file") is { } configPath)
-{
-    configJson = ReadOrPanic(configPath, "src/firecracker/src/main.rs:388:20", "Unable to open or read from the configuration file");
-}
-
 if (cl.Value("metadata") is { } metadataPath)
 {
     var metadata = ReadOrPanic(metadataPath, "src/firecracker/src/main.rs:400:20", "Unable to open or read from the mmds content file");
     try
     {
         vmm.Resources.MmdsData = SerdeParser.Parse(metadata, AnySpec.Instance);
+        vmm.Resources.MmdsInitialized = true;
     }
     catch (SerdeException e)
     {
@@ -283,19 +318,35 @@ byte[] ReadOrPanic(string path, string location, string what)
     }
 }
 
-int ParseSize(string name, ulong fallback)
+int ParseSize(string name, ulong fallback, string location)
 {
     if (cl.Value(name) is not { } text)
     {
         return (int)Math.Min(fallback, int.MaxValue);
     }
 
-    if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+    return (int)Math.Min(ParseOrPanic(name, text, "usize", location), int.MaxValue);
+}
+
+void ParseU64(string name, string location)
+{
+    if (cl.Value(name) is { } text)
     {
-        Panic("src/firecracker/src/main.rs:330:22", $"'{name}' parameter expected to be of 'usize' type.: ParseIntError {{ kind: InvalidDigit }}");
+        _ = ParseOrPanic(name, text, "u64", location);
+    }
+}
+
+// Rust's str::parse::<u64/usize>, whose ParseIntError kinds the panic message shows.
+ulong ParseOrPanic(string name, string text, string type, string location)
+{
+    if (ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+    {
+        return v;
     }
 
-    return (int)Math.Min(v, int.MaxValue);
+    var kind = text.Length == 0 ? "Empty" : text.All(char.IsAsciiDigit) ? "PosOverflow" : "InvalidDigit";
+    Panic(location, $"'{name}' parameter expected to be of '{type}' type.: ParseIntError {{ kind: {kind} }}");
+    return 0;
 }
 
 static string? InstanceIdProblem(string id)

@@ -25,4 +25,49 @@ public sealed class ReplayerTests
         Assert.StartsWith("step 0:", replayer.Differences[0]);
         Assert.StartsWith("step 4:", replayer.Differences[1]);
     }
+
+    private const string Recorded = """
+        2026-11-27T15:22:13.969343425 [vm:main] Running Firecracker v1.16.1
+        2026-11-27T15:22:13.970603034 [vm:fc_api] API server started.
+        2026-11-27T15:22:13.970681701 [vm:fc_api] 'load snapshot' API request took 110 us.
+        2026-11-27T15:22:13.970681701 [vm:main] Snapshot CPU vendor ID: [71, 101]
+        Error: RunWithApi(BuildMicroVmError(Restore))
+        """;
+
+    [Fact]
+    public void Output_may_interleave_threads_and_differ_in_durations_and_the_snapshot_vendor_but_nothing_else()
+    {
+        string[] expected =
+        [
+            "[vm:fc_api] API server started.",
+            "[vm:main] Running Firecracker v1.16.1",
+            "[vm:fc_api] 'load snapshot' API request took 25444 us.",
+            "[vm:main] Snapshot CPU vendor ID: [65, 117]",
+            "Error: RunWithApi(BuildMicroVmError(Restore))",
+        ];
+
+        Assert.Null(OutputComparison.Compare(expected, Recorded));
+    }
+
+    [Theory]
+    [InlineData(1, "[vm:fc_api] API server started!", "thread fc_api, line 0")]
+    [InlineData(4, "Error: RunWithApi(Other)", "thread main, line 2")]
+    [InlineData(-1, "[vm:fc_api] An extra line.", "thread fc_api, line 2")]
+    public void Output_with_a_changed_or_extra_line_is_a_difference(int replace, string line, string where)
+    {
+        List<string> expected =
+        [
+            "[vm:main] Running Firecracker v1.16.1",
+            "[vm:fc_api] API server started.",
+            "[vm:fc_api] 'load snapshot' API request took 110 us.",
+            "[vm:main] Snapshot CPU vendor ID: [71, 101]",
+            "Error: RunWithApi(BuildMicroVmError(Restore))",
+        ];
+        if (replace < 0)
+            expected.Add(line);
+        else
+            expected[replace] = line;
+
+        Assert.StartsWith(where, OutputComparison.Compare(expected, Recorded));
+    }
 }

@@ -168,7 +168,9 @@ public sealed class ValidationTests
         var status = await fc.Get("/hotplug/memory");
 
         Assert.Equal("""{"total_size_mib":1024,"slot_size_mib":128,"block_size_mib":2,"plugged_size_mib":256,"requested_size_mib":256}""", status.Body);
-        Assert.Equal(400, (await fc.Patch("/hotplug/memory", """{"requested_size_mib": 2048}""")).Status);
+        // devices/virtio/mem/device.rs update_requested_size (InvalidSize, in bytes) inside VmmError::VirtioMem.
+        Assert.Equal("Memory hotplug update error: Failed to create memory hotplug device: Size 2147483648 is invalid: it must be a multiple of block size and less than the total size",
+            Fc.Fault(await fc.Patch("/hotplug/memory", """{"requested_size_mib": 2048}""")));
     }
 
     [Fact]

@@ -19,7 +19,8 @@ internal static class Schemas
     public static readonly StructSpec BootSource = new("BootSourceConfig",
         Req("kernel_image_path", S), Opt("initrd_path", S), Opt("boot_args", S));
 
-    public static readonly EnumSpec CpuTemplate = new("StaticCpuTemplate", "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None");
+    // The x86_64 variants, in the order serde lists them (07-preboot-devices).
+    public static readonly EnumSpec CpuTemplate = new("StaticCpuTemplate", "C3", "T2", "T2S", "None", "T2CL", "T2A");
     public static readonly EnumSpec HugePages = new("HugePageConfig", "None", "2M");
 
     public static readonly StructSpec MachineConfig = new("MachineConfig",
@@ -45,13 +46,13 @@ internal static class Schemas
 
     public static readonly StructSpec PmemUpdate = new("PmemUpdateConfig", Req("id", S), Opt("rate_limiter", RateLimiter));
 
-    // ASSUMED: mtu placed last (it is the newest field).
+    // mtu follows guest_mac, as GET /vm/config prints the struct (07-preboot-devices).
     // ASSUMED wording for a bad MAC (MacAddr's Deserialize uses a custom error).
     private static readonly CheckedStrSpec Mac = new(s => Vmm.MacAddress.TryParse(s, out _) ? null : $"invalid MAC address: {s}");
 
     public static readonly StructSpec Network = new("NetworkInterfaceConfig",
-        Req("iface_id", S), Req("host_dev_name", S), Opt("guest_mac", Mac), Opt("rx_rate_limiter", RateLimiter),
-        Opt("tx_rate_limiter", RateLimiter), Opt("mtu", UIntSpec.U16));
+        Req("iface_id", S), Req("host_dev_name", S), Opt("guest_mac", Mac), Opt("mtu", UIntSpec.U16),
+        Opt("rx_rate_limiter", RateLimiter), Opt("tx_rate_limiter", RateLimiter));
 
     public static readonly StructSpec NetworkUpdate = new("NetworkInterfaceUpdateConfig",
         Req("iface_id", S), Opt("rx_rate_limiter", RateLimiter), Opt("tx_rate_limiter", RateLimiter));
@@ -88,9 +89,12 @@ internal static class Schemas
     public static readonly StructSpec MemoryHotplugUpdate = new("MemoryHotplugSizeUpdate",
         Req("requested_size_mib", UIntSpec.USize));
 
+    // ipv4_address is a std::net::Ipv4Addr: its Deserialize fails with the AddrParseError text (07-preboot-devices).
+    private static readonly CheckedStrSpec Ipv4 = new(s => Ipv4Text.TryParse(s, out _) ? null : "invalid IPv4 address syntax");
+
     public static readonly StructSpec MmdsConfig = new("MmdsConfig",
         Def("version", new EnumSpec("MmdsVersion", "V1", "V2")), Req("network_interfaces", new SeqSpec(S)),
-        Opt("ipv4_address", S), Def("imds_compat", B));
+        Opt("ipv4_address", Ipv4), Def("imds_compat", B));
 
     public static readonly StructSpec Action = new("ActionBody",
         Req("action_type", new EnumSpec("ActionType", "FlushMetrics", "InstanceStart", "SendCtrlAltDel")));

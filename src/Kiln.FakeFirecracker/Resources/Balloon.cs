@@ -10,6 +10,11 @@ internal static class Balloon
     private const string NotFound = "Balloon config error: No balloon device found.";
     private const string UpdateNotFound = "Balloon update error: " + Faults.DeviceNotFound;
 
+    // devices/virtio/balloon/mod.rs BalloonError, inside VmmError::Balloon ("Balloon: {0}") inside
+    // VmmActionError::BalloonUpdate ("Balloon update error: {0}") or InternalVmm ("Internal VMM error: {0}").
+    private const string NotActive = "Balloon update error: Balloon: Device not activated yet.";
+    private const string HintingNotEnabled = "Balloon update error: Balloon: Attempting to use hinting when not enabled";
+
     public static ApiResponse Get(ApiCall call)
     {
         var vmm = call.Vmm;
@@ -20,25 +25,34 @@ internal static class Balloon
                 var b = vmm.Resources.Balloon ?? throw new VmmActionException("Internal VMM error: " + Faults.DeviceNotFound);
                 if (b.StatsPollingIntervalS == 0)
                 {
-                    // ASSUMED wording.
-                    throw new VmmActionException("Balloon config error: Statistics for the balloon device are not enabled");
+                    // balloon/device.rs latest_stats: BalloonError::StatisticsDisabled (no activation check).
+                    throw new VmmActionException("Internal VMM error: Balloon: Received stats query when stats are disabled.");
                 }
 
+                // Until the guest's driver runs, the device holds no pages and the guest has sent no statistics
+                // (the optional fields are left out, as serde skips them).
+                var active = vmm.BalloonActivated;
+                var actual = active ? b.AmountMib : 0;
                 var memBytes = (long)vmm.Resources.Machine.MemSizeMib << 20;
                 return ApiResponse.Ok(VmmCore.Json(w =>
                 {
                     w.WriteStartObject();
                     w.WriteNumber("target_pages", b.AmountMib * 256L);
-                    w.WriteNumber("actual_pages", b.AmountMib * 256L);
+                    w.WriteNumber("actual_pages", actual * 256L);
                     w.WriteNumber("target_mib", b.AmountMib);
-                    w.WriteNumber("actual_mib", b.AmountMib);
-                    w.WriteNumber("free_memory", memBytes - ((long)b.AmountMib << 20));
-                    w.WriteNumber("total_memory", memBytes);
-                    w.WriteNumber("available_memory", memBytes - ((long)b.AmountMib << 20));
+                    w.WriteNumber("actual_mib", actual);
+                    if (active)
+                    {
+                        w.WriteNumber("free_memory", memBytes - ((long)b.AmountMib << 20));
+                        w.WriteNumber("total_memory", memBytes);
+                        w.WriteNumber("available_memory", memBytes - ((long)b.AmountMib << 20));
+                    }
+
                     w.WriteEndObject();
                 }));
             case "hinting" when call.Token(2) == "status":
                 vmm.RequirePostBoot();
+                // balloon/device.rs get_hinting_status: only whether hinting is enabled, not whether the device is active.
                 RequireHinting(vmm);
                 return ApiResponse.Ok(VmmCore.Json(w =>
                 {
@@ -71,8 +85,14 @@ internal static class Balloon
             o.Bool("free_page_hinting"), o.Bool("free_page_reporting"));
         if (b.AmountMib > vmm.Resources.Machine.MemSizeMib)
         {
-            // ASSUMED wording.
+            // resources.rs set_balloon_device: BalloonConfigError::TooManyPagesRequested (07-preboot-devices).
             throw new VmmActionException("Balloon config error: Amount of pages requested is too large.");
+        }
+
+        if (b.FreePageHinting)
+        {
+            // logger's log_dev_preview_warning, from the VMM (main) thread (07-preboot-devices).
+            vmm.Log.Warn("main", "[DevPreview] Free Page Hinting is in development preview.", LogOrigin.DevPreview);
         }
 
         vmm.Resources.Balloon = b;
@@ -90,9 +110,16 @@ internal static class Balloon
                     vmm.RequirePostBoot();
                     var b = vmm.Resources.Balloon ?? throw new VmmActionException(UpdateNotFound);
                     var amount = (uint)body.U64("amount_mib");
+                    // balloon/device.rs update_size: nothing changes until the guest's driver activated the device.
+                    if (!vmm.BalloonActivated)
+                    {
+                        throw new VmmActionException(NotActive);
+                    }
+
                     if (amount > vmm.Resources.Machine.MemSizeMib)
                     {
-                        throw new VmmActionException("Balloon update error: Amount of pages requested is too large.");
+                        // update_size: BalloonError::TooMuchMemoryRequested(amount_mib).
+                        throw new VmmActionException($"Balloon update error: Balloon: Requested memory should be less than {amount}MiB");
                     }
 
                     vmm.Resources.Balloon = b with { AmountMib = amount };
@@ -105,10 +132,11 @@ internal static class Balloon
                     vmm.RequirePostBoot();
                     var b = vmm.Resources.Balloon ?? throw new VmmActionException(UpdateNotFound);
                     var interval = (int)body.U64("stats_polling_interval_s");
-                    if ((interval == 0) != (b.StatsPollingIntervalS == 0))
+                    // balloon/device.rs update_stats_polling_interval: the same value is fine; switching on or off is
+                    // not. It does not need an active device.
+                    if (interval != b.StatsPollingIntervalS && (interval == 0 || b.StatsPollingIntervalS == 0))
                     {
-                        // ASSUMED wording.
-                        throw new VmmActionException("Balloon update error: Cannot enable/disable the statistics after boot.");
+                        throw new VmmActionException("Balloon update error: Balloon: Statistics cannot be enabled/disabled after activation.");
                     }
 
                     vmm.Resources.Balloon = b with { StatsPollingIntervalS = interval };
@@ -124,6 +152,13 @@ internal static class Balloon
 
                     vmm.RequirePostBoot();
                     RequireHinting(vmm);
+                    // start_hinting/stop_hinting send the command through update_free_page_hint_cmd, which needs an
+                    // active device.
+                    if (!vmm.BalloonActivated)
+                    {
+                        throw new VmmActionException(NotActive);
+                    }
+
                     vmm.BalloonHostCmd = call.Token(2) == "start" ? vmm.BalloonHostCmd + 1 : 0;
                     return ApiResponse.NoContent;
                 }
@@ -138,8 +173,7 @@ internal static class Balloon
         var b = vmm.Resources.Balloon ?? throw new VmmActionException(UpdateNotFound);
         if (!b.FreePageHinting)
         {
-            // ASSUMED wording.
-            throw new VmmActionException("Balloon update error: Free page hinting is not enabled on the balloon device.");
+            throw new VmmActionException(HintingNotEnabled);
         }
     }
 }

@@ -23,6 +23,8 @@ internal static class CpuConfiguration
             ["cpuid_modifiers"] = o.Clone("cpuid_modifiers") ?? new JsonArray(),
             ["msr_modifiers"] = o.Clone("msr_modifiers") ?? new JsonArray(),
         };
-        vmm.BootPath = true;
+        // machine_config.rs set_custom_cpu_template: a custom template replaces a static one, which then no longer
+        // shows in GET /machine-config. It is not a boot-specific resource (rpc_interface.rs leaves boot_path alone).
+        vmm.Resources.Machine = vmm.Resources.Machine with { CpuTemplate = MachineConfig.CustomTemplate };
     }
 }

@@ -31,7 +31,7 @@ internal static class Entropy
 
     public static void ApplySerial(VmmCore vmm, JsonObject o)
     {
+        // rpc_interface.rs ConfigureSerial only records the path: no file is opened and boot_path is left alone.
         vmm.Resources.Serial = new SerialConfig(o.OptStr("serial_out_path"), o.Clone("rate_limiter"));
-        vmm.BootPath = true;
     }
 }

@@ -43,7 +43,8 @@ internal static class LoggerAndMetrics
     {
         if (vmm.Metrics.Configured)
         {
-            throw new VmmActionException("Metrics error: Reinitialization of metrics not allowed.");
+            // vmm_config/metrics.rs: InitializationFailure around the metrics system's own refusal (07-preboot-devices).
+            throw new VmmActionException("Metrics error: Cannot initialize the metrics system due to bad user input: Reinitialization of metrics not allowed.");
         }
 
         if (vmm.Metrics.Configure(o.Str("metrics_path")) is { } error)

@@ -15,6 +15,11 @@ internal static class MachineConfiguration
     public static ApiResponse Put(ApiCall call)
     {
         var body = call.Parse(Schemas.MachineConfig);
+        if (body["cpu_template"] is not null)
+        {
+            call.Deprecation = "PUT /machine-config: cpu_template field is deprecated.";
+        }
+
         call.Vmm.RequirePreBoot();
         Apply(call.Vmm, body, replace: true);
         return ApiResponse.NoContent;
@@ -28,22 +33,36 @@ internal static class MachineConfiguration
             throw ApiCall.Generic("Empty PATCH request.");
         }
 
+        if (body["cpu_template"] is not null)
+        {
+            call.Deprecation = "PATCH /machine-config: cpu_template field is deprecated.";
+        }
+
         call.Vmm.RequirePreBoot();
         Apply(call.Vmm, body, replace: false);
         return ApiResponse.NoContent;
     }
 
-    /// <summary>A PUT starts from the defaults; a PATCH from the current values.</summary>
+    /// <summary>machine_config.rs MachineConfig::update. A PUT is the update MachineConfigUpdate::from(MachineConfig)
+    /// makes: every field set (smt, track_dirty_pages and huge_pages to their defaults when left out) except
+    /// cpu_template, which a PUT without it leaves as it was; a PATCH changes only what it names.</summary>
     public static void Apply(VmmCore vmm, JsonObject o, bool replace)
     {
-        var cur = replace ? MachineConfig.Default : vmm.Resources.Machine;
+        var cur = vmm.Resources.Machine;
+        var fallback = replace ? MachineConfig.Default with { CpuTemplate = cur.CpuTemplate } : cur;
+        var template = o.OptStr("cpu_template") switch
+        {
+            null => cur.CpuTemplate,
+            "None" => null,
+            var t => t,
+        };
         var next = new MachineConfig(
-            (int)o.U64("vcpu_count", (ulong)cur.VcpuCount),
-            o.U64("mem_size_mib", cur.MemSizeMib),
-            o.Bool("smt", cur.Smt),
-            o.OptStr("cpu_template") ?? cur.CpuTemplate,
-            o.Bool("track_dirty_pages", cur.TrackDirtyPages),
-            o.OptStr("huge_pages") ?? cur.HugePages);
+            (int)o.U64("vcpu_count", (ulong)fallback.VcpuCount),
+            o.U64("mem_size_mib", fallback.MemSizeMib),
+            o.Bool("smt", fallback.Smt),
+            template,
+            o.Bool("track_dirty_pages", fallback.TrackDirtyPages),
+            o.OptStr("huge_pages") ?? fallback.HugePages);
         if (next.VcpuCount is < 1 or > 32 || (next.Smt && next.VcpuCount > 1 && next.VcpuCount % 2 != 0))
         {
             throw new VmmActionException("Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.");
@@ -52,6 +71,12 @@ internal static class MachineConfiguration
         if (next.MemSizeMib == 0 || (next.HugePages == "2M" && next.MemSizeMib % 2 != 0))
         {
             throw new VmmActionException("Machine config error: The memory size (MiB) is either 0, or not a multiple of the configured page size.");
+        }
+
+        // resources.rs update_machine_config: the memory may not shrink below the balloon's target.
+        if (vmm.Resources.Balloon is { } balloon && next.MemSizeMib < balloon.AmountMib)
+        {
+            throw new VmmActionException("Machine config error: The memory size (MiB) is smaller than the previously set balloon device target size.");
         }
 
         vmm.Resources.Machine = next;

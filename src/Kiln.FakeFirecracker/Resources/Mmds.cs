@@ -33,6 +33,13 @@ internal static class Mmds
     public static ApiResponse Patch(ApiCall call)
     {
         var patch = ParseValue(call);
+        // mmds/data_store.rs: Mmds::patch_data refuses until a PUT /mmds (or --metadata) initialised the store,
+        // whether or not PUT /mmds/config ran (it creates the store, uninitialised).
+        if (!call.Vmm.Resources.MmdsInitialized)
+        {
+            throw new VmmActionException("MMDS error: The MMDS data store is not initialized.");
+        }
+
         var current = call.Vmm.Resources.MmdsData?.DeepClone();
         Store(call.Vmm, MergePatch(current, patch));
         return ApiResponse.NoContent;
@@ -55,11 +62,12 @@ internal static class Mmds
         var size = Encoding.UTF8.GetByteCount(JsonText.Of(data));
         if ((ulong)size > vmm.Options.MmdsSizeLimit)
         {
-            // ASSUMED wording (MmdsDatastoreError::DataStoreLimitExceeded), answered with 413 like Firecracker.
+            // MmdsDatastoreError::DataStoreLimitExceeded as VmmActionError::MmdsLimitExceeded, answered 413 (08-flags-and-exit-codes).
             throw new VmmActionException("MMDS limit exceeded error: The MMDS patch request doesn't fit.", 413);
         }
 
         vmm.Resources.MmdsData = data;
+        vmm.Resources.MmdsInitialized = true;
     }
 
     // RFC 7396, which Firecracker's MMDS PATCH follows.
@@ -102,6 +110,15 @@ internal static class Mmds
 
     public static void ApplyConfig(VmmCore vmm, JsonObject o)
     {
+        // resources.rs set_mmds_network_stack_config: the address first, then the interface list.
+        var address = o.OptStr("ipv4_address") ?? "169.254.169.254";
+        _ = Ipv4Text.TryParse(address, out var ip);
+        // utils::net::ipv4addr::is_link_local_valid: 169.254.0.0/16 without its first and last /24.
+        if (ip is not [169, 254, not 0 and not 255, _])
+        {
+            throw new VmmActionException("MMMDS config error: The MMDS IPv4 address is not link local.");
+        }
+
         var ifaces = o["network_interfaces"]!.AsArray().Select(n => n!.GetValue<string>()).ToList();
         if (ifaces.Count == 0)
         {
@@ -111,12 +128,6 @@ internal static class Mmds
         if (ifaces.Any(id => vmm.Resources.Nets.All(n => n.IfaceId != id)))
         {
             throw new VmmActionException("MMMDS config error: The list of network interface IDs provided contains at least one ID that does not correspond to any existing network interface.");
-        }
-
-        var address = o.OptStr("ipv4_address") ?? "169.254.169.254";
-        if (!System.Net.IPAddress.TryParse(address, out var ip) || ip.GetAddressBytes() is not [169, 254, _, _])
-        {
-            throw new VmmActionException("MMMDS config error: The MMDS IPv4 address is not link local.");
         }
 
         vmm.Resources.MmdsConfig = new MmdsConfig(o.OptStr("version") ?? "V1", ifaces, address, o.Bool("imds_compat"));

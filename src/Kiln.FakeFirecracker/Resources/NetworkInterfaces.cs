@@ -66,7 +66,7 @@ internal static class NetworkInterfaces
         var i = vmm.Resources.Nets.FindIndex(n => n.IfaceId == id);
         if (i < 0)
         {
-            // ASSUMED wording (NetworkInterfaceError::DeviceUpdate).
+            // vmm_config/net.rs NetworkInterfaceError::DeviceUpdate around VmmError::FindDeviceError.
             throw new VmmActionException($"Network config error: Unable to update the net device: {Faults.DeviceNotFound}");
         }
 

@@ -24,15 +24,19 @@ internal static class Pmem
     public static void Apply(VmmCore vmm, JsonObject o)
     {
         var p = new PmemConfig(o.Str("id"), o.Str("path_on_host"), o.Bool("root_device"), o.Bool("read_only"), o.Clone("rate_limiter"));
-        // ASSUMED wordings.
-        if (p.RootDevice && (vmm.Resources.Pmem.Any(x => x.RootDevice && x.Id != p.Id) || vmm.Resources.Drives.Any(d => d.IsRootDevice)))
+        // vmm_config/pmem.rs PmemBuilder::build: a block root device first, then a second pmem root (replacing a
+        // device that already was the root is fine). v1.16.1 prefixes these "Pmem config error" and does not open
+        // the backing file at PUT: a missing file is accepted (07-preboot-devices).
+        const string prefix = "Pmem config error: ";
+        if (p.RootDevice && vmm.Resources.Drives.Any(d => d.IsRootDevice))
         {
-            throw new VmmActionException("Pmem device error: Attempt to add pmem as a root device while the root device defined as a block device");
+            throw new VmmActionException(prefix + "Attempt to add pmem as a root device while the root device defined as a block device");
         }
 
-        if (BootSource.OpenError(p.PathOnHost, p.ReadOnly) is { } error)
+        var existing = vmm.Resources.Pmem.Find(x => x.Id == p.Id);
+        if (p.RootDevice && existing?.RootDevice != true && vmm.Resources.Pmem.Any(x => x.RootDevice))
         {
-            throw new VmmActionException($"Pmem device error: Error accessing backing file: {error}");
+            throw new VmmActionException(prefix + "A root pmem device already exist");
         }
 
         VmResources.ReplaceOrAdd(vmm.Resources.Pmem, p, x => x.Id == p.Id);
@@ -50,7 +54,8 @@ internal static class Pmem
         var i = vmm.Resources.Pmem.FindIndex(x => x.Id == id);
         if (i < 0)
         {
-            throw new VmmActionException("Pmem device error: " + Faults.DeviceNotFound);
+            // ASSUMED: the DeviceUpdate variant of vmm_config/pmem.rs around a device-manager lookup failure.
+            throw new VmmActionException($"Pmem config error: Unable to patch the pmem device: {Faults.DeviceNotFound} Please verify the request arguments.");
         }
 
         vmm.Resources.Pmem[i] = vmm.Resources.Pmem[i] with { RateLimiter = body.Clone("rate_limiter") };

@@ -58,6 +58,7 @@ internal static class Snapshot
             memFile ?? backend!.Str("backend_path"),
             backend?.Str("backend_type") ?? "File",
             body.Bool("resume_vm"),
+            body.Bool("track_dirty_pages") || body.Bool("enable_diff_snapshots"),
             overrides,
             body["vsock_override"]?["uds_path"]?.GetValue<string>()));
         return ApiResponse.NoContent;

@@ -10,6 +10,12 @@ internal static class Vsock
     public static ApiResponse Put(ApiCall call)
     {
         var body = call.Parse(Schemas.Vsock);
+        if (body["vsock_id"] is not null)
+        {
+            // request/vsock.rs parse_put_vsock.
+            call.Deprecation = "PUT /vsock: vsock_id field is deprecated.";
+        }
+
         call.Vmm.RequirePreBoot();
         Apply(call.Vmm, body);
         return ApiResponse.NoContent;

@@ -23,12 +23,15 @@ internal readonly record struct LogOrigin(string File, int Line)
     public static readonly LogOrigin Received = new("src/firecracker/src/api_server/parsed_request.rs", 76);
     public static readonly LogOrigin Ok200 = new("src/firecracker/src/api_server/parsed_request.rs", 166);
     public static readonly LogOrigin Ok204 = new("src/firecracker/src/api_server/parsed_request.rs", 192);
-    public static readonly LogOrigin Fault = new("src/firecracker/src/api_server/parsed_request.rs", 212);
+    public static readonly LogOrigin Fault = new("src/firecracker/src/api_server/parsed_request.rs", 225);
     public static readonly LogOrigin ApiServer = new("src/firecracker/src/api_server/mod.rs", 183);
     public static readonly LogOrigin Rpc = new("src/vmm/src/rpc_interface.rs", 877);
     public static readonly LogOrigin Devices = new("src/vmm/src/device_manager/mod.rs", 375);
     public static readonly LogOrigin Vcpu = new("src/vmm/src/vstate/vcpu.rs", 302);
     public static readonly LogOrigin Vmm = new("src/vmm/src/lib.rs", 822);
+    public static readonly LogOrigin Persist = new("src/vmm/src/persist.rs", 0);
+    public static readonly LogOrigin DevPreview = new("src/vmm/src/logger/mod.rs", 56);
+    public static readonly LogOrigin ApiDuration = new("src/firecracker/src/api_server/mod.rs", 116);
 
     /// <summary>The Rust module path, e.g. <c>firecracker::api_server::parsed_request</c>.</summary>
     public string Module

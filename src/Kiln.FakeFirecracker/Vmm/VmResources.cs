@@ -10,6 +10,9 @@ internal sealed record BootSourceConfig(string KernelImagePath, string? InitrdPa
 internal sealed record MachineConfig(int VcpuCount, ulong MemSizeMib, bool Smt, string? CpuTemplate, bool TrackDirtyPages, string HugePages)
 {
     public static readonly MachineConfig Default = new(1, 128, false, null, false, "None");
+
+    /// <summary>The CpuTemplate once PUT /cpu-config set a custom template: never printed.</summary>
+    public const string CustomTemplate = "(custom)";
 }
 
 internal sealed record DriveConfig(
@@ -45,6 +48,9 @@ internal sealed class VmResources
     public MemoryHotplugConfig? MemoryHotplug { get; set; }
     public MmdsConfig? MmdsConfig { get; set; }
     public JsonNode? MmdsData { get; set; }
+
+    /// <summary>Whether a PUT /mmds (or --metadata) filled the data store; PATCH /mmds needs it.</summary>
+    public bool MmdsInitialized { get; set; }
     public JsonObject? CpuConfig { get; set; }
     public List<PmemConfig> Pmem { get; } = [];
 
@@ -106,10 +112,20 @@ internal sealed class VmResources
                 WriteNullable(w, "partuuid", d.Partuuid);
                 w.WriteBoolean("is_root_device", d.IsRootDevice);
                 w.WriteString("cache_type", d.CacheType);
-                w.WriteBoolean("is_read_only", d.IsReadOnly);
+                // A vhost-user drive has no read-only flag or I/O engine of its own (VhostUserBlockConfig into
+                // BlockDeviceConfig leaves them None).
+                if (d.Socket is null)
+                {
+                    w.WriteBoolean("is_read_only", d.IsReadOnly);
+                }
+                else
+                {
+                    w.WriteNull("is_read_only");
+                }
+
                 WriteNullable(w, "path_on_host", d.PathOnHost);
                 WriteLimiter(w, "rate_limiter", d.RateLimiter);
-                w.WriteString("io_engine", d.IoEngine);
+                WriteNullable(w, "io_engine", d.Socket is null ? d.IoEngine : null);
                 WriteNullable(w, "socket", d.Socket);
                 w.WriteEndObject();
             }
@@ -120,15 +136,9 @@ internal sealed class VmResources
             WriteNullable(w, "initrd_path", BootSource?.InitrdPath);
             WriteNullable(w, "boot_args", BootSource?.BootArgs);
             w.WriteEndObject();
-            w.WritePropertyName("cpu-config");
-            if (CpuConfig is null)
-            {
-                w.WriteNullValue();
-            }
-            else
-            {
-                CpuConfig.WriteTo(w);
-            }
+            // resources.rs: VmmConfig's cpu-config is the path of a --config-file's template, which VmResources
+            // does not keep; a template put through the API is not reported either (07-preboot-devices).
+            w.WriteNull("cpu-config");
 
             // Firecracker never reports logger and metrics here, even once configured.
             w.WriteNull("logger");
@@ -163,12 +173,18 @@ internal sealed class VmResources
                 w.WriteString("iface_id", n.IfaceId);
                 w.WriteString("host_dev_name", n.HostDevName);
                 WriteNullable(w, "guest_mac", n.GuestMac);
-                WriteLimiter(w, "rx_rate_limiter", n.RxRateLimiter);
-                WriteLimiter(w, "tx_rate_limiter", n.TxRateLimiter);
+                // v1.16's NetworkInterfaceConfig declares mtu after guest_mac and prints null when unset.
                 if (n.Mtu is { } mtu)
                 {
                     w.WriteNumber("mtu", mtu);
                 }
+                else
+                {
+                    w.WriteNull("mtu");
+                }
+
+                WriteLimiter(w, "rx_rate_limiter", n.RxRateLimiter);
+                WriteLimiter(w, "tx_rate_limiter", n.TxRateLimiter);
 
                 w.WriteEndObject();
             }
@@ -182,11 +198,7 @@ internal sealed class VmResources
             else
             {
                 w.WriteStartObject();
-                if (Vsock.VsockId is not null)
-                {
-                    w.WriteString("vsock_id", Vsock.VsockId);
-                }
-
+                // The deprecated vsock_id is accepted but not kept (07-preboot-devices).
                 w.WriteNumber("guest_cid", Vsock.GuestCid);
                 w.WriteString("uds_path", Vsock.UdsPath);
                 w.WriteEndObject();
@@ -243,7 +255,7 @@ internal sealed class VmResources
         w.WriteNumber("vcpu_count", m.VcpuCount);
         w.WriteNumber("mem_size_mib", m.MemSizeMib);
         w.WriteBoolean("smt", m.Smt);
-        if (m.CpuTemplate is not null and not "None")
+        if (m.CpuTemplate is not null and not MachineConfig.CustomTemplate)
         {
             w.WriteString("cpu_template", m.CpuTemplate);
         }
@@ -276,7 +288,7 @@ internal sealed class VmResources
         }
     }
 
-    // ASSUMED: a limiter prints as {"bandwidth": bucket|null, "ops": bucket|null}, a bucket with all three fields.
+    // A limiter prints as {"bandwidth": bucket|null, "ops": bucket|null}, a bucket with all three fields (07-preboot-devices).
     private static void WriteLimiter(Utf8JsonWriter w, string name, JsonNode? limiter)
     {
         if (limiter is not JsonObject o)

@@ -67,6 +67,13 @@ internal sealed class VmmCore
 
     public ulong BalloonHostCmd { get; set; }
 
+    // When the pretend guest's balloon driver activates the device: InstanceStart plus FAKE_FC_BALLOON_ACTIVATION_MS;
+    // a restored balloon comes back as active as it was saved (the stand-in saves only active guests).
+    private long _balloonActiveAt = long.MaxValue;
+
+    /// <summary>Whether the guest's virtio-balloon driver has activated the device (Balloon::is_activated).</summary>
+    public bool BalloonActivated => Stopwatch.GetTimestamp() >= Interlocked.Read(ref _balloonActiveAt);
+
     public ulong HotplugRequestedMib { get; set; }
 
     /// <summary>Set once a boot-specific resource is configured: from then on /snapshot/load is refused.</summary>
@@ -167,6 +174,7 @@ internal sealed class VmmCore
         }
 
         var bootClock = Stopwatch.StartNew();
+        Interlocked.Exchange(ref _balloonActiveAt, Stopwatch.GetTimestamp() + (Knobs.BalloonActivationMs * Stopwatch.Frequency / 1000));
         var guest = NewGuest();
         guest.Boot(Resources);
         Log.Info("main", "Artificially kick devices", LogOrigin.Devices);
@@ -258,10 +266,12 @@ internal sealed class VmmCore
             throw new VmmActionException("Create snapshot error: Cannot save the microVM state: Operation not allowed: save/restore unavailable while running");
         }
 
-        if (type == "Diff" && !Resources.Machine.TrackDirtyPages)
+        // v1.16's rpc_interface.rs create_snapshot no longer refuses a Diff snapshot without dirty page tracking (the
+        // older "Diff snapshots are not allowed…" check in RuntimeApiController::create_snapshot is gone).
+        if (type == "Diff")
         {
-            // ASSUMED wording.
-            throw new VmmActionException("Create snapshot error: Diff snapshots are not allowed on uVMs with dirty page tracking disabled.");
+            // rpc_interface.rs create_snapshot.
+            Log.Warn("main", "[DevPreview] Virtual machine diff snapshots is in development preview.", LogOrigin.DevPreview);
         }
 
         var sw = Stopwatch.StartNew();
@@ -270,6 +280,7 @@ internal sealed class VmmCore
             ["vm"] = JsonNode.Parse(Resources.ToJson()),
             ["mmds"] = Resources.MmdsData?.DeepClone(),
             ["state_at_snapshot"] = "Paused",
+            ["cpu_vendor"] = CpuVendor.Host,
         };
         try
         {
@@ -308,10 +319,12 @@ internal sealed class VmmCore
         return first[SnapshotMagic.Length..];
     }
 
-    public sealed record LoadParams(string SnapshotPath, string MemPath, string MemBackendType, bool ResumeVm,
+    public sealed record LoadParams(string SnapshotPath, string MemPath, string MemBackendType, bool ResumeVm, bool TrackDirtyPages,
         IReadOnlyList<(string IfaceId, string HostDevName)> NetworkOverrides, string? VsockOverride);
 
-    /// <summary>PUT /snapshot/load. A failure other than "not allowed" is fatal: the caller answers, then exits 1.</summary>
+    /// <summary>PUT /snapshot/load, in the order of persist.rs restore_from_snapshot: the state file (and the overrides
+    /// applied to it), the CPU vendor check, guest memory, then the devices. A failure other than "not allowed" is fatal:
+    /// the caller answers, then exits 1 (09-snapshot-load).</summary>
     /// <exception cref="SnapshotLoadFatalException">Firecracker answers 400 with this text and ends the process.</exception>
     public void LoadSnapshot(LoadParams p)
     {
@@ -322,6 +335,7 @@ internal sealed class VmmCore
         }
 
         const string prefix = "Load snapshot error: Failed to restore from snapshot: ";
+        const string stateError = prefix + "Failed to get snapshot state from file: ";
         string text;
         try
         {
@@ -329,61 +343,82 @@ internal sealed class VmmCore
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new SnapshotLoadFatalException(prefix + $"Failed to get snapshot state from file: Failed to open snapshot file: {IoText(e)}");
+            throw new SnapshotLoadFatalException(stateError + $"Failed to open snapshot file: {IoText(e)}");
         }
 
+        // snapshot/mod.rs SnapshotError: what cannot be decoded is a bitcode error (garbage, or another format); a
+        // well-formed state of another data version is InvalidFormatVersion.
+        const string bitcode = stateError + "Failed to load snapshot state from file: An error occurred during bitcode serialization: bitcode error";
         var newline = text.IndexOf('\n', StringComparison.Ordinal);
         if (!text.StartsWith(SnapshotMagic, StringComparison.Ordinal) || newline < 0)
         {
-            // ASSUMED wording.
-            throw new SnapshotLoadFatalException(prefix + "Failed to get snapshot state from file: Failed to load snapshot state from file: Snapshot file is not a valid snapshot.");
+            throw new SnapshotLoadFatalException(bitcode);
         }
 
-        var state = JsonNode.Parse(text[(newline + 1)..])!.AsObject();
+        JsonObject state;
+        try
+        {
+            state = JsonNode.Parse(text[(newline + 1)..])!.AsObject();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new SnapshotLoadFatalException(bitcode);
+        }
+
+        var version = text[SnapshotMagic.Length..newline];
+        if (version != SnapshotDataVersion)
+        {
+            throw new SnapshotLoadFatalException(stateError + $"Failed to load snapshot state from file: Invalid data version: {version.TrimStart('v')}");
+        }
+
         var vmBytes = Encoding.UTF8.GetBytes(JsonText.Of(state["vm"]));
         var config = SerdeParser.Parse(vmBytes, Schemas.VmmConfig)!.AsObject();
         var memSize = (long)config["machine-config"]!["mem_size_mib"]!.GetValue<ulong>() * 1024 * 1024;
 
-        if (p.MemBackendType == "File")
+        // persist.rs: overrides are applied to the state as it is read; one naming a device the snapshot does not
+        // have fails there.
+        var nets = config["network-interfaces"]?.AsArray() ?? [];
+        foreach (var (iface, dev) in p.NetworkOverrides)
         {
-            if (!File.Exists(p.MemPath))
-            {
-                // ASSUMED wording.
-                throw new SnapshotLoadFatalException(prefix + $"Failed to load guest memory: {NativeMethods.OsError(2)}");
-            }
-
-            if (new FileInfo(p.MemPath).Length < memSize)
-            {
-                throw new SnapshotLoadFatalException(prefix + "Failed to load guest memory: The memory file is smaller than the guest memory in the snapshot.");
-            }
-        }
-        else if (!File.Exists(p.MemPath))
-        {
-            throw new SnapshotLoadFatalException(prefix + $"Failed to load guest memory: Failed to connect to the UFFD handler socket: {NativeMethods.OsError(2)}");
+            var net = nets.FirstOrDefault(n => n!["iface_id"]!.GetValue<string>() == iface)
+                ?? throw new SnapshotLoadFatalException(stateError + "Unknown Network Device.");
+            net["host_dev_name"] = dev;
         }
 
-        foreach (var (iface, _) in p.NetworkOverrides)
+        if (p.VsockOverride is not null)
         {
-            if (config["network-interfaces"]?.AsArray().Any(n => n!["iface_id"]!.GetValue<string>() == iface) != true)
-            {
-                throw new SnapshotLoadFatalException(prefix + $"Invalid network override: no network interface with id {iface} in the snapshot");
-            }
-        }
-
-        if (p.VsockOverride is not null && config["vsock"] is JsonObject vs)
-        {
+            var vs = config["vsock"] as JsonObject ?? throw new SnapshotLoadFatalException(stateError + "Unknown Vsock Device.");
             vs["uds_path"] = p.VsockOverride;
         }
 
-        foreach (var net in config["network-interfaces"]?.AsArray() ?? [])
+        // persist.rs validate_cpu_vendor logs both, from the VMM (main) thread.
+        Log.Info("main", $"Host CPU vendor ID: {CpuVendor.Bytes(CpuVendor.Host)}", LogOrigin.Persist);
+        Log.Info("main", $"Snapshot CPU vendor ID: {CpuVendor.Bytes(state["cpu_vendor"]?.GetValue<string>() ?? CpuVendor.Host)}", LogOrigin.Persist);
+
+        if (p.MemBackendType == "File")
         {
-            foreach (var (iface, dev) in p.NetworkOverrides)
+            const string fromFile = prefix + "Failed to load guest memory: Error creating guest memory from file: ";
+            var fd = NativeMethods.Open(p.MemPath, NativeMethods.O_RDONLY);
+            if (fd < 0)
             {
-                if (net!["iface_id"]!.GetValue<string>() == iface)
-                {
-                    net["host_dev_name"] = dev;
-                }
+                throw new SnapshotLoadFatalException(fromFile + $"Failed to load guest memory: {NativeMethods.OsError(-fd)}");
             }
+
+            NativeMethods.Close(fd);
+            if (new FileInfo(p.MemPath).Length < memSize)
+            {
+                throw new SnapshotLoadFatalException(fromFile + "Failed to restore guest memory: Total sum of memory regions exceeds largest possible file offset");
+            }
+        }
+        else if (UffdConnectError(p.MemPath) is { } uffdError)
+        {
+            throw new SnapshotLoadFatalException(prefix + $"Failed to load guest memory: Error creating guest memory from uffd: Failed to connect to UDS Unix stream: {uffdError}");
+        }
+
+        // The load's track_dirty_pages replaces the machine's (09-snapshot-load).
+        if (config["machine-config"] is JsonObject machine)
+        {
+            machine["track_dirty_pages"] = p.TrackDirtyPages;
         }
 
         try
@@ -400,7 +435,9 @@ internal sealed class VmmCore
         }
 
         Resources.MmdsData = state["mmds"]?.DeepClone();
+        Resources.MmdsInitialized = Resources.MmdsData is not null;
         var guest = NewGuest();
+        Interlocked.Exchange(ref _balloonActiveAt, Stopwatch.GetTimestamp());
         guest.Restored();
         Guest = guest;
         State = VmState.Paused;
@@ -409,6 +446,29 @@ internal sealed class VmmCore
             Log.Info("main", "Artificially kick devices", LogOrigin.Devices);
             State = VmState.Running;
             guest.SetRunning(true);
+        }
+    }
+
+    /// <summary>The error connecting to a UFFD handler's socket gives, or null when one listens there. The stand-in
+    /// speaks no UFFD protocol: a listening handler is taken as ready.</summary>
+    private static string? UffdConnectError(string path)
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            return null;
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            var errno = e.SocketErrorCode switch
+            {
+                System.Net.Sockets.SocketError.AddressNotAvailable => 2,
+                System.Net.Sockets.SocketError.ConnectionRefused => 111,
+                System.Net.Sockets.SocketError.AccessDenied => 13,
+                _ => File.Exists(path) || Directory.Exists(path) ? 111 : 2,
+            };
+            return NativeMethods.OsError(errno);
         }
     }
 

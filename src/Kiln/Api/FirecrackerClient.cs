@@ -242,17 +242,18 @@ public sealed partial class FirecrackerClient : IDisposable, IAsyncDisposable
 
     // ---- MMDS -------------------------------------------------------------------------------------------------
 
-    /// <summary><c>PUT /mmds</c> (putMmds): replace the metadata store.</summary>
-    public Task PutMmdsAsync(JsonObject contents, CancellationToken cancellationToken = default) =>
-        SendAsync(ApiOperations.PutMmds, null, contents, FirecrackerJsonContext.Default.JsonObject, cancellationToken);
+    /// <summary><c>PUT /mmds</c> (putMmds): replace the metadata store. Firecracker stores any JSON value, not only
+    /// objects (07-preboot-devices puts a string).</summary>
+    public Task PutMmdsAsync(JsonNode contents, CancellationToken cancellationToken = default) =>
+        SendAsync(ApiOperations.PutMmds, null, contents, FirecrackerJsonContext.Default.JsonNode, cancellationToken);
 
     /// <summary><c>PATCH /mmds</c> (patchMmds): merge into the metadata store (JSON merge patch).</summary>
-    public Task PatchMmdsAsync(JsonObject contents, CancellationToken cancellationToken = default) =>
-        SendAsync(ApiOperations.PatchMmds, null, contents, FirecrackerJsonContext.Default.JsonObject, cancellationToken);
+    public Task PatchMmdsAsync(JsonNode contents, CancellationToken cancellationToken = default) =>
+        SendAsync(ApiOperations.PatchMmds, null, contents, FirecrackerJsonContext.Default.JsonNode, cancellationToken);
 
-    /// <summary><c>GET /mmds</c> (getMmds): the metadata store.</summary>
-    public Task<JsonObject> GetMmdsAsync(CancellationToken cancellationToken = default) =>
-        GetAsync(ApiOperations.GetMmds, FirecrackerJsonContext.Default.JsonObject, cancellationToken);
+    /// <summary><c>GET /mmds</c> (getMmds): the metadata store, whatever JSON value it holds (<c>{}</c> when empty).</summary>
+    public Task<JsonNode> GetMmdsAsync(CancellationToken cancellationToken = default) =>
+        GetAsync(ApiOperations.GetMmds, FirecrackerJsonContext.Default.JsonNode, cancellationToken);
 
     /// <summary><c>PUT /mmds/config</c> (putMmdsConfig; pre-boot only). The interfaces must exist already.</summary>
     public Task PutMmdsConfigAsync(MmdsConfig config, CancellationToken cancellationToken = default) =>

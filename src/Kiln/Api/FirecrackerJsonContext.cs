@@ -58,5 +58,6 @@ namespace Kiln.Api;
 [JsonSerializable(typeof(Vsock))]
 [JsonSerializable(typeof(VsockOverride))]
 [JsonSerializable(typeof(JsonObject))]
+[JsonSerializable(typeof(JsonNode))]
 [JsonSerializable(typeof(JsonElement))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext;

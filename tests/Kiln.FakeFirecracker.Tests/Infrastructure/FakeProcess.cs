@@ -142,6 +142,28 @@ public sealed class FakeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until the output grows past <paramref name="length"/> characters; false if the deadline passes
+    /// or the output ends first.</summary>
+    public async Task<bool> WaitForOutputChangeAsync(int length, TimeSpan within, CancellationToken ct)
+    {
+        Task changed;
+        lock (_gate)
+        {
+            if (_output.Length > length)
+            {
+                return true;
+            }
+
+            changed = _outputChanged.Task;
+        }
+
+        await Task.WhenAny(changed, Task.Delay(within, ct), _reader).ConfigureAwait(false);
+        lock (_gate)
+        {
+            return _output.Length > length;
+        }
+    }
+
     /// <summary>Exit code, or minus the signal number; null when it is still running after <paramref name="within"/>.</summary>
     public async Task<int?> WaitExitAsync(TimeSpan within, CancellationToken ct = default)
     {

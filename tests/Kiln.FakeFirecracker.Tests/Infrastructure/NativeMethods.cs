@@ -6,6 +6,7 @@ namespace Kiln.FakeFirecracker.Tests.Infrastructure;
 
 internal static unsafe partial class NativeMethods
 {
+    public const int SIGHUP = 1;
     public const int SIGINT = 2;
     public const int SIGABRT = 6;
     public const int SIGKILL = 9;

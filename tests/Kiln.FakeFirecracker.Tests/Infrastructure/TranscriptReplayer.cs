@@ -1,8 +1,10 @@
 // Replays a recording of real Firecracker (tests/assets/transcripts/*.json) against the stand-in and lists every
 // difference, allowing only what differs by nature between two runs of Firecracker (transcripts/README.md):
 // serde column numbers, the order of drives and network interfaces in /vm/config, a snapshot state file's size,
-// the number in a vsock `OK <port>`. Two more allowances, because the files hold host paths of a different length:
-// sizes are compared exactly for memory files and empty files only; a log or metrics file must merely be non-empty.
+// the number in a vsock `OK <port>`, and in `output` (OutputComparison) durations, the interleaving of different
+// threads' lines, vCPU threads' lines, guest console lines and the snapshot's CPU vendor. Two more allowances,
+// because the files hold host paths of a different length: sizes are compared exactly for memory files and empty
+// files only; a log or metrics file must merely be non-empty.
 // Thread lists are compared on Firecracker's own names (firecracker, fc_api, fc_vcpu N): the .NET runtime adds its own
 // threads, and KVM's kernel task (kvm-nx-lpage-re) does not exist without KVM.
 using System.Globalization;
@@ -116,6 +118,7 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
                 "SIGTERM" => NativeMethods.SIGTERM,
                 "SIGKILL" => NativeMethods.SIGKILL,
                 "SIGINT" => NativeMethods.SIGINT,
+                "SIGHUP" => NativeMethods.SIGHUP,
                 var other => throw new InvalidOperationException(other),
             });
         }
@@ -187,6 +190,14 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
                 Differ(i, $"console_grep {grep}: found {found}");
             }
         }
+        else if (step.ContainsKey("output"))
+        {
+            await OutputAsync(i, entry, ct);
+        }
+        else if (step["shell"] is { } shell)
+        {
+            await ShellAsync(i, entry, Sub(shell.GetValue<string>()), ct);
+        }
         else if (step["sleep_ms"] is { } sleep)
         {
             // Part of the recorded scenario (time passing for the guest), not a readiness wait.
@@ -195,6 +206,42 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
         else
         {
             Differ(i, $"unknown step {step.ToJsonString()}");
+        }
+    }
+
+    /// <summary>The process's lines since it started, compared as OutputComparison allows. A line may still be on its
+    /// way through the pipe when the step runs, so a difference is re-checked as output arrives, up to a deadline.</summary>
+    private async Task OutputAsync(int i, JsonObject entry, CancellationToken ct)
+    {
+        var expected = entry["output"]!.AsArray().Select(l => Sub(l!.GetValue<string>())).ToList();
+        var deadline = DateTime.UtcNow.AddSeconds(3);
+        while (true)
+        {
+            var output = _process!.Output;
+            var difference = OutputComparison.Compare(expected, output);
+            if (difference is null)
+            {
+                return;
+            }
+
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining <= TimeSpan.Zero || !await _process.WaitForOutputChangeAsync(output.Length, remaining, ct))
+            {
+                Differ(i, "output: " + difference);
+                return;
+            }
+        }
+    }
+
+    private async Task ShellAsync(int i, JsonObject entry, string command, CancellationToken ct)
+    {
+        // A file operation the recording did between steps (copy and truncate a memory file); the command comes from
+        // the test assets, never from outside.
+        using var shell = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", command]))!;
+        await shell.WaitForExitAsync(ct);
+        if (shell.ExitCode != entry["rc"]!.GetValue<int>())
+        {
+            Differ(i, $"shell {command}: rc {shell.ExitCode}, expected {entry["rc"]}");
         }
     }
 

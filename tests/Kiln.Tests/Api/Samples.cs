@@ -117,7 +117,7 @@ internal static class Samples
     /// <summary>A populated instance of <paramref name="type"/>, including the types not in <see cref="All"/>.</summary>
     public static object For(Type type) =>
         type == typeof(FullVmConfiguration) ? FullVmConfiguration
-        : type == typeof(JsonObject) ? Mmds()
+        : type == typeof(JsonObject) || type == typeof(JsonNode) ? Mmds()
         : All[type];
 
     /// <summary>Every wire record type with its spec definition name.</summary>

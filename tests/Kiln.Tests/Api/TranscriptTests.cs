@@ -17,7 +17,7 @@ public sealed class TranscriptTests
         ("GET", "/balloon/statistics", typeof(BalloonStats)),
         ("GET", "/balloon/hinting/status", typeof(BalloonHintingStatus)),
         ("GET", "/hotplug/memory", typeof(MemoryHotplugStatus)),
-        ("GET", "/mmds", typeof(JsonObject)),
+        ("GET", "/mmds", typeof(JsonNode)),
     ];
 
     private static readonly (string Method, string PathPrefix, Type Type)[] RequestTypes =
@@ -37,8 +37,8 @@ public sealed class TranscriptTests
         ("PUT", "/machine-config", typeof(MachineConfiguration)),
         ("PATCH", "/machine-config", typeof(MachineConfigurationUpdate)),
         ("PUT", "/metrics", typeof(Metrics)),
-        ("PUT", "/mmds", typeof(JsonObject)),
-        ("PATCH", "/mmds", typeof(JsonObject)),
+        ("PUT", "/mmds", typeof(JsonNode)),
+        ("PATCH", "/mmds", typeof(JsonNode)),
         ("PUT", "/mmds/config", typeof(MmdsConfig)),
         ("PUT", "/entropy", typeof(EntropyDevice)),
         ("PUT", "/serial", typeof(SerialDevice)),
@@ -102,13 +102,33 @@ public sealed class TranscriptTests
         }
     }
 
+    /// <summary>Firecracker reads a log level in any case (logging.rs lower-cases it); Kiln writes it capitalised.</summary>
+    private static JsonNode? LevelInOneCase(JsonNode? node)
+    {
+        if (node is JsonObject { } o && o["level"] is JsonValue level && level.TryGetValue<string>(out var text))
+        {
+            o["level"] = text.ToLowerInvariant();
+        }
+
+        return node;
+    }
+
+    private static JsonNode LevelCapitalised(JsonNode body)
+    {
+        var copy = body.DeepClone();
+        if (copy["level"]?.GetValue<string>() is { Length: > 0 } level)
+            copy["level"] = char.ToUpperInvariant(level[0]) + level[1..].ToLowerInvariant();
+        return copy;
+    }
+
     private static void AssertRoundTripsWithoutLoss(JsonNode original, Type type)
     {
         var value = original.Deserialize(type, FirecrackerJsonContext.Default);
         Assert.NotNull(value);
         var again = JsonSerializer.SerializeToNode(value, type, FirecrackerJsonContext.Default);
+        var comparable = type == typeof(Logger) ? LevelInOneCase : (Func<JsonNode?, JsonNode?>)(n => n);
         Assert.True(
-            JsonNode.DeepEquals(WithoutNulls(original), WithoutNulls(again)),
+            JsonNode.DeepEquals(comparable(WithoutNulls(original)), comparable(WithoutNulls(again))),
             $"{type.Name} lost something:\n  was   {original.ToJsonString()}\n  is    {again?.ToJsonString()}");
     }
 
@@ -143,7 +163,7 @@ public sealed class TranscriptTests
         Assert.True(type is not null, $"no request record for {exchange.Method} {exchange.Path}");
 
         AssertRoundTripsWithoutLoss(exchange.RequestBody!, type);
-        if (type != typeof(System.Text.Json.Nodes.JsonObject))
+        if (type != typeof(JsonNode))
         {
             // What real Firecracker accepted is what the spec allows (PATCH /machine-config takes a subset).
             var problems = SpecDocument.Problems(exchange.RequestBody!.ToJsonString(), SpecDocument.Definition(Samples.DefinitionOf(type)));
@@ -152,6 +172,11 @@ public sealed class TranscriptTests
             // The spec says guest_cid >= 3, but Firecracker v1.16.1 accepted 2 (01-preboot-rules); Kiln does not enforce more than Firecracker.
             if (type == typeof(Vsock))
                 problems.Remove("NumberTooSmall: #/guest_cid");
+            // The spec lists levels capitalised, but Firecracker lower-cases the level before parsing it (logging.rs)
+            // and accepted "debug" (07-preboot-devices).
+            if (type == typeof(Logger)
+                && SpecDocument.Problems(LevelCapitalised(exchange.RequestBody!).ToJsonString(), SpecDocument.Definition(Samples.DefinitionOf(type))).Count == 0)
+                problems.Remove("NotInEnumeration: #/level");
             Assert.Empty(problems);
         }
     }
@@ -161,13 +186,14 @@ public sealed class TranscriptTests
     public void Every_error_answer_parses_into_an_api_error_with_a_message(string file, int index)
     {
         var body = Find(file, index).ResponseBody!;
-        // A body that was not JSON was recorded as {"_raw": "..."}: Firecracker's {"error": ...} answer to a bad request line.
+        // A body that was not JSON was recorded as {"_raw": "..."}: micro_http's {"error": ...} answer to a request it
+        // could not read (a bad request line, a payload over the limit), which always ends with the same sentence.
         var json = body["_raw"]?.GetValue<string>() ?? body.ToJsonString();
 
         var message = FaultMessage.From(System.Text.Encoding.UTF8.GetBytes(json));
 
         Assert.False(string.IsNullOrWhiteSpace(message));
         if (body["_raw"] is not null)
-            Assert.StartsWith("Invalid HTTP Version: Unsupported HTTP version.\nAll previous", message);
+            Assert.EndsWith("\nAll previous unanswered requests will be dropped.", message);
     }
 }
