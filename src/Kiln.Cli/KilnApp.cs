@@ -33,6 +33,7 @@ internal static class KilnApp
         root.Subcommands.Add(PauseResumeCommands.CreatePause(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
+        root.Subcommands.Add(TemplateCommands.Create(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
         return root;
@@ -101,7 +102,8 @@ internal static class KilnApp
                 if (verbose && start.OutputTail.Length > 0)
                     text += Environment.NewLine + "firecracker output:" + Environment.NewLine + start.OutputTail;
                 return (ExitCodes.Failure, text);
-            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException:
+            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException
+                or Kiln.Vm.MicrovmException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:
                 return (ExitCodes.Failure, $"{exception.GetType().Name}: {WithFault(exception.Message, FaultOf(exception))}");
