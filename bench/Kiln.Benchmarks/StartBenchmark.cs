@@ -195,7 +195,7 @@ public class StartBenchmark
         RootDirectory = Path.Combine(_root, "sb"),
     };
 
-    private static async Task<Socket> ConnectAsync(string path)
+    internal static async Task<Socket> ConnectAsync(string path)
     {
         // The socket file exists once bound; listen() follows at once, so a refused connect is retried briefly.
         for (var attempt = 0; ; attempt++)
@@ -214,7 +214,7 @@ public class StartBenchmark
         }
     }
 
-    private static async Task<string> RequestAsync(Socket socket, string method, string path, string? body)
+    internal static async Task<string> RequestAsync(Socket socket, string method, string path, string? body)
     {
         var head = body is null
             ? $"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n"
