@@ -148,6 +148,8 @@ public sealed class KilnSandboxRoot : IAsyncDisposable
         return path;
     }
 
+    private const string DefaultSignalEnv = "/usr/bin/env";
+
     public ProcessStartInfo StartInfo(IEnumerable<string> args, bool withRoot = true)
     {
         var start = new ProcessStartInfo(Kiln)
@@ -157,6 +159,15 @@ public sealed class KilnSandboxRoot : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        // A test run started in the background (`cmd &` in a script) inherits SIGINT as ignored, and an ignored
+        // SIGINT stays ignored across exec, so kiln would never see the Ctrl-C the tests send. env(1) puts the
+        // default disposition back and execs kiln in place (the PID stays kiln's).
+        if (File.Exists(DefaultSignalEnv))
+        {
+            start.FileName = DefaultSignalEnv;
+            start.ArgumentList.Add("--default-signal=INT,QUIT");
+            start.ArgumentList.Add(Kiln);
+        }
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
         if (withRoot)
