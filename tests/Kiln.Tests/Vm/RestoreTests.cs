@@ -29,6 +29,20 @@ public sealed class RestoreTests
     }
 
     [Fact]
+    public async Task A_restored_vmm_maps_the_memory_file_privately_so_restores_of_one_file_share_its_pages()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+
+        await using var vm = await Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct);
+
+        var mapping = File.ReadLines($"/proc/{vm.Pid}/maps").Where(l => l.EndsWith(" " + snapshot.MemoryPath, StringComparison.Ordinal)).ToArray();
+        Assert.NotEmpty(mapping);
+        Assert.All(mapping, l => Assert.EndsWith("p", l.Split(' ')[1])); // private (copy-on-write), never shared back into the file
+    }
+
+    [Fact]
     public async Task A_restore_without_resume_leaves_the_microvm_Paused_until_resumed()
     {
         using var root = new TempRoot();
