@@ -44,4 +44,11 @@ if (args is ["--agent", var agentPairs, ..])
     return;
 }
 
+// `--restore N`: N alternating snapshot restores through Kiln and a hand-written floor; then 1/10/50 template clones.
+if (args is ["--restore", var r, ..])
+{
+    await RestoreBenchmark.RunAsync(int.Parse(r, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(ApiRoundTripBenchmark).Assembly).Run(args);

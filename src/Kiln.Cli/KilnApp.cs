@@ -36,6 +36,7 @@ internal static class KilnApp
         root.Subcommands.Add(PauseResumeCommands.CreatePause(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
+        root.Subcommands.Add(TemplateCommands.Create(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
         OptionValueGuard.Install(root);
@@ -107,7 +108,8 @@ internal static class KilnApp
                 return (ExitCodes.Failure, text);
             case Kiln.Agent.AgentOperationException agent:
                 return (ExitCodes.Failure, $"the guest agent said: {agent.Message} ({agent.ErrorCode})");
-            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException:
+            case SandboxException or CliFailureException or FirecrackerException or IOException or UnauthorizedAccessException or TimeoutException
+                or Kiln.Vm.MicrovmException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:
                 return (ExitCodes.Failure, $"{exception.GetType().Name}: {WithFault(exception.Message, FaultOf(exception))}");

@@ -59,6 +59,11 @@ internal sealed record FirecrackerVersionJson(
 
 internal sealed record VersionJson(string Kiln, FirecrackerVersionJson Firecracker);
 
+internal sealed record TemplateJson(string Name, string Directory, string FirecrackerVersion, DateTimeOffset CreatedAt, int VcpuCount, long MemSizeMib,
+    IReadOnlyList<string> Drives);
+
+internal sealed record TemplateRemoveJson(string Name, bool Removed);
+
 internal sealed record SnapshotJson(string Name, SandboxState State, string StatePath, string MemoryPath);
 
 internal sealed record DemoStepJson(string Step, double Milliseconds, string Detail);
@@ -82,6 +87,9 @@ internal sealed record CopyResultJson(string Source, string Destination, long By
 [JsonSerializable(typeof(RunResultJson))]
 [JsonSerializable(typeof(InspectJson))]
 [JsonSerializable(typeof(StateJson))]
+[JsonSerializable(typeof(TemplateJson))]
+[JsonSerializable(typeof(IReadOnlyList<TemplateJson>))]
+[JsonSerializable(typeof(TemplateRemoveJson))]
 [JsonSerializable(typeof(RemoveJson))]
 [JsonSerializable(typeof(DriveAddJson))]
 [JsonSerializable(typeof(DriveRemoveJson))]

@@ -21,6 +21,12 @@ internal static unsafe partial class LibC
     private const long SYS_pidfd_send_signal = 424;
     private const long SYS_pidfd_open = 434;
 
+    /// <summary>ioctl FICLONE (_IOW(0x94, 9, int)): make the destination share the source's extents (copy-on-write).</summary>
+    public const ulong FICLONE = 0x40049409;
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int IoctlInt(int fd, ulong request, int argument);
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 

@@ -49,4 +49,11 @@ public sealed record VmmLaunchOptions
 
     /// <summary>How many output lines to keep for error reports.</summary>
     public int TailLines { get; init; } = 64;
+
+    /// <summary>
+    /// Starts the VMM in a private mount namespace of its own (<c>unshare --mount</c>, which execs in place, so the
+    /// PID stays the VMM's): bind mounts made in it later (<see cref="MountNamespace.BindAsync"/>) are seen by this
+    /// VMM alone. Root only.
+    /// </summary>
+    public bool PrivateMountNamespace { get; init; }
 }

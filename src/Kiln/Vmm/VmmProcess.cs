@@ -277,6 +277,14 @@ public sealed class VmmProcess : IAsyncDisposable
         var argv = new List<string>();
         if (!options.Detached && FindSystemTool("setpriv") is { } setpriv)
             argv.AddRange([setpriv, "--pdeathsig", "KILL", "--"]);
+        // Without --fork unshare(1) execs in place (the PID stays the VMM's); private propagation keeps the clone's
+        // bind mounts from the host's.
+        if (options.PrivateMountNamespace)
+        {
+            var unshare = FindSystemTool("unshare")
+                ?? throw new VmmLaunchException(executable, "a private mount namespace needs unshare(1) (util-linux), which was not found");
+            argv.AddRange([unshare, "--mount", "--propagation", "private", "--"]);
+        }
         argv.Add(executable);
         argv.AddRange(options.CommandLine ?? options.Arguments.ToList());
         return argv;
