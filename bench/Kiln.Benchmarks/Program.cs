@@ -23,10 +23,38 @@ if (args is ["--vsock", var vsockRounds, ..])
     return;
 }
 
+// `--metrics` alternates the metrics parser (and publisher) with a bare Utf8JsonReader pass over the same line.
+if (args is ["--metrics", ..])
+{
+    MetricsParseBenchmark.RunInterleaved();
+    return;
+}
+
+// `--jail-paired N`: N alternating pairs of plain and jailed start (root only).
+if (args is ["--jail-paired", var jailPairs, ..])
+{
+    await JailStartBenchmark.RunPairedAsync(int.Parse(jailPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 // `--start-paths N`: N alternating boots of one described microVM through the API sequence and through --config-file.
 if (args is ["--start-paths", var n, ..])
 {
     await StartPathBenchmark.RunPairedAsync(int.Parse(n, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
+// `--agent N`: exec through the guest agent (round trip of `true`, 100 MiB stdout) against a raw-socket floor.
+if (args is ["--agent", var agentPairs, ..])
+{
+    await AgentExecBenchmark.RunPairedAsync(int.Parse(agentPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
+// `--restore N`: N alternating snapshot restores through Kiln and a hand-written floor; then 1/10/50 template clones.
+if (args is ["--restore", var r, ..])
+{
+    await RestoreBenchmark.RunAsync(int.Parse(r, System.Globalization.CultureInfo.InvariantCulture));
     return;
 }
 

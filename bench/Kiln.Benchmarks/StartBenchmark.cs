@@ -1,8 +1,13 @@
-// Start (spawn → Running) through the driver, beside a floor: the same HTTP requests written by hand on a raw Unix
-// socket against the same binary, spawned the same way (VmmProcess, owned) and awaited the same way (inotify on the
-// socket's creation). The difference is what the driver adds: directory and state bookkeeping, the typed client,
-// step tracing and logging. Runs against fake-firecracker, or real Firecracker when KILN_FIRECRACKER (plus
-// KILN_TEST_KERNEL and KILN_TEST_ROOTFS/KILN_TEST_INITRD) are set.
+// Start (nothing → Running) through the driver, beside a floor: what a person would write by hand to do the same job
+// with the same binary. Both sides are timed whole. The driver: a new FirecrackerHypervisor, CreateAsync, StartAsync
+// (directory, lock, state file, placeholders, spawn, readiness, every API request). The floor: make the directory,
+// Firecracker's log file and the placeholder files, Process.Start the binary (console piped to a file), wait for the
+// API socket (inotify), then the same HTTP requests on a raw Unix socket until GET / says Running. The difference is
+// what the driver adds: bookkeeping, the owned-VMM launch (session + death signal), the typed client, tracing and
+// logging. Runs against fake-firecracker, or real Firecracker when KILN_FIRECRACKER (plus KILN_TEST_KERNEL and
+// KILN_TEST_ROOTFS/KILN_TEST_INITRD) are set.
+using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using BenchmarkDotNet.Attributes;
@@ -12,7 +17,6 @@ using BenchmarkDotNet.Engines;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Kiln.Sandbox;
-using Kiln.Vmm;
 
 namespace Kiln.Benchmarks;
 
@@ -29,8 +33,19 @@ public class StartBenchmark
     private string? _image;
     private int _counter;
     private FirecrackerHypervisor? _driver;
-    private VmmProcess? _floorVmm;
+    private Process? _floorProcess;
+    private Task? _floorConsole;
     private string _floorDir = "";
+    private string? _rootDevice;
+    private readonly Dictionary<string, List<double>> _floorPhases = [];
+    private long _floorStart;
+
+    private void Phase(string name)
+    {
+        if (!_floorPhases.TryGetValue(name, out var list))
+            _floorPhases[name] = list = [];
+        list.Add(Stopwatch.GetElapsedTime(_floorStart).TotalMilliseconds);
+    }
 
     /// <summary>Finds the binary and makes the guest files.</summary>
     [GlobalSetup]
@@ -53,20 +68,14 @@ public class StartBenchmark
             File.WriteAllText(_kernel, "kernel");
             File.WriteAllText(_image, "rootfs");
         }
+        // The person writing the floor knows their image: the same root= the driver finds in it.
+        _rootDevice = _image is null ? null : Kiln.Vm.RootDevice.Choose(_image, []).Device;
         Console.WriteLine($"// firecracker: {_firecracker}");
     }
 
     /// <summary>Removes the guest files.</summary>
     [GlobalCleanup]
     public void Cleanup() => Directory.Delete(_root, recursive: true);
-
-    /// <summary>A fresh sandbox for the driver.</summary>
-    [IterationSetup(Target = nameof(Driver))]
-    public void SetupDriver()
-    {
-        _driver = new FirecrackerHypervisor();
-        _driver.CreateAsync($"d{_counter++}", Config()).GetAwaiter().GetResult();
-    }
 
     /// <summary>Stops and removes the driver's sandbox.</summary>
     [IterationCleanup(Target = nameof(Driver))]
@@ -75,58 +84,75 @@ public class StartBenchmark
         _driver!.StopAsync().GetAwaiter().GetResult();
         _driver.CleanupAsync().GetAwaiter().GetResult();
         _driver.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _driver = null;
     }
 
-    /// <summary>A fresh directory with the placeholders made in advance for the floor.</summary>
-    [IterationSetup(Target = nameof(Floor))]
-    public void SetupFloor()
-    {
-        _floorDir = Path.Combine(_root, $"f{_counter++}");
-        Directory.CreateDirectory(_floorDir);
-        for (var i = 0; i < PoolSize; i++)
-        {
-            using var f = File.Create(Path.Combine(_floorDir, $"pool-{i}.img"));
-            f.SetLength(1024 * 1024);
-        }
-    }
-
-    /// <summary>Kills the floor's VMM.</summary>
+    /// <summary>Kills the floor's VMM and removes its directory.</summary>
     [IterationCleanup(Target = nameof(Floor))]
     public void CleanupFloor()
     {
-        _floorVmm!.KillAsync().GetAwaiter().GetResult();
-        _floorVmm.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _floorProcess!.Kill();
+        _floorProcess.WaitForExit();
+        _floorConsole!.GetAwaiter().GetResult();
+        _floorProcess.Dispose();
+        _floorProcess = null;
         Directory.Delete(_floorDir, recursive: true);
     }
 
-    /// <summary>Spawn → Running through <see cref="FirecrackerHypervisor.StartAsync"/>.</summary>
+    /// <summary>Nothing → Running through the driver: construct, <see cref="FirecrackerHypervisor.CreateAsync"/>, <see cref="FirecrackerHypervisor.StartAsync"/>.</summary>
     [Benchmark]
-    public Task Driver() => _driver!.StartAsync();
+    public async Task Driver()
+    {
+        _driver = new FirecrackerHypervisor();
+        await _driver.CreateAsync($"d{_counter++}", Config());
+        await _driver.StartAsync();
+    }
 
-    /// <summary>Spawn → Running with hand-written HTTP on a raw socket.</summary>
+    /// <summary>Nothing → Running by hand: files, Process.Start, hand-written HTTP on a raw socket.</summary>
     [Benchmark(Baseline = true)]
     public async Task Floor()
     {
+        _floorStart = Stopwatch.GetTimestamp();
+        _floorDir = Path.Combine(_root, $"f{_counter++}");
+        Directory.CreateDirectory(_floorDir);
         var socketPath = Path.Combine(_floorDir, "firecracker.sock");
+        var logPath = Path.Combine(_floorDir, "firecracker.log");
+        File.Create(logPath).Dispose(); // --log-path wants the file to exist
+        for (var i = 0; i < PoolSize; i++)
+        {
+            using var placeholder = File.Create(Path.Combine(_floorDir, $"pool-{i}.img"));
+            placeholder.SetLength(1024 * 1024);
+        }
+
         using var appeared = new SemaphoreSlim(0);
         using var watcher = new FileSystemWatcher(_floorDir, "firecracker.sock") { NotifyFilter = NotifyFilters.FileName };
         watcher.Created += (_, _) => appeared.Release();
         watcher.EnableRaisingEvents = true;
-        _floorVmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
+        var start = new ProcessStartInfo(_firecracker)
         {
-            ExecutablePath = _firecracker,
-            // The driver's command line, so that both pay for Firecracker's log file.
-            Arguments = new VmmArguments(socketPath).WithId("floor").WithLog(Path.Combine(_floorDir, "firecracker.log")),
-            OutputPath = Path.Combine(_floorDir, "console.log"),
+            UseShellExecute = false,
             WorkingDirectory = _floorDir,
-        });
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        // The driver's command line, so that both pay for Firecracker's log file.
+        foreach (var arg in new[] { "--api-sock", socketPath, "--id", "floor", "--log-path", logPath })
+            start.ArgumentList.Add(arg);
+        Phase("floor.files");
+        _floorProcess = Process.Start(start)!;
+        _floorConsole = CaptureConsoleAsync(_floorProcess, Path.Combine(_floorDir, "console.log"));
+        Phase("floor.spawned");
         if (!File.Exists(socketPath))
             await appeared.WaitAsync(TimeSpan.FromSeconds(10));
+        Phase("floor.socket");
+
         using var socket = await ConnectAsync(socketPath);
         await RequestAsync(socket, "GET", "/", null);
+        Phase("floor.api-ready");
         await RequestAsync(socket, "PUT", "/machine-config", """{"vcpu_count":1,"mem_size_mib":128}""");
         var initrd = _initrd is null ? "" : $",\"initrd_path\":\"{_initrd}\"";
-        var root = _image is null ? "" : " root=/dev/vda1";
+        var root = _rootDevice is null ? "" : " root=" + _rootDevice;
         await RequestAsync(socket, "PUT", "/boot-source",
             $"{{\"kernel_image_path\":\"{_kernel}\"{initrd},\"boot_args\":\"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd{root}\"}}");
         if (_image is not null)
@@ -142,9 +168,36 @@ public class StartBenchmark
             throw new InvalidOperationException("not running: " + state);
     }
 
+    /// <summary>The floor's console: stdout and stderr appended to one file, as the driver does.</summary>
+    private static Task CaptureConsoleAsync(Process process, string path)
+    {
+        var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+        var gate = new SemaphoreSlim(1);
+        async Task Pump(Stream from)
+        {
+            var buffer = new byte[16 * 1024];
+            int n;
+            while ((n = await from.ReadAsync(buffer)) > 0)
+            {
+                await gate.WaitAsync();
+                try
+                {
+                    await file.WriteAsync(buffer.AsMemory(0, n));
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }
+        }
+        return Task.WhenAll(Pump(process.StandardOutput.BaseStream), Pump(process.StandardError.BaseStream))
+            .ContinueWith(_ => { file.Dispose(); gate.Dispose(); }, TaskScheduler.Default);
+    }
+
     /// <summary>
     /// Driver and floor alternately, <paramref name="pairs"/> times: both see the same machine load, which on a shared
-    /// machine moves more than the driver's overhead. Prints the medians, their ratio and the median paired difference.
+    /// machine moves more than the driver's overhead. Prints the medians, their ratio and the median paired difference,
+    /// then the median of each of the driver's start steps (its trace spans) and of its create.
     /// </summary>
     public static async Task RunPairedAsync(int pairs)
     {
@@ -152,37 +205,73 @@ public class StartBenchmark
         bench.Setup();
         var driver = new List<double>();
         var floor = new List<double>();
+        var steps = new Dictionary<string, List<double>>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Kiln",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = activity =>
+            {
+                lock (steps)
+                {
+                    if (!steps.TryGetValue(activity.OperationName, out var list))
+                        steps[activity.OperationName] = list = [];
+                    list.Add(activity.Duration.TotalMilliseconds);
+                }
+            },
+        };
+        var create = new List<double>();
         try
         {
             for (var i = 0; i < pairs; i++)
             {
-                bench.SetupDriver();
-                var t = System.Diagnostics.Stopwatch.GetTimestamp();
-                await bench.Driver();
-                driver.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-                bench.CleanupDriver();
-                bench.SetupFloor();
-                t = System.Diagnostics.Stopwatch.GetTimestamp();
-                await bench.Floor();
-                floor.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-                bench.CleanupFloor();
+                // Alternate which side goes first, so neither always runs on the other's leftovers.
+                for (var side = 0; side < 2; side++)
+                {
+                    if ((side == 0) == (i % 2 == 0))
+                    {
+                        if (i == 0)
+                            ActivitySource.AddActivityListener(listener);
+                        var t = Stopwatch.GetTimestamp();
+                        bench._driver = new FirecrackerHypervisor();
+                        await bench._driver.CreateAsync($"d{bench._counter++}", bench.Config());
+                        var created = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+                        await bench._driver.StartAsync();
+                        driver.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+                        create.Add(created);
+                        bench.CleanupDriver();
+                    }
+                    else
+                    {
+                        var t = Stopwatch.GetTimestamp();
+                        await bench.Floor();
+                        floor.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+                        bench.CleanupFloor();
+                    }
+                }
             }
         }
         finally
         {
             bench.Cleanup();
         }
-        static double Median(IEnumerable<double> xs)
-        {
-            var a = xs.Order().ToArray();
-            return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
-        }
         var skip = Math.Min(3, pairs / 4); // warm-up pairs
         var d = driver.Skip(skip).ToArray();
         var f = floor.Skip(skip).ToArray();
         var diff = Median(d.Zip(f, (x, y) => x - y));
-        Console.WriteLine(System.FormattableString.Invariant(
-            $"paired starts: n={d.Length} driver median {Median(d):F1} ms, floor median {Median(f):F1} ms, ratio {Median(d) / Median(f):F3}, median paired overhead {diff:F1} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"paired starts: n={d.Length} driver median {Median(d):F2} ms, floor median {Median(f):F2} ms, ratio {Median(d) / Median(f):F3}, median paired overhead {diff:F2} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  driver create (construct + CreateAsync): median {Median(create.Skip(skip)):F2} ms"));
+        foreach (var (name, values) in bench._floorPhases)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name} (since the floor's start): median {Median(values.Skip(skip)):F2} ms"));
+        foreach (var (name, values) in steps.OrderBy(s => s.Key, StringComparer.Ordinal))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name}: median {Median(values.Skip(skip)):F2} ms"));
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var a = values.Order().ToArray();
+        return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
     }
 
     private HypervisorConfig Config() => new()
@@ -195,7 +284,7 @@ public class StartBenchmark
         RootDirectory = Path.Combine(_root, "sb"),
     };
 
-    private static async Task<Socket> ConnectAsync(string path)
+    internal static async Task<Socket> ConnectAsync(string path)
     {
         // The socket file exists once bound; listen() follows at once, so a refused connect is retried briefly.
         for (var attempt = 0; ; attempt++)
@@ -214,7 +303,7 @@ public class StartBenchmark
         }
     }
 
-    private static async Task<string> RequestAsync(Socket socket, string method, string path, string? body)
+    internal static async Task<string> RequestAsync(Socket socket, string method, string path, string? body)
     {
         var head = body is null
             ? $"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n"

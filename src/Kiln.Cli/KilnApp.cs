@@ -29,13 +29,18 @@ internal static class KilnApp
         root.Subcommands.Add(RemoveCommand.Create(globals));
         root.Subcommands.Add(DriveCommands.Create(globals));
         root.Subcommands.Add(LogsCommand.Create(globals));
+        root.Subcommands.Add(AttachCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));
         root.Subcommands.Add(VsockCommand.Create(globals));
+        root.Subcommands.Add(ExecCommand.Create(globals));
+        root.Subcommands.Add(CpCommand.Create(globals));
         root.Subcommands.Add(PauseResumeCommands.CreatePause(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
+        root.Subcommands.Add(TemplateCommands.Create(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
+        OptionValueGuard.Install(root);
         return root;
     }
 
@@ -102,7 +107,10 @@ internal static class KilnApp
                 if (verbose && start.OutputTail.Length > 0)
                     text += Environment.NewLine + "firecracker output:" + Environment.NewLine + start.OutputTail;
                 return (ExitCodes.Failure, text);
-            case SandboxException or CliFailureException or FirecrackerException or Kiln.Host.Vsock.VsockException or IOException or UnauthorizedAccessException or TimeoutException:
+            case Kiln.Agent.AgentOperationException agent:
+                return (ExitCodes.Failure, $"the guest agent said: {agent.Message} ({agent.ErrorCode})");
+            case SandboxException or CliFailureException or FirecrackerException or Kiln.Host.Vsock.VsockException or IOException or UnauthorizedAccessException or TimeoutException
+                or Kiln.Vm.MicrovmException:
                 return (ExitCodes.Failure, WithFault(exception.Message, FaultOf(exception)));
             default:
                 return (ExitCodes.Failure, $"{exception.GetType().Name}: {WithFault(exception.Message, FaultOf(exception))}");

@@ -9,6 +9,12 @@ using Kiln.FakeFirecracker.Json;
 using Kiln.FakeFirecracker.Resources;
 using Kiln.FakeFirecracker.Vmm;
 
+// The same executable is the stand-in's jailer when it runs under the name fake-jailer (a copy of this apphost).
+if (Path.GetFileName(Environment.ProcessPath) == "fake-jailer")
+{
+    return Kiln.FakeFirecracker.Jailer.JailerProgram.Run(args);
+}
+
 var knobs = Knobs.FromEnvironment();
 var log = new FcLogger("anonymous-instance");
 
@@ -17,7 +23,9 @@ var log = new FcLogger("anonymous-instance");
 // timing Firecracker's, and the handler is where FAKE_FC_IGNORE_SIGTERM hooks in.
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
 {
-    if (knobs.IgnoreSigterm)
+    // A jailed Firecracker in a new PID namespace is that namespace's init, and the kernel drops a signal to an init
+    // that has no handler of its own: SIGTERM does nothing there (jailer FACTS.md).
+    if (knobs.IgnoreSigterm || Environment.ProcessId == 1)
     {
         ctx.Cancel = true;
         return;

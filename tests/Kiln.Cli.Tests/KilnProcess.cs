@@ -41,6 +41,37 @@ public sealed class KilnChild : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits until stdout matches <paramref name="pattern"/> (from character <paramref name="from"/> on);
+    /// returns stdout's length then. Fails with what kiln printed when the deadline passes or kiln ends first.</summary>
+    public async Task<int> WaitForOutputAsync(System.Text.RegularExpressions.Regex pattern, TimeSpan within, int from = 0)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var stdout = Stdout;
+            if (stdout.Length > from && pattern.IsMatch(stdout[from..]))
+                return stdout.Length;
+            if (HasExited || DateTime.UtcNow > deadline)
+            {
+                string stderr;
+                lock (_stderr)
+                    stderr = _stderr.ToString();
+                Assert.Fail($"'{pattern}' did not appear in kiln's output within {within}{(HasExited ? " (kiln ended)" : "")} (a slow guest: raise " +
+                    $"KILN_TEST_BOOT_TIMEOUT; another ready line: KILN_TEST_READY_PATTERN).\n--- stdout\n{Tail(stdout)}\n--- stderr\n{Tail(stderr)}");
+            }
+
+            // kiln appends as the guest prints: look again shortly, bounded by the deadline above.
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static string Tail(string s) => s.Length <= 4000 ? s : s[^4000..];
+
+    /// <summary>The child's stdin.</summary>
+    public Stream Input => _process.StandardInput.BaseStream;
+
     public string Stdout
     {
         get

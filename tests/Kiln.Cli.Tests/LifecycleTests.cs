@@ -1,3 +1,4 @@
+using System.Text;
 // The lifecycle through separate kiln processes against fake-firecracker, as a user would type it.
 using System.Diagnostics;
 using System.Text.Json;
@@ -153,6 +154,52 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Contains(_root.Kernel, inspect.Stdout);
     }
 
+    [Theory]
+    [InlineData("bare", "", "/dev/vda", "WholeDisk", "no partition table")]
+    [InlineData("mbr", "", "/dev/vda1", "MbrPartitionTable", "MBR partition table")]
+    [InlineData("mbr", "root=/dev/vdb", "/dev/vdb", "Configured", "configured root=")]
+    public async Task Inspect_shows_the_root_device_the_guest_boots_from_and_why(string image, string kernelArgs, string device, string reason, string why)
+    {
+        var rootfs = _root.CreateFile($"{image}.img", 1024 * 1024);
+        if (image == "mbr")
+        {
+            await using var file = new FileStream(rootfs, FileMode.Open, FileAccess.Write);
+            var sector = new byte[512];
+            sector[0x1BE + 4] = 0x83; // a Linux partition...
+            sector[0x1BE + 12] = 0x10; // ...16 sectors long
+            sector[510] = 0x55;
+            sector[511] = 0xAA;
+            await file.WriteAsync(sector, TestContext.Current.CancellationToken);
+        }
+        var name = "root-" + image + (kernelArgs.Length > 0 ? "-c" : "");
+        string[] extra = kernelArgs.Length > 0 ? ["--kernel-args", kernelArgs] : [];
+        var run = await _root.RunAsync(["run", "--detach", "--name", name, "--kernel", _root.Kernel, "--rootfs", rootfs, .. extra]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+
+        var json = (await _root.RunAsync("inspect", name, "--json")).Json();
+        var human = await _root.RunAsync("inspect", name);
+
+        var root = json.GetProperty("rootDevice");
+        Assert.Equal((device, reason), (root.GetProperty("device").GetString(), root.GetProperty("reason").GetString()));
+        Assert.Contains(why, root.GetProperty("explanation").GetString());
+        var bootArgs = json.GetProperty("vmConfig").GetProperty("boot-source").GetProperty("boot_args").GetString()!;
+        Assert.Contains($"root={device}", bootArgs.Split(' '));
+        Assert.Matches($@"Root device\s+{device} \(.*{why}", human.Stdout);
+    }
+
+    [Fact]
+    public async Task Inspect_piped_to_a_file_draws_its_section_rules_80_columns_wide()
+    {
+        await _root.RunDetachedAsync("inrule");
+
+        var inspect = await _root.RunAsync("inspect", "inrule");
+
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        var rules = inspect.Stdout.Split('\n').Where(line => line.StartsWith("── ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(["Block pool", "Boot devices", "Network", "Firecracker /vm/config"], rules.Select(r => r.Trim('─', ' ')));
+        Assert.All(rules, rule => Assert.Equal(80, rule.Length));
+    }
+
     [Fact]
     public async Task Inspect_shows_the_boot_time_devices_of_run_in_order_even_after_a_stop()
     {
@@ -201,6 +248,42 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal(slot, rm.Json().GetProperty("slot").GetInt32());
         inspected = (await _root.RunAsync("inspect", "hp", "--json")).Json();
         Assert.Equal(JsonValueKind.Null, inspected.GetProperty("poolSlots")[slot].GetProperty("hostPath").ValueKind);
+    }
+
+    [Theory]
+    [InlineData("slot")]
+    [InlineData("driveId")]
+    [InlineData("guestDevice")]
+    [InlineData("guestDeviceName")]
+    public async Task Drive_rm_takes_the_slot_the_drive_id_or_the_guest_device_that_drive_add_printed(string form)
+    {
+        var name = "hpf-" + form.ToLowerInvariant()[..4];
+        await _root.RunDetachedAsync(name);
+        var disk = _root.CreateFile("f.img", 1024 * 1024);
+        var added = (await _root.RunAsync("drive", "add", name, disk, "--json")).Json();
+        var slot = added.GetProperty("slot").GetInt32();
+        var reference = form == "guestDeviceName"
+            ? Path.GetFileName(added.GetProperty("guestDevice").GetString())!
+            : form == "slot" ? slot.ToString(System.Globalization.CultureInfo.InvariantCulture) : added.GetProperty(form).GetString()!;
+
+        var rm = await _root.RunAsync("drive", "rm", name, reference, "--json");
+
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.Equal(slot, rm.Json().GetProperty("slot").GetInt32());
+        var inspected = (await _root.RunAsync("inspect", name, "--json")).Json();
+        Assert.Equal(JsonValueKind.Null, inspected.GetProperty("poolSlots")[slot].GetProperty("hostPath").ValueKind);
+    }
+
+    [Fact]
+    public async Task Drive_rm_of_something_no_slot_is_called_exits_1_and_lists_the_names_it_takes()
+    {
+        await _root.RunDetachedAsync("hpn");
+
+        var rm = await _root.RunAsync("drive", "rm", "hpn", "drive_99");
+
+        Assert.Equal(1, rm.ExitCode);
+        Assert.Contains("no pool slot, drive or guest device 'drive_99'", rm.Stderr);
+        Assert.Contains("drive_0", rm.Stderr);
     }
 
     [Fact]
@@ -356,6 +439,43 @@ public sealed class LifecycleTests : IAsyncLifetime
         var lines = json.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(content.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, lines.Length);
         Assert.All(lines, l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString());
+    }
+
+    [Fact]
+    public async Task Attach_sends_input_to_the_guests_serial_console_shows_its_answer_and_detaches_on_ctrl_close_bracket()
+    {
+        await _root.RunDetachedAsync("at");
+        await using var attach = _root.Start("attach", "at");
+
+        // Attach shows output from the moment it follows the console: type until the guest's answer shows.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        for (var i = 0; !attach.Stdout.Contains("kiln-fake-guest: serial input: hello", StringComparison.Ordinal); i++)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the guest's answer never showed:\n" + attach.Stdout);
+            await attach.Input.WriteAsync(Encoding.UTF8.GetBytes($"hello {i}\r"), TestContext.Current.CancellationToken);
+            await attach.Input.FlushAsync(TestContext.Current.CancellationToken);
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+        await attach.Input.WriteAsync(new byte[] { 0x1d }, TestContext.Current.CancellationToken);
+        await attach.Input.FlushAsync(TestContext.Current.CancellationToken);
+        var result = await attach.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("detach with Ctrl-]", result.Stderr);
+        Assert.Equal("Running", (await _root.PsAsync("at")).GetProperty("state").GetString());
+        await _root.RunAsync("stop", "at");
+    }
+
+    [Fact]
+    public async Task Attach_refuses_a_stopped_sandbox()
+    {
+        await _root.RunDetachedAsync("as");
+        await _root.RunAsync("stop", "as");
+
+        var result = await _root.RunAsync("attach", "as");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("no console to attach to", result.Stderr);
     }
 
     [Fact]

@@ -64,6 +64,21 @@ public sealed class UsageTests : IAsyncLifetime
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap0,mac=zz:00:00:00:00:00", "--net")]
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|a-tap-name-longer-than-fifteen", "--net")]
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap0,speed=fast", "--net")]
+    [InlineData("--kernel|{kernel}|--rootfs|{rootfs}|--net|--detach", "--net needs a value, but the next word is the option '--detach'")]
+    [InlineData("--kernel|{kernel}|--rootfs|{rootfs}|--net|-d", "--net needs a value, but the next word is the option '-d'")]
+    [InlineData("--detach|--kernel|--rootfs|{rootfs}", "--kernel needs a value, but the next word is the option '--rootfs'")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|--json", "--name needs a value")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--drive|--verbose", "--drive needs a value")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--kernel-args|--help", "--kernel-args needs a value")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--firecracker|--root|/tmp", "--firecracker needs a value")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap:0", "is not a TAP device name: ':' is not allowed")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap 0", "is not a TAP device name: white space")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap	0", "is not a TAP device name: white space")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap/0", "is not a TAP device name: '/' is not allowed")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tap%d", "is not a TAP device name: '%' is not allowed")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|..", "is not a TAP device name: '.' and '..'")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|,mac=02:00:00:00:00:01", "is not a TAP device name: it is empty")]
+    [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--net|tapéééééééé", "is not a TAP device name: 19 bytes, at most 15")]
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|../escape", "invalid sandbox name")]
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|a/b", "invalid sandbox name")]
     [InlineData("--detach|--kernel|{kernel}|--rootfs|{rootfs}|--name|..", "invalid sandbox name")]
@@ -102,12 +117,24 @@ public sealed class UsageTests : IAsyncLifetime
         Assert.Contains("--force", result.Stderr);
     }
 
-    [Theory]
-    [InlineData("first", "first")]
-    [InlineData("-1", "slot must be 0 or more, not -1")]
-    public async Task Drive_rm_with_a_slot_that_is_not_a_pool_index_exits_2(string slot, string message)
+    [Fact]
+    public async Task Drive_rm_with_a_negative_slot_exits_2()
     {
-        var result = await _root.RunAsync("drive", "rm", "vm", slot);
+        var result = await _root.RunAsync("drive", "rm", "vm", "-1");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("expected a pool slot (0 or more), a drive id or a guest device, not '-1'", result.Stderr);
+    }
+
+    [Theory]
+    [InlineData("stop|vm|--timeout|--force", "--timeout needs a value, but the next word is the option '--force'")]
+    [InlineData("stop|vm|-t|--json", "--timeout needs a value")]
+    [InlineData("version|--firecracker|--json", "--firecracker needs a value")]
+    [InlineData("ps|--root|--json", "--root needs a value")]
+    [InlineData("demo|--kernel|--rootfs|x", "--kernel needs a value")]
+    public async Task An_option_given_another_option_as_its_value_exits_2(string args, string message)
+    {
+        var result = await _root.RunWithoutRootAsync(args.Split('|'));
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(message, result.Stderr);

@@ -41,12 +41,14 @@ public sealed class PreBootPostBootTests
         { "PUT", "/snapshot/load", """{"snapshot_path": "/tmp/x", "mem_backend": {"backend_type": "File", "backend_path": "/tmp/y"}}""" },
     };
 
+    public static TheoryData<string, string, string?, string> PostBootOnlyOnEachTarget() => FirecrackerTarget.Each(PostBootOnly());
+
     [Theory]
-    [MemberData(nameof(PostBootOnly))]
-    public async Task A_post_boot_operation_before_InstanceStart_is_refused(string method, string path, string? body)
+    [MemberData(nameof(PostBootOnlyOnEachTarget))]
+    public async Task A_post_boot_operation_before_InstanceStart_is_refused(string method, string path, string? body, string target)
     {
         using var dir = new TempDir();
-        await using var fc = await Fc.StartAsync(dir);
+        await using var fc = await Fc.StartAsync(dir, target: FirecrackerTarget.Require(target));
 
         var answer = await fc.SendAsync(method, path, body);
 

@@ -11,52 +11,60 @@ public sealed partial class ProcessTests
     [GeneratedRegex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9} \[([^\]]+)\] (.*)$", RegexOptions.Multiline)]
     private static partial Regex LogLine();
 
-    private static async Task<(int? Code, string Output)> RunToEnd(params string[] args)
+    private static async Task<(int? Code, string Output)> RunToEnd(string target, params string[] args)
     {
-        await using var p = FakeProcess.Start(args);
+        await using var p = FakeProcess.Start(args, binary: FirecrackerTarget.Require(target).BinaryPath);
         var code = await p.WaitExitAsync(Exit, Fc.Ct);
         return (code, p.Output);
     }
 
-    [Fact]
-    public async Task Version_prints_the_version_and_exits_0()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task Version_prints_the_version_and_exits_0(string target)
     {
-        var (code, output) = await RunToEnd("--version");
+        var (code, output) = await RunToEnd(target, "--version");
 
         Assert.Equal(0, code);
         Assert.StartsWith("Firecracker v1.16.1\n\n", output);
         Assert.Matches(@"\[anonymous-instance:main\] Firecracker exiting successfully\. exit_code=0\n$", output);
     }
 
-    [Fact]
-    public async Task Help_prints_Firecrackers_help_text_verbatim()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task Help_prints_Firecrackers_help_text_verbatim(string target)
     {
         var sample = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "assets", "samples", "help.txt"), Fc.Ct);
         var expected = sample[..sample.IndexOf("\n20", StringComparison.Ordinal)] + "\n";
 
-        var (code, output) = await RunToEnd("--help");
+        var (code, output) = await RunToEnd(target, "--help");
 
         Assert.Equal(0, code);
         Assert.StartsWith(expected, output);
     }
 
-    [Fact]
-    public async Task Snapshot_version_prints_the_data_format_version()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task Snapshot_version_prints_the_data_format_version(string target)
     {
-        var (code, output) = await RunToEnd("--snapshot-version");
+        var (code, output) = await RunToEnd(target, "--snapshot-version");
 
         Assert.Equal(0, code);
         Assert.StartsWith("v10.0.0\n", output);
     }
 
-    [Theory]
-    [InlineData(new[] { "--no-such-flag" }, "Found argument 'no-such-flag' which wasn't expected, or isn't valid in this context.", "UnexpectedArgument(\"no-such-flag\")")]
-    [InlineData(new[] { "--id" }, "The argument 'id' requires a value, but none was supplied.", "MissingValue(\"id\")")]
-    [InlineData(new[] { "--id", "a", "--id", "b" }, "The argument 'id' was provided more than once.", "DuplicateArgument(\"id\")")]
-    [InlineData(new[] { "--no-api" }, "Argument 'config-file' required, but not found.", "MissingArgument(\"config-file\")")]
-    public async Task A_bad_command_line_exits_153_with_an_argument_parsing_error(string[] args, string message, string debug)
+    public static TheoryData<string[], string, string, string> BadCommandLines() => FirecrackerTarget.Each(new TheoryData<string[], string, string>
     {
-        var (code, output) = await RunToEnd(args);
+        { ["--no-such-flag"], "Found argument 'no-such-flag' which wasn't expected, or isn't valid in this context.", "UnexpectedArgument(\"no-such-flag\")" },
+        { ["--id"], "The argument 'id' requires a value, but none was supplied.", "MissingValue(\"id\")" },
+        { ["--id", "a", "--id", "b"], "The argument 'id' was provided more than once.", "DuplicateArgument(\"id\")" },
+        { ["--no-api"], "Argument 'config-file' required, but not found.", "MissingArgument(\"config-file\")" },
+    });
+
+    [Theory]
+    [MemberData(nameof(BadCommandLines))]
+    public async Task A_bad_command_line_exits_153_with_an_argument_parsing_error(string[] args, string message, string debug, string target)
+    {
+        var (code, output) = await RunToEnd(target, args);
 
         Assert.Equal(153, code);
         Assert.Contains($"[anonymous-instance:main] Arguments parsing error: {message} \\n\\nFor more information try --help.\n", output);
@@ -64,12 +72,13 @@ public sealed partial class ProcessTests
         Assert.Contains("Firecracker exiting with error. exit_code=153", output);
     }
 
-    [Fact]
-    public async Task Describing_a_missing_snapshot_ends_the_process_with_1_and_main_rs_error_texts()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task Describing_a_missing_snapshot_ends_the_process_with_1_and_main_rs_error_texts(string target)
     {
         using var dir = new TempDir();
 
-        var (code, output) = await RunToEnd("--describe-snapshot", dir["missing"]);
+        var (code, output) = await RunToEnd(target, "--describe-snapshot", dir["missing"]);
 
         Assert.Equal(1, code);
         Assert.Contains("[anonymous-instance:main] When printing Snapshot Data format: Unable to open snapshot state file: No such file or directory (os error 2)\n", output);
@@ -79,22 +88,27 @@ public sealed partial class ProcessTests
 
     // Start-up failures main.rs reports: its message, the error's Debug form on stderr, the exit line; the logger's
     // come before "Running Firecracker", the metrics' after it. "{dir}" stands for the test's own directory.
+    public static TheoryData<string, int, string, string, bool, string> BadLoggerOrMetricsFlags() => FirecrackerTarget.Each(new TheoryData<string, int, string, string, bool>
+    {
+        { "--level|Loud", 152,
+            "Invalid value for logger level: Failed to parse string to level filter: Loud.Possible values: [Error, Warning, Info, Debug]",
+            "Error: InvalidLogLevel(LevelFilterFromStrError(\"Loud\"))", true },
+        { "--log-path|{dir}/missing/fc.log", 1,
+            "Could not initialize logger: Failed to open target file: No such file or directory (os error 2)",
+            "Error: LoggerInitialization(LoggerUpdateError(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", true },
+        { "--metrics-path|{dir}/missing/fc.metrics", 1,
+            "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory (os error 2)",
+            "Error: MetricsInitialization(InitializationFailure(\"No such file or directory (os error 2)\"))", false },
+    });
+
     [Theory]
-    [InlineData("--level|Loud", 152,
-        "Invalid value for logger level: Failed to parse string to level filter: Loud.Possible values: [Error, Warning, Info, Debug]",
-        "Error: InvalidLogLevel(LevelFilterFromStrError(\"Loud\"))", true)]
-    [InlineData("--log-path|{dir}/missing/fc.log", 1,
-        "Could not initialize logger: Failed to open target file: No such file or directory (os error 2)",
-        "Error: LoggerInitialization(LoggerUpdateError(Os { code: 2, kind: NotFound, message: \"No such file or directory\" }))", true)]
-    [InlineData("--metrics-path|{dir}/missing/fc.metrics", 1,
-        "Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory (os error 2)",
-        "Error: MetricsInitialization(InitializationFailure(\"No such file or directory (os error 2)\"))", false)]
-    public async Task A_bad_logger_or_metrics_flag_ends_the_process_with_main_rs_texts_and_exit_code(string flag, int exitCode, string message, string debugForm, bool beforeRunning)
+    [MemberData(nameof(BadLoggerOrMetricsFlags))]
+    public async Task A_bad_logger_or_metrics_flag_ends_the_process_with_main_rs_texts_and_exit_code(string flag, int exitCode, string message, string debugForm, bool beforeRunning, string target)
     {
         using var dir = new TempDir();
         var extra = flag.Replace("{dir}", dir.Path, StringComparison.Ordinal).Split('|');
 
-        var (code, output) = await RunToEnd(["--api-sock", dir["api.sock"], "--id", "flag", .. extra]);
+        var (code, output) = await RunToEnd(target, ["--api-sock", dir["api.sock"], "--id", "flag", .. extra]);
 
         Assert.Equal(exitCode, code);
         Assert.Contains($"[flag:main] {message}\n", output);
@@ -103,34 +117,37 @@ public sealed partial class ProcessTests
         Assert.Equal(!beforeRunning, output.Contains("Running Firecracker", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task An_instance_id_with_a_space_panics_and_dies_by_SIGABRT()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task An_instance_id_with_a_space_panics_and_dies_by_SIGABRT(string target)
     {
-        var (code, output) = await RunToEnd("--id", "bad id with spaces");
+        var (code, output) = await RunToEnd(target, "--id", "bad id with spaces");
 
         Assert.Equal(-NativeMethods.SIGABRT, code);
         Assert.Contains("[anonymous-instance:main] Firecracker panicked at src/firecracker/src/main.rs:309:48:\nInvalid instance ID: InvalidChar(' ', 3)", output);
     }
 
-    [Fact]
-    public async Task A_missing_config_file_panics_after_the_first_log_line_and_dies_by_SIGABRT()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task A_missing_config_file_panics_after_the_first_log_line_and_dies_by_SIGABRT(string target)
     {
         using var dir = new TempDir();
 
-        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "cfg", "--config-file", dir["missing.json"]);
+        var (code, output) = await RunToEnd(target, "--api-sock", dir["api.sock"], "--id", "cfg", "--config-file", dir["missing.json"]);
 
         Assert.Equal(-NativeMethods.SIGABRT, code);
         Assert.Contains("[cfg:main] Running Firecracker v1.16.1", output);
         Assert.Contains("Unable to open or read from the configuration file: Os { code: 2, kind: NotFound, message: \"No such file or directory\" }", output);
     }
 
-    [Fact]
-    public async Task An_API_socket_path_that_exists_ends_the_process_with_exit_code_1()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task An_API_socket_path_that_exists_ends_the_process_with_exit_code_1(string target)
     {
         using var dir = new TempDir();
         await File.WriteAllTextAsync(dir["api.sock"], "occupied", Fc.Ct);
 
-        var (code, output) = await RunToEnd("--api-sock", dir["api.sock"], "--id", "taken");
+        var (code, output) = await RunToEnd(target, "--api-sock", dir["api.sock"], "--id", "taken");
 
         Assert.Equal(1, code);
         Assert.Contains($"[taken:main] RunWithApiError error: Failed to open the API socket at: {dir["api.sock"]}. Check that it is not already used.", output);
@@ -138,11 +155,12 @@ public sealed partial class ProcessTests
         Assert.Contains("Firecracker exiting with error. exit_code=1", output);
     }
 
-    [Fact]
-    public async Task SIGTERM_kills_the_process_by_signal_15_and_leaves_the_socket_behind()
+    [Theory]
+    [MemberData(nameof(FirecrackerTarget.Names), MemberType = typeof(FirecrackerTarget))]
+    public async Task SIGTERM_kills_the_process_by_signal_15_and_leaves_the_socket_behind(string target)
     {
         using var dir = new TempDir();
-        await using var fc = await Fc.StartAsync(dir);
+        await using var fc = await Fc.StartAsync(dir, target: FirecrackerTarget.Require(target));
 
         fc.Process.Signal(NativeMethods.SIGTERM);
 

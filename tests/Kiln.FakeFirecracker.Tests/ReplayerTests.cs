@@ -26,6 +26,25 @@ public sealed class ReplayerTests
         Assert.StartsWith("step 4:", replayer.Differences[1]);
     }
 
+    [Fact]
+    public async Task A_step_marked_as_a_known_stand_in_difference_is_reported_once_the_stand_in_gets_it_right()
+    {
+        using var dir = new TempDir();
+        var transcript = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(TranscriptReplayer.TranscriptDirectory, "05-stale-sockets.json"), TestContext.Current.CancellationToken))!;
+        var results = transcript["results"]!.AsArray();
+        results[0]!["stand_in_differs"] = "pretend the stand-in answered differently";
+        results[1]!["exists"] = false;
+        results[1]!["stand_in_differs"] = "a real difference, tolerated on the stand-in";
+        var marked = dir["marked.json"];
+        await File.WriteAllTextAsync(marked, transcript.ToJsonString(), TestContext.Current.CancellationToken);
+        await using var replayer = new TranscriptReplayer(dir);
+
+        await replayer.ReplayAsync(marked, TestContext.Current.CancellationToken);
+
+        var difference = Assert.Single(replayer.Differences);
+        Assert.StartsWith("step 0: marked stand_in_differs", difference);
+    }
+
     private const string Recorded = """
         2026-11-27T15:22:13.969343425 [vm:main] Running Firecracker v1.16.1
         2026-11-27T15:22:13.970603034 [vm:fc_api] API server started.

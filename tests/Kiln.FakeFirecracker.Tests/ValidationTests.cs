@@ -47,12 +47,14 @@ public sealed class ValidationTests
         { "PUT", "/snapshot/load", """{"snapshot_path": "/x", "mem_file_path": "/y", "mem_backend": {"backend_type": "File", "backend_path": "/y"}}""", Serde + "too many fields: either `mem_backend` or `mem_file_path` exclusively is required." },
     };
 
+    public static TheoryData<string, string, string, string, string> FreshVmFaultsOnEachTarget() => FirecrackerTarget.Each(FreshVmFaults());
+
     [Theory]
-    [MemberData(nameof(FreshVmFaults))]
-    public async Task A_fresh_VM_refuses_a_bad_request_with_Firecrackers_fault_message(string method, string path, string body, string fault)
+    [MemberData(nameof(FreshVmFaultsOnEachTarget))]
+    public async Task A_fresh_VM_refuses_a_bad_request_with_Firecrackers_fault_message(string method, string path, string body, string fault, string target)
     {
         using var dir = new TempDir();
-        await using var fc = await Fc.StartAsync(dir);
+        await using var fc = await Fc.StartAsync(dir, target: FirecrackerTarget.Require(target));
 
         var answer = await fc.SendAsync(method, path, body.Length == 0 ? null : body);
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
 
@@ -46,18 +47,25 @@ internal static class DriveCommands
     private static Command CreateRemove(GlobalOptions globals)
     {
         var name = CommandExtensions.NameArgument();
-        var slot = new Argument<int>("slot") { Description = "The pool slot printed by 'kiln drive add'." };
-        slot.Check(value => value < 0 ? $"slot must be 0 or more, not {value}." : null);
-        var command = new Command("rm", "Detach a hot-plugged drive; its slot returns to the pool.") { name, slot };
+        var which = new Argument<string>("drive")
+        {
+            Description = "What 'kiln drive add' printed: the pool slot (0), the drive id (drive_0) or the guest device (/dev/vdb).",
+        };
+        which.Check(value => value is null || value.Length == 0 || value.StartsWith('-')
+            ? $"expected a pool slot (0 or more), a drive id or a guest device, not '{value}'."
+            : null);
+        var command = new Command("rm", "Detach a hot-plugged drive; its slot returns to the pool.") { name, which };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var id = context.Value(name);
-            var index = context.Value(slot);
+            var reference = context.Value(which);
             await using var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken);
-            var occupant = hypervisor.PoolSlots.FirstOrDefault(s => s.Index == index)
-                ?? throw new CliFailureException($"sandbox '{id}' has no pool slot {index} (slots: 0-{hypervisor.PoolSlots.Count - 1}).");
+            var occupant = FindSlot(hypervisor.PoolSlots, reference)
+                ?? throw new CliFailureException(
+                    $"sandbox '{id}' has no pool slot, drive or guest device '{reference}' ({Describe(hypervisor.PoolSlots)}).");
+            var index = occupant.Index;
             if (occupant.HostPath is not { } hostPath)
-                throw new CliFailureException($"pool slot {index} of '{id}' holds no hot-plugged drive.");
+                throw new CliFailureException($"pool slot {index} ({occupant.DriveId}, {occupant.GuestDevice}) of '{id}' holds no hot-plugged drive.");
             await hypervisor.HotplugRemoveAsync(new BlockDevice(hostPath) { PoolSlot = index }, cancellationToken);
             if (context.Json)
                 Output.WriteJson(new DriveRemoveJson(id, index), CliJsonContext.Default.DriveRemoveJson);
@@ -66,4 +74,22 @@ internal static class DriveCommands
             return ExitCodes.Success;
         });
     }
+
+    /// <summary>
+    /// The slot <paramref name="reference"/> names, in any form 'drive add' printed: the slot number, the drive id,
+    /// or the guest device with or without its /dev/ prefix.
+    /// </summary>
+    internal static PoolSlot? FindSlot(IReadOnlyList<PoolSlot> slots, string reference)
+    {
+        if (reference.All(char.IsAsciiDigit))
+            return int.TryParse(reference, NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                ? slots.FirstOrDefault(s => s.Index == index)
+                : null;
+        var device = reference.StartsWith("/dev/", StringComparison.Ordinal) ? reference : "/dev/" + reference;
+        return slots.FirstOrDefault(s => s.DriveId == reference || s.GuestDevice == device);
+    }
+
+    private static string Describe(IReadOnlyList<PoolSlot> slots) => slots.Count == 0
+        ? "it has no pool slots"
+        : $"slots 0-{slots.Count - 1}: {slots[0].DriveId}…{slots[^1].DriveId}, {slots[0].GuestDevice}…{slots[^1].GuestDevice}";
 }

@@ -37,7 +37,9 @@ internal static class InspectCommand
             var result = new InspectJson(
                 info.Id, info.State, info.Ownership, info.Pid, info.StartedAt, Sandboxes.UptimeSeconds(info.State, info.StartedAt, now),
                 new PathsJson(info.Directory, info.SocketPath, info.ConsolePath, info.VmmLogPath), Sandboxes.Config(info.Config),
-                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError)
+                [.. info.PoolSlots.Select(Sandboxes.Slot)], [.. info.Devices.Select(Sandboxes.Device)], vmConfig, vmConfigError,
+                RootDevice(info.Config),
+                Jail(info.Config, info.Id, info.Pid))
             {
                 Network = info.Config.Network is null ? null : NetworkOf(info.Id),
             };
@@ -57,6 +59,33 @@ internal static class InspectCommand
                 n.GuestAddress?.ToString(), n.GuestMac, n.HostVeth, n.HostVethAddress?.ToString(), n.NamespaceVethAddress?.ToString(), n.KernelIpArgument)
             : null;
 
+    /// <summary>The root= a start of this configuration passes (the driver's own choice, made again from the image).</summary>
+    private static RootDeviceJson RootDevice(HypervisorConfig config)
+    {
+        try
+        {
+            var choice = Kiln.Vm.RootDevice.Choose(config.ImagePath, config.KernelParams.Select(p => (p.Key, p.Value)));
+            return new RootDeviceJson(choice.Device, choice.Reason.ToString(), choice.Explanation);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // inspect still shows the rest; why the image could not be read is the answer here.
+            return new RootDeviceJson(null, "Unreadable", $"unknown (cannot read {config.ImagePath}: {e.Message})");
+        }
+    }
+
+    // The jail as it is now: the chroot Kiln gives the jailer, and each cgroup value asked for beside what the kernel
+    // reports (nothing once the VMM and its cgroup are gone).
+    private static JailJson? Jail(HypervisorConfig config, string id, int? pid)
+    {
+        if (config.Jail is not { } jail)
+            return null;
+        var layout = JailLayout.For(jail, config.FirecrackerPath, FirecrackerHypervisor.InstanceId(id));
+        return new JailJson(jail.JailerPath, layout.Root, layout.ApiSocketOnHost, jail.Uid, jail.Gid, (int)jail.CgroupVersion, jail.NewPidNamespace,
+            jail.NetworkNamespacePath, pid,
+            [.. JailedVmm.CgroupsFor(jail, layout).Select(c => new JailCgroupJson(c.Directory, c.File, c.Requested, c.ReadBack()))]);
+    }
+
     private static void Render(InspectJson r)
     {
         var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
@@ -75,16 +104,25 @@ internal static class InspectCommand
         Row("Kernel", r.Config.KernelPath);
         Row("Initrd", r.Config.InitrdPath);
         Row("Rootfs", r.Config.RootfsPath is null ? null : $"{r.Config.RootfsPath} ({(r.Config.RootfsReadOnly ? "ro" : "rw")})");
+        Row("Root device", r.RootDevice.Explanation);
         Row("Kernel args", string.Join(' ', r.Config.KernelArgs));
         Row("vCPUs", r.Config.Vcpus.ToString());
         Row("Memory", $"{r.Config.MemoryMiB} MiB");
         Row("Stop timeout", $"{r.Config.StopTimeoutSeconds} s");
+        if (r.Jail is { } jail)
+        {
+            Row("Jail", $"{jail.Chroot} (uid {jail.Uid}, gid {jail.Gid}{(jail.NewPidNamespace ? ", own PID namespace" : "")}{(jail.NetworkNamespace is null ? "" : ", netns " + jail.NetworkNamespace)})");
+            Row("Jailer", jail.Jailer);
+            Row("VMM pid (host)", jail.Pid?.ToString());
+            foreach (var c in jail.Cgroups)
+                Row($"cgroup v{jail.CgroupVersion} {c.File}", $"{c.Current ?? "(gone)"} (asked {c.Requested}) in {c.Directory}");
+        }
         Output.Write(grid);
 
         var slots = Output.NewTable("SLOT", "DRIVE", "GUEST DEVICE", "HOST PATH", "MODE");
         foreach (var s in r.PoolSlots)
             slots.AddRow(s.Slot.ToString(), Markup.Escape(s.DriveId), Markup.Escape(s.GuestDevice), Markup.Escape(s.HostPath ?? "(empty)"), s.ReadOnly ? "ro" : "rw");
-        Output.Write(new Rule("Block pool") { Justification = Justify.Left });
+        Output.Section("Block pool");
         Output.Write(slots);
 
         var devices = Output.NewTable("KIND", "ID", "HOST", "DETAIL");
@@ -99,13 +137,13 @@ internal static class InspectCommand
             };
             devices.AddRow(Markup.Escape(d.Kind), Markup.Escape(d.Id ?? "-"), Markup.Escape(host ?? "-"), Markup.Escape(detail));
         }
-        Output.Write(new Rule("Boot devices") { Justification = Justify.Left });
+        Output.Section("Boot devices");
         if (r.Devices.Count == 0)
             Output.WriteLine("(none)");
         else
             Output.Write(devices);
 
-        Output.Write(new Rule("Network") { Justification = Justify.Left });
+        Output.Section("Network");
         if (r.Network is { } n)
         {
             var net = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
@@ -124,7 +162,7 @@ internal static class InspectCommand
             Output.WriteLine("(none)");
         }
 
-        Output.Write(new Rule("Firecracker /vm/config") { Justification = Justify.Left });
+        Output.Section("Firecracker /vm/config");
         if (r.VmConfig is { } config)
             Output.WriteLine(JsonSerializer.Serialize(config, CliJsonContext.Default.JsonElement));
         else

@@ -41,17 +41,21 @@ internal static class RunCommand
         vsock.Check(value => value is < 3 ? "--vsock: guest CIDs 0-2 are reserved; use 3 or more." : null);
         stopTimeout.Check(value => value is < 0 or > 3600 || double.IsNaN(value) ? "--stop-timeout must be between 0 and 3600 seconds." : null);
 
+        var jail = new JailSpecs();
+        jail.Cpus.Check(value => value is { } cpus && (double.IsNaN(cpus) || cpus <= 0) ? "--cpus must be a positive number of CPUs, e.g. 1.5." : null);
         var command = new Command("run", "Create and start a microVM.")
         {
             name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
         };
+        foreach (var option in jail.All)
+            command.Options.Add(option);
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var request = new RunRequest(
                 context.Value(name) ?? GenerateName(), context.Value(kernel)!, context.Value(initrd), context.Value(rootfs),
                 context.Value(vcpus), context.Value(memory), context.Value(kernelArgs), context.Value(drives) ?? [],
                 context.Value(nets) ?? [], context.Value(vsock), context.Value(firecracker), context.Value(detach),
-                context.Value(remove), TimeSpan.FromSeconds(context.Value(stopTimeout)))
+                context.Value(remove), TimeSpan.FromSeconds(context.Value(stopTimeout)), jail)
             {
                 Network = context.Value(network),
                 Ip = context.Value(ip),
@@ -63,7 +67,7 @@ internal static class RunCommand
 
     private sealed record RunRequest(
         string Name, string Kernel, string? Initrd, string? Rootfs, int Vcpus, int MemoryMiB, string? KernelArgs,
-        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove, TimeSpan StopTimeout)
+        string[] Drives, string[] Nets, uint? VsockCid, string? Firecracker, bool Detach, bool Remove, TimeSpan StopTimeout, JailSpecs Jail)
     {
         public string? Network { get; init; }
 
@@ -92,9 +96,16 @@ internal static class RunCommand
         if (request.Metadata is not null && sandboxNetwork is null)
             throw new UsageException("--metadata needs --network isolated, nat or netns:PATH: the guest reads it on that interface.");
         var metadataDocument = request.Metadata is null ? null : Specs.ParseMetadata(request.Metadata);
+        var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
+        var jail = request.Jail.Build(context, firecrackerPath);
+        if (jail is not null && request.VsockCid is not null)
+            throw new UsageException("--vsock is not available with --jail yet.");
+        if (jail?.NetworkNamespacePath is not null && sandboxNetwork is not null)
+            throw new UsageException("--netns and --network both choose the VMM's network namespace: give one of them.");
         var config = new HypervisorConfig
         {
-            FirecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path,
+            FirecrackerPath = firecrackerPath,
+            Jail = jail,
             KernelPath = kernel,
             InitrdPath = initrd,
             ImagePath = rootfs,

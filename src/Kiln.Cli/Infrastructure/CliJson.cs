@@ -25,9 +25,14 @@ internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice
 internal sealed record DeviceJson(
     string Kind, string? Id, string? HostPath, bool? ReadOnly, string? TapName, string? MacAddress, uint? GuestCid, string? UdsPath);
 
+// The root= the guest boots with: device null when there is none (initrd only) or the image could not be read.
+internal sealed record RootDeviceJson(string? Device, string Reason, string Explanation);
+
 internal sealed record InspectJson(
     string Name, SandboxState State, VmmOwnership Ownership, int? Pid, DateTimeOffset? StartedAt, double? UptimeSeconds, PathsJson Paths,
-    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError)
+    ConfigJson Config, IReadOnlyList<PoolSlotJson> PoolSlots, IReadOnlyList<DeviceJson> Devices, JsonElement? VmConfig, string? VmConfigError,
+    RootDeviceJson RootDevice,
+    JailJson? Jail = null)
 {
     /// <summary>The sandbox's own network, while Kiln has it set up.</summary>
     public NetworkJson? Network { get; init; }
@@ -36,6 +41,12 @@ internal sealed record InspectJson(
 internal sealed record NetworkJson(
     string Mode, string? Namespace, bool NamespaceCreatedByKiln, string? Tap, string? TapAddress, string? GuestAddress, string? GuestMac,
     string? HostVeth, string? HostVethAddress, string? NamespaceVethAddress, string? KernelIpArgument);
+
+/// <summary>A jailed sandbox's jail: where its chroot is, who the VMM runs as, its cgroups (asked and read back).</summary>
+internal sealed record JailJson(string Jailer, string Chroot, string ApiSocket, uint Uid, uint Gid, int CgroupVersion, bool NewPidNamespace, string? NetworkNamespace,
+    int? Pid, IReadOnlyList<JailCgroupJson> Cgroups);
+
+internal sealed record JailCgroupJson(string Directory, string File, string Requested, string? Current);
 
 internal sealed record StateJson(string Name, SandboxState State);
 
@@ -56,6 +67,11 @@ internal sealed record FirecrackerVersionJson(
 
 internal sealed record VersionJson(string Kiln, FirecrackerVersionJson Firecracker);
 
+internal sealed record TemplateJson(string Name, string Directory, string FirecrackerVersion, DateTimeOffset CreatedAt, int VcpuCount, long MemSizeMib,
+    IReadOnlyList<string> Drives);
+
+internal sealed record TemplateRemoveJson(string Name, bool Removed);
+
 internal sealed record SnapshotJson(string Name, SandboxState State, string StatePath, string MemoryPath);
 
 internal sealed record DemoStepJson(string Step, double Milliseconds, string Detail);
@@ -64,15 +80,24 @@ internal sealed record DemoJson(
     string Hypervisor, string FirecrackerPath, string Reason, string Root, bool Succeeded, double TotalMilliseconds,
     IReadOnlyList<DemoStepJson> Steps, string? Error);
 
+internal sealed record ExecResultJson(int ExitCode, int? Signal, bool TimedOut, string Stdout, string Stderr);
+
+internal sealed record CopyResultJson(string Source, string Destination, long Bytes);
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     UseStringEnumConverter = true,
     WriteIndented = true)]
 [JsonSerializable(typeof(SandboxSummaryJson))]
+[JsonSerializable(typeof(ExecResultJson))]
+[JsonSerializable(typeof(CopyResultJson))]
 [JsonSerializable(typeof(IReadOnlyList<SandboxSummaryJson>))]
 [JsonSerializable(typeof(RunResultJson))]
 [JsonSerializable(typeof(InspectJson))]
 [JsonSerializable(typeof(StateJson))]
+[JsonSerializable(typeof(TemplateJson))]
+[JsonSerializable(typeof(IReadOnlyList<TemplateJson>))]
+[JsonSerializable(typeof(TemplateRemoveJson))]
 [JsonSerializable(typeof(RemoveJson))]
 [JsonSerializable(typeof(DriveAddJson))]
 [JsonSerializable(typeof(DriveRemoveJson))]

@@ -1,8 +1,8 @@
-// `tail -f` for the serial console file. inotify (FileSystemWatcher) wakes the reader as soon as Firecracker writes;
-// a periodic fallback tick still reads (inotify can drop events when its queue overflows, and some filesystems
-// send none) and is when we ask whether the VM is still alive: a regular file never reports end-of-stream.
+// `tail -F` for the serial console file, over the library's FileFollower (inotify plus a fallback tick, across the
+// console's rotations); the fallback interval is also when we ask whether the VM is still alive: a regular file
+// never reports end-of-stream.
 using System.Text;
-using System.Threading.Channels;
+using Kiln.Vmm;
 
 namespace Kiln.Cli.Infrastructure;
 
@@ -64,48 +64,27 @@ internal static class ConsoleFollower
 {
     public static readonly TimeSpan FallbackInterval = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Copies what the file holds; with <paramref name="stillRunning"/>, keeps following until it says no
-    /// or the token is cancelled (which ends the follow normally, not with an exception).</summary>
+    /// <summary>Copies what the file holds; with <paramref name="stillRunning"/>, keeps following (across the
+    /// console's rotations) until it says no or the token is cancelled (which ends the follow normally, not with an
+    /// exception). The library's <see cref="FileFollower"/> does the reading, as for <c>SerialConsole</c>.</summary>
     public static async Task FollowAsync(
         string path, IConsoleSink sink, Func<CancellationToken, ValueTask<bool>>? stillRunning, TimeProvider time,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool startAtEnd = false)
     {
-        var wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-        using var watcher = CreateWatcher(path, wake.Writer);
-        var buffer = new byte[64 * 1024];
-        long position = 0;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var ended = stillRunning is null ? Task.CompletedTask : WatchAsync(stillRunning, time, stop.Token);
+        var options = new FollowOptions
+        {
+            Follow = stillRunning is not null,
+            Until = ended,
+            TimeProvider = time,
+            PollInterval = FallbackInterval,
+            StartAtEnd = startAtEnd,
+        };
         try
         {
-            position = Drain(path, position, buffer, sink);
-            if (stillRunning is null)
-                return;
-            var lastCheck = time.GetTimestamp();
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                using (var tick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-                {
-                    tick.CancelAfter(FallbackInterval);
-                    try
-                    {
-                        await wake.Reader.ReadAsync(tick.Token);
-                    }
-                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                    {
-                        // The fallback tick: read anyway and look at the VM.
-                    }
-                }
-                position = Drain(path, position, buffer, sink);
-                if (time.GetElapsedTime(lastCheck) >= FallbackInterval)
-                {
-                    lastCheck = time.GetTimestamp();
-                    if (!await stillRunning(cancellationToken))
-                    {
-                        // The VM is gone: whatever it wrote last is already in the file.
-                        Drain(path, position, buffer, sink);
-                        return;
-                    }
-                }
-            }
+            await foreach (var chunk in FileFollower.ReadChunksAsync(path, options, cancellationToken))
+                sink.Write(chunk.Span);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -113,54 +92,22 @@ internal static class ConsoleFollower
         }
         finally
         {
+            await stop.CancelAsync();
             sink.Complete();
         }
     }
 
-    private static FileSystemWatcher? CreateWatcher(string path, ChannelWriter<bool> wake)
+    // Completes when the VM is no longer live (asked once per fallback interval).
+    private static async Task WatchAsync(Func<CancellationToken, ValueTask<bool>> stillRunning, TimeProvider time, CancellationToken cancellationToken)
     {
-        var directory = Path.GetDirectoryName(path);
-        if (directory is null || !Directory.Exists(directory))
-            return null;
-        var watcher = new FileSystemWatcher(directory, Path.GetFileName(path))
-        {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName | NotifyFilters.CreationTime,
-        };
-        watcher.Changed += (_, _) => wake.TryWrite(true);
-        watcher.Created += (_, _) => wake.TryWrite(true);
-        watcher.Renamed += (_, _) => wake.TryWrite(true);
-        watcher.EnableRaisingEvents = true;
-        return watcher;
-    }
-
-    /// <summary>Reads from <paramref name="position"/> to the current end; a shorter file means it was truncated.</summary>
-    private static long Drain(string path, long position, byte[] buffer, IConsoleSink sink)
-    {
-        FileStream stream;
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+            while (await stillRunning(cancellationToken))
+                await Task.Delay(FallbackInterval, time, cancellationToken);
         }
-        catch (FileNotFoundException)
+        catch (OperationCanceledException)
         {
-            return position;
+            // The follow ended first.
         }
-        catch (DirectoryNotFoundException)
-        {
-            return position;
-        }
-        using (stream)
-        {
-            if (stream.Length < position)
-                position = 0;
-            stream.Position = position;
-            int read;
-            while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
-            {
-                sink.Write(buffer.AsSpan(0, read));
-                position += read;
-            }
-        }
-        return position;
     }
 }

@@ -43,6 +43,28 @@ internal sealed class Output
 
     public static void WriteLine(string text) => Console.Out.WriteLine(text);
 
+    /// <summary>The width of a section heading when piped: a terminal's, not the 4096 columns tables may use.</summary>
+    public const int PipedRuleWidth = 80;
+
+    /// <summary>
+    /// A section heading ("── Block pool ─────…"). On a terminal it is Spectre's rule across the window; piped, a rule
+    /// would fill the profile's 4096 columns (set wide for tables), so it is written as plain text 80 columns wide.
+    /// </summary>
+    public static void Section(string title)
+    {
+        if (Console.IsOutputRedirected)
+            Console.Out.WriteLine(PipedRule(title));
+        else
+            AnsiConsole.Write(new Rule(Markup.Escape(title)) { Justification = Justify.Left });
+    }
+
+    /// <summary>The piped form of <see cref="Section"/>: two rule characters, the title, rule characters to 80 columns.</summary>
+    internal static string PipedRule(string title)
+    {
+        var head = $"── {title} ";
+        return head + new string('─', Math.Max(2, PipedRuleWidth - head.Length));
+    }
+
     /// <summary>
     /// One line of prose with Spectre markup. On a terminal it is coloured; piped, the markup is removed and the line
     /// is written whole, because Spectre would break it at the profile width and split phrases a reader greps for.

@@ -71,8 +71,8 @@ internal static class Specs
     {
         var parts = spec.Split(',');
         var tap = parts[0];
-        if (tap.Length == 0 || Encoding.UTF8.GetByteCount(tap) > 15 || tap.Contains('/', StringComparison.Ordinal))
-            throw new UsageException($"--net: \"{tap}\" is not a TAP device name (1 to 15 bytes, no '/').");
+        if (TapNameProblem(tap) is { } problem)
+            throw new UsageException($"--net: \"{tap}\" is not a TAP device name: {problem}.");
         string? mac = null;
         foreach (var part in parts.Skip(1))
         {
@@ -82,6 +82,34 @@ internal static class Specs
                 throw new UsageException($"--net: unknown or malformed setting \"{part}\" (expected mac=xx:xx:xx:xx:xx:xx).");
         }
         return new NetworkDevice(tap) { MacAddress = mac };
+    }
+
+    /// <summary>The longest interface name Linux takes: IFNAMSIZ (16) less the terminating NUL.</summary>
+    public const int MaxTapNameBytes = 15;
+
+    /// <summary>
+    /// Why Linux would refuse <paramref name="name"/> as a network interface name, or null when it takes it. The rules
+    /// are the kernel's dev_valid_name (net/core/dev.c): not empty, under IFNAMSIZ bytes, not "." or "..", and no '/',
+    /// ':' or byte its isspace() calls a space (which, in the kernel's Latin-1 ctype table, includes 0xA0). A '%' is
+    /// refused too: TUNSETIFF treats it as a pattern and creates a new, differently named device.
+    /// </summary>
+    public static string? TapNameProblem(string name)
+    {
+        var bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length == 0)
+            return "it is empty";
+        if (bytes.Length > MaxTapNameBytes)
+            return $"{bytes.Length} bytes, at most {MaxTapNameBytes} allowed";
+        if (name is "." or "..")
+            return "'.' and '..' are not interface names";
+        foreach (var b in bytes)
+        {
+            if (b is (byte)'/' or (byte)':' or (byte)'%')
+                return $"'{(char)b}' is not allowed";
+            if (b is (byte)' ' or (byte)'\t' or (byte)'\n' or 0x0B or 0x0C or (byte)'\r' or 0xA0)
+                return "white space is not allowed";
+        }
+        return null;
     }
 
     private static bool IsMac(string text)

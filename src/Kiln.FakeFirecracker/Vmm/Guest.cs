@@ -17,6 +17,7 @@ internal sealed class Guest
     private TaskCompletionSource _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _rebootRequested;
+    private int _serialInputStarted;
 
     public Guest(FcLogger log, VmResources resources, string cmdline, int vcpus, IReadOnlyList<int> vsockPorts, int vsockControlPort)
     {
@@ -129,9 +130,57 @@ internal sealed class Guest
         var blocks = string.Join(' ', Enumerable.Range(0, resources.Drives.Count).Select(DiskName));
         var nets = string.Join(' ', Enumerable.Range(0, resources.Nets.Count).Select(i => $"eth{i}"));
         ConsoleRaw($"kiln-fake-guest: devices block=[{blocks}] net=[{nets}] vsock={(resources.Vsock is null ? "no" : "yes")}");
+        StartSerialInput();
     }
 
-    public void Restored() => Console("kiln-fake-guest: resumed from snapshot");
+    public void Restored()
+    {
+        Console("kiln-fake-guest: resumed from snapshot");
+        StartSerialInput();
+    }
+
+    /// <summary>
+    /// Firecracker's stdin is the guest's serial input. The pretend guest behaves like a terminal in cooked mode:
+    /// it echoes what arrives, and answers each line (ended by Enter's CR, or LF) with
+    /// <c>kiln-fake-guest: serial input: LINE</c>.
+    /// </summary>
+    private void StartSerialInput()
+    {
+        if (!_console || Interlocked.Exchange(ref _serialInputStarted, 1) != 0)
+        {
+            return;
+        }
+
+        var reader = new Thread(() =>
+        {
+            using var stdin = System.Console.OpenStandardInput();
+            var buffer = new byte[1024];
+            var line = new List<byte>();
+            int n;
+            while ((n = stdin.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                foreach (var b in buffer.AsSpan(0, n))
+                {
+                    if (b is (byte)'\r' or (byte)'\n')
+                    {
+                        SerialWrite("\r\n");
+                        if (line.Count > 0)
+                        {
+                            ConsoleRaw("kiln-fake-guest: serial input: " + Encoding.UTF8.GetString(line.ToArray()));
+                            line.Clear();
+                        }
+                    }
+                    else
+                    {
+                        line.Add(b);
+                        SerialWrite(Encoding.UTF8.GetString([b]));
+                    }
+                }
+            }
+        })
+        { IsBackground = true, Name = "serial-input" };
+        reader.Start();
+    }
 
     /// <summary>What the guest kernel prints when a block device's backing file changed size.</summary>
     public void DriveResized(int index, long oldBytes, long newBytes)
@@ -222,7 +271,9 @@ internal sealed class Guest
     }
 
     // A serial console ends lines with CR LF.
-    private void ConsoleRaw(string line)
+    private void ConsoleRaw(string line) => SerialWrite(line + "\r\n");
+
+    private void SerialWrite(string text)
     {
         if (!_console)
         {
@@ -231,11 +282,11 @@ internal sealed class Guest
 
         if (_serialFd >= 0)
         {
-            _ = NativeMethods.WriteAll(_serialFd, Encoding.UTF8.GetBytes(line + "\r\n"));
+            _ = NativeMethods.WriteAll(_serialFd, Encoding.UTF8.GetBytes(text));
         }
         else
         {
-            _log.Stdout(line + "\r\n");
+            _log.Stdout(text);
         }
     }
 }

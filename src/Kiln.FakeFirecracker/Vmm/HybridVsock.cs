@@ -104,14 +104,19 @@ internal sealed class HybridVsock : IDisposable
 
                 await guest.WhenRunning().WaitAsync(_stop.Token).ConfigureAwait(false);
                 var hostPort = Interlocked.Increment(ref s_nextHostPort) - 1;
-                var control = guest.VsockControlPort != 0 && port == guest.VsockControlPort;
-                if (!control && !guest.VsockPorts.Contains(port))
+                var agent = GuestAgentForward.Current is { } a && a.Port == port ? a : null;
+                var control = agent is null && guest.VsockControlPort != 0 && port == guest.VsockControlPort;
+                if (agent is null && !control && !guest.VsockPorts.Contains(port))
                 {
                     return;
                 }
 
                 await conn.SendAsync(Encoding.ASCII.GetBytes($"OK {hostPort}\n"), SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                if (control)
+                if (agent is not null)
+                {
+                    await agent.ForwardAsync(conn, _stop.Token).ConfigureAwait(false);
+                }
+                else if (control)
                 {
                     await Control(conn, guest).ConfigureAwait(false);
                 }

@@ -48,6 +48,13 @@ internal sealed class VmmCore
     /// <summary>The TAP devices the network interfaces hold open, as Firecracker holds them.</summary>
     public TapDevices Taps { get; } = new();
     public VmState State { get; private set; }
+
+    // The restored guest memory (a private mapping of the snapshot's memory file), kept until the process ends.
+    private System.IO.MemoryMappedFiles.MemoryMappedFile? _guestMemory;
+    private System.IO.MemoryMappedFiles.MemoryMappedViewAccessor? _guestMemoryView;
+
+    /// <summary>Whether guest memory is mapped from a snapshot's memory file.</summary>
+    public bool GuestMemoryMapped => _guestMemory is not null && _guestMemoryView is not null;
     public Guest? Guest
     {
         get;
@@ -412,6 +419,12 @@ internal sealed class VmmCore
             {
                 throw new SnapshotLoadFatalException(fromFile + "Failed to restore guest memory: Total sum of memory regions exceeds largest possible file offset");
             }
+
+            // As Firecracker's File backend: guest memory is the file mapped MAP_PRIVATE, so processes restored from
+            // one file share its page-cache pages until they write (copy-on-write), for the life of the process.
+            _guestMemory = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(p.MemPath, FileMode.Open, null, 0,
+                System.IO.MemoryMappedFiles.MemoryMappedFileAccess.CopyOnWrite);
+            _guestMemoryView = _guestMemory.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.CopyOnWrite);
         }
         else if (UffdConnectError(p.MemPath) is { } uffdError)
         {

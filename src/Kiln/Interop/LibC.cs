@@ -1,17 +1,18 @@
-// Every native call Kiln makes, in one place: signals, pidfds and the sandbox lock. Source-generated ([LibraryImport]) so it stays
+// Every native call Kiln makes, in one place: signals, pidfds, the sandbox lock and posix_spawn. Source-generated ([LibraryImport]) so it stays
 // AOT- and trim-clean; errno is captured through SetLastError and read with Marshal.GetLastPInvokeError.
 using System.Runtime.InteropServices;
 
 namespace Kiln.Interop;
 
 /// <summary>libc entry points (Linux).</summary>
-internal static partial class LibC
+internal static unsafe partial class LibC
 {
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;
 
     public const int ESRCH = 3;
     public const int EINTR = 4;
+    public const int EINVAL = 22;
     public const int ENOSYS = 38;
 
     public const short POLLIN = 0x0001;
@@ -19,6 +20,12 @@ internal static partial class LibC
     // Syscall numbers of the "unified" table: the same on x86_64 and aarch64 (and every arch since Linux 5.1).
     private const long SYS_pidfd_send_signal = 424;
     private const long SYS_pidfd_open = 434;
+
+    /// <summary>ioctl FICLONE (_IOW(0x94, 9, int)): make the destination share the source's extents (copy-on-write).</summary>
+    public const ulong FICLONE = 0x40049409;
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int IoctlInt(int fd, ulong request, int argument);
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
@@ -66,6 +73,68 @@ internal static partial class LibC
 
     /// <summary>pidfd_send_signal(2).</summary>
     public static int PidFdSendSignal(int pidfd, int signal) => (int)Syscall4(SYS_pidfd_send_signal, pidfd, signal, 0, 0);
+
+    // posix_spawn(3) and what it needs. The attribute and file-action objects are opaque: glibc's are 336 and 80
+    // bytes, musl's smaller; they are allocated at a size that holds either. The spawn functions return an error
+    // number instead of setting errno.
+    public const nuint OpaqueBytes = 1024;
+    public const nuint SigSetBytes = 128;
+    public const short POSIX_SPAWN_SETPGROUP = 0x02;
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+    public const short POSIX_SPAWN_SETSID = 0x80;
+    public const int O_WRONLY = 1;
+
+    /// <summary>Open for reading and writing.</summary>
+    public const int O_RDWR = 2;
+    public const int O_CREAT = 0x40;
+    public const int O_APPEND = 0x400;
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn")]
+    public static unsafe partial int Spawn(int* pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_init")]
+    public static unsafe partial int FileActionsInit(void* actions);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_destroy")]
+    public static unsafe partial int FileActionsDestroy(void* actions);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_adddup2")]
+    public static unsafe partial int FileActionsAddDup2(void* actions, int fd, int newFd);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_addopen")]
+    public static unsafe partial int FileActionsAddOpen(void* actions, int fd, byte* path, int flags, uint mode);
+
+    /// <summary>glibc 2.29+, musl 1.1.24+.</summary>
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_addchdir_np")]
+    public static unsafe partial int FileActionsAddChdir(void* actions, byte* path);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawnattr_init")]
+    public static unsafe partial int AttrInit(void* attributes);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawnattr_destroy")]
+    public static unsafe partial int AttrDestroy(void* attributes);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawnattr_setflags")]
+    public static unsafe partial int AttrSetFlags(void* attributes, short flags);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawnattr_setsigmask")]
+    public static unsafe partial int AttrSetSigMask(void* attributes, void* sigset);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawnattr_setsigdefault")]
+    public static unsafe partial int AttrSetSigDefault(void* attributes, void* sigset);
+
+    [LibraryImport("libc", EntryPoint = "sigemptyset")]
+    public static unsafe partial int SigEmptySet(void* sigset);
+
+    [LibraryImport("libc", EntryPoint = "sigfillset")]
+    public static unsafe partial int SigFillSet(void* sigset);
+
+    [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
+    public static unsafe partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport("libc", EntryPoint = "waitpid", SetLastError = true)]
+    public static unsafe partial int WaitPid(int pid, int* status, int options);
 
     /// <summary>errno of the last call made through this class on this thread.</summary>
     public static int LastErrno => Marshal.GetLastPInvokeError();

@@ -183,6 +183,7 @@ public sealed partial class FirecrackerHypervisor
                 ? new MmdsConfig { NetworkInterfaces = [SandboxInterfaceId], Version = metadata.Version, Ipv4Address = metadata.Ipv4Address }
                 : null,
             MmdsDocument = network is not null ? config.Metadata?.Document : null,
+            Jail = config.Jail,
             MemoryHotplug = config.MemoryHotplug is { } hotplug
                 ? new MemoryHotplugConfig { TotalSizeMib = hotplug.TotalSizeMiB, SlotSizeMib = hotplug.SlotSizeMiB, BlockSizeMib = hotplug.BlockSizeMiB }
                 : null,
@@ -199,6 +200,8 @@ public sealed partial class FirecrackerHypervisor
         Id = InstanceId(Id),
         WorkingDirectory = Paths.Directory,
         Ownership = _ownership,
+        // A detached VMM outlives us: its serial input is a FIFO (kiln attach writes to it).
+        ConsoleInputPath = _ownership == Kiln.Vmm.VmmOwnership.Detached ? Paths.ConsoleInputPath : null,
         Environment = _options.Environment,
         StartPath = _options.StartPath,
         ApiReadyTimeout = Config.ApiReadyTimeout,
@@ -223,14 +226,20 @@ public sealed partial class FirecrackerHypervisor
         });
     }
 
-    /// <summary>The boot arguments: defaults, root=/dev/vda1 with an image (it is the first drive), configured ones.</summary>
-    internal static string BootArguments(HypervisorConfig config, string? ipArgument = null) =>
-        KernelCommandLine.Serialize(KernelCommandLine.Merge(
-            // The sandbox network's ip= unless the configuration sets its own.
-            (ipArgument is null || config.KernelParams.Any(p => p.Key == "ip")
-                ? config.KernelParams
-                : [.. config.KernelParams, new KernelParam("ip", ipArgument["ip=".Length..])]).Select(p => (p.Key, p.Value)),
-            config.ImagePath is null ? null : "/dev/vda1"));
+    /// <summary>
+    /// The boot arguments: defaults, root= with an image (the first drive: /dev/vda1 when the image is partitioned,
+    /// /dev/vda when it is a bare filesystem, see <see cref="RootDevice"/>), the sandbox network's ip= (unless the
+    /// configuration sets its own), configured ones (a configured root= wins).
+    /// </summary>
+    internal static string BootArguments(HypervisorConfig config, string? ipArgument = null)
+    {
+        var configured = config.KernelParams.Select(p => (p.Key, p.Value)).ToList();
+        if (ipArgument is not null && !configured.Any(p => p.Key == "ip"))
+            configured.Add(("ip", ipArgument["ip=".Length..]));
+        return KernelCommandLine.Serialize(KernelCommandLine.Merge(
+            configured,
+            config.ImagePath is null ? null : RootDevice.Choose(config.ImagePath, configured).Device));
+    }
 
     /// <summary>The Firecracker interface id of the sandbox network's interface (the guest's eth0).</summary>
     public const string SandboxInterfaceId = "sandbox_net";

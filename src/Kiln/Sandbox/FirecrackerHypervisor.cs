@@ -77,7 +77,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public string ConsolePath => Paths.ConsolePath;
 
     /// <inheritdoc />
-    public string VmmLogPath => Paths.VmmLogPath;
+    public string VmmLogPath => Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost("/firecracker.log") : Paths.VmmLogPath;
 
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;
@@ -123,10 +123,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             HypervisorConfigValidator.Validate(config);
             var paths = SandboxPaths.For(config.RootDirectory, sandboxId);
             Directory.CreateDirectory(config.RootDirectory);
+            if (config.Jail is { } jail)
+                ValidateJail(jail, sandboxId, config);
             if (OperatingSystem.IsWindows())
                 throw new PlatformNotSupportedException("Firecracker runs on Linux only.");
             // Private to its owner: it holds the API socket, which is full control of the VM.
             Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // Also when it existed already (made by hand, or by an older Kiln): the mode above applies only to a new one.
+            File.SetUnixFileMode(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
             // Under the lock: another driver may be creating or starting this very sandbox now.
             using var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, sandboxId, LockTimeoutFor(config), _time, cancellationToken).ConfigureAwait(false);
@@ -176,7 +180,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
             && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
         {
-            var vm = Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
+            var vm = state.Jail is { } jailRecord
+                ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
+                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
             if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
@@ -352,7 +358,17 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             var hostPath = Path.GetFullPath(block.HostPath);
             if (pool.FindByHostPath(hostPath) is { } taken)
                 throw new SandboxException($"{hostPath} is already attached in pool slot {taken.Index} ({taken.GuestDevice}); two drives on one file would corrupt it.") { SandboxId = SandboxId };
-            await RequireVm().UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = hostPath }, ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            var pathForVmm = vm.ExposeForHotplug(hostPath, slot.DriveId, readOnly: false);
+            try
+            {
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = pathForVmm }, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                vm.WithdrawHotplug(slot.DriveId);
+                throw;
+            }
             slot = pool.Set(slot.Index, hostPath);
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
             Log.HotplugAdded(_logger, Id, hostPath, slot.DriveId, slot.GuestDevice);
@@ -376,7 +392,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 : pool.FindByHostPath(Path.GetFullPath(block.HostPath));
             if (slot is null || slot.IsFree)
                 throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
-            await RequireVm().UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = slot.PlaceholderPath }, ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
+            vm.WithdrawHotplug(slot.DriveId);
             pool.Set(slot.Index, null);
             await PersistAsync(CancellationToken.None).ConfigureAwait(false);
             Log.HotplugRemoved(_logger, Id, slot.DriveId);
@@ -441,6 +459,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             // A VMM that ended on its own left its network: it goes with the sandbox.
             if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
                 await Networks.TearDownAsync(Id, ct).ConfigureAwait(false);
+            if (Config.Jail is { } jail)
+            {
+                // The jail's tree, mounts and cgroups; refused (JailInUseException) if a live VMM still uses them.
+                var layout = JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id));
+                await JailedVmm.RemoveStaleAsync(layout, JailedVmm.CgroupDirectoriesFor(jail, layout), _time, ct).ConfigureAwait(false);
+            }
             var paths = Paths;
             DeleteFile(paths.SocketPath);
             if (_pool is not null)
@@ -477,7 +501,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             // Only the process that launched an owned VMM stops it: a driver that merely re-attached (kiln inspect,
             // say) must not kill a VMM whose owner is another process.
-            if (_ownership == VmmOwnership.Owned && _vm is { Process.IsChild: true } && _paths is not null)
+            if (_ownership == VmmOwnership.Owned && _vm is { LaunchedHere: true } && _paths is not null)
                 await UnsafeStopAsync(Config.StopTimeout, CancellationToken.None).ConfigureAwait(false);
             else
                 await ReleaseVmAsync().ConfigureAwait(false); // detached and re-attached VMMs keep running
@@ -608,6 +632,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             Pid = vm?.Pid,
             StartTimeTicks = vm?.Identity.StartTimeTicks,
             ExecutablePath = vm?.Identity.ExecutablePath,
+            Jail = vm?.Jail?.Record,
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
@@ -615,6 +640,31 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             Devices = [.. _devices],
         };
         await state.WriteAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
+    }
+
+    // Everything the jailer or the chroot would refuse, refused now, as the driver's own configuration errors.
+    private static void ValidateJail(JailSettings jail, string sandboxId, HypervisorConfig config)
+    {
+        var files = new List<string> { config.KernelPath };
+        if (config.InitrdPath is { } initrd)
+            files.Add(initrd);
+        if (config.ImagePath is { } image)
+            files.Add(image);
+        try
+        {
+            JailSettingsValidator.Validate(jail, InstanceId(sandboxId), config.FirecrackerPath, files);
+            // The pool's placeholders are made in the sandbox directory: hard links need it on the chroot's file system.
+            if (jail.FileExposure == Host.JailFileExposure.HardLink && config.BlockPoolSize > 0
+                && !Host.ChrootFiles.SameFileSystem(config.RootDirectory, jail.ChrootBaseDirectory))
+            {
+                throw new JailConfigurationException(nameof(JailSettings.FileExposure),
+                    $"is HardLink but the block pool's placeholders in {config.RootDirectory} are on another file system than {jail.ChrootBaseDirectory}; use BindMount or Copy");
+            }
+        }
+        catch (JailConfigurationException e)
+        {
+            throw new SandboxConfigurationException($"{nameof(HypervisorConfig.Jail)}.{e.PropertyName}", e.Message);
+        }
     }
 
     private static void ValidateDevice(HypervisorDevice device)

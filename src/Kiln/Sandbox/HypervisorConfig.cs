@@ -66,6 +66,9 @@ public sealed record HypervisorConfig
 
     /// <summary>SIGTERM grace before SIGKILL (default <see cref="DefaultStopTimeout"/>).</summary>
     public TimeSpan StopTimeout { get; init; } = DefaultStopTimeout;
+
+    /// <summary>Run the VMM under Firecracker's jailer (docs/jail.md); directly when null.</summary>
+    public Kiln.Vmm.JailSettings? Jail { get; init; }
 }
 
 /// <summary>MMDS for a sandbox: its version (V2, session tokens, unless V1 is asked for) and the first document.</summary>

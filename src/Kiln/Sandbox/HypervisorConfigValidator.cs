@@ -48,6 +48,12 @@ public static class HypervisorConfigValidator
                 throw Bad($"{nameof(config.Network)}.{e.PropertyName}", e.Message[(e.PropertyName.Length + 2)..]);
             }
         }
+        if (config.Jail?.NetworkNamespacePath is not null && config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
+        {
+            // The sandbox network decides the namespace; the jailer joins it (--netns) by itself.
+            throw Bad($"{nameof(config.Jail)}.{nameof(Kiln.Vmm.JailSettings.NetworkNamespacePath)}",
+                "is chosen by the sandbox's Network: leave it null");
+        }
         if (config.Metadata is { } metadata)
         {
             if (config.Network is null || config.Network.Mode == Kiln.Host.Network.NetworkMode.None)

@@ -65,6 +65,9 @@ public sealed record SandboxPaths(string Directory)
     /// <summary>The guest's serial console (Firecracker's stdout and stderr).</summary>
     public string ConsolePath => Path.Combine(Directory, "console.log");
 
+    /// <summary>The guest's serial input of a detached VMM: a FIFO that is its stdin (<c>kiln attach</c> writes to it).</summary>
+    public string ConsoleInputPath => Path.Combine(Directory, "console.in");
+
     /// <summary>Firecracker's own log (<c>--log-path</c>), kept out of the console. Fresh for every start.</summary>
     public string VmmLogPath => Path.Combine(Directory, "firecracker.log");
 

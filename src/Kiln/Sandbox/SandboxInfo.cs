@@ -37,6 +37,9 @@ public sealed record SandboxInfo(
     /// <summary>The boot-time devices (<c>AddDeviceAsync</c>), in the order every start attaches them.</summary>
     public IReadOnlyList<HypervisorDevice> Devices { get; init; } = [];
 
+    /// <summary>The serial input FIFO of a detached VMM (absent for an owned one, whose stdin is its owner's pipe).</summary>
+    public string ConsoleInputPath => new SandboxPaths(Directory).ConsoleInputPath;
+
     /// <summary>Firecracker's own log file (see <see cref="IHypervisor.VmmLogPath"/>).</summary>
     public string VmmLogPath => new SandboxPaths(Directory).VmmLogPath;
 }

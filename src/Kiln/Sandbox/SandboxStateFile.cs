@@ -23,6 +23,9 @@ internal sealed record SandboxStateFile
     public ulong? StartTimeTicks { get; init; }
 
     public string? ExecutablePath { get; init; }
+
+    /// <summary>The jail of a jailed VMM: its paths, identity, cgroups and the files exposed in it.</summary>
+    public JailRecord? Jail { get; init; }
     public required string SocketPath { get; init; }
     public required string ConsolePath { get; init; }
     public DateTimeOffset? StartedAt { get; init; }

@@ -77,18 +77,29 @@ public sealed class BlockPool
     public IReadOnlyList<string> CreatePlaceholders()
     {
         var created = new List<string>();
-        foreach (var slot in _slots)
+        try
         {
-            try
+            foreach (var slot in _slots)
             {
-                using var file = new FileStream(slot.PlaceholderPath, FileMode.CreateNew, FileAccess.Write);
-                file.SetLength(PlaceholderBytes);
-                created.Add(slot.PlaceholderPath);
+                try
+                {
+                    using var file = new FileStream(slot.PlaceholderPath, FileMode.CreateNew, FileAccess.Write);
+                    created.Add(slot.PlaceholderPath);
+                    file.SetLength(PlaceholderBytes);
+                }
+                catch (IOException) when (!created.Contains(slot.PlaceholderPath) && File.Exists(slot.PlaceholderPath))
+                {
+                    // Left by an earlier start of the same sandbox: still an empty placeholder, reused.
+                }
             }
-            catch (IOException) when (File.Exists(slot.PlaceholderPath))
-            {
-                // Left by an earlier start of the same sandbox: still an empty placeholder, reused.
-            }
+        }
+        catch
+        {
+            // All or nothing: a slot that cannot be made (disk full, a directory in its place) must not leave the
+            // earlier slots' files behind, as the caller never learns their names.
+            foreach (var path in created)
+                File.Delete(path);
+            throw;
         }
         return created;
     }

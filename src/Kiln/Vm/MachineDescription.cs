@@ -35,6 +35,12 @@ public sealed record MachineDescription
     /// </summary>
     public System.Text.Json.Nodes.JsonObject? MmdsDocument { get; init; }
 
+    /// <summary>
+    /// Run the VMM under Firecracker's jailer (docs/jail.md); directly when null. Paths in the description are host
+    /// paths: the boot makes the files visible inside the chroot and gives Firecracker their paths there.
+    /// </summary>
+    public Kiln.Vmm.JailSettings? Jail { get; init; }
+
     /// <summary>The drives, in attach order.</summary>
     public IEnumerable<Drive> Drives => Devices.OfType<MachineDrive>().Select(d => d.Drive);
 
@@ -63,6 +69,14 @@ public sealed record MachineDescription
         if (MachineConfig.MemSizeMib < 1)
             throw new MachineDescriptionException($"{nameof(MachineConfig)}.{nameof(MachineConfiguration.MemSizeMib)}", $"{MachineConfig.MemSizeMib} MiB is too little");
         ValidateDevices();
+        if (Jail is not null)
+        {
+            // Not yet mapped into a chroot: a vsock's host-side socket and vhost-user drives.
+            if (Vsock is not null)
+                throw new MachineDescriptionException(nameof(Jail), "a jailed microVM has no vsock device yet");
+            if (Drives.Any(d => d.Socket is not null))
+                throw new MachineDescriptionException(nameof(Jail), "a jailed microVM has no vhost-user drives yet");
+        }
         if (Balloon is { } balloon && balloon.AmountMib > MachineConfig.MemSizeMib)
             throw new MachineDescriptionException($"{nameof(Balloon)}.{nameof(Api.Balloon.AmountMib)}", $"{balloon.AmountMib} MiB is more than the guest's {MachineConfig.MemSizeMib} MiB");
     }

@@ -19,8 +19,23 @@ public sealed partial class Microvm
     {
         ArgumentNullException.ThrowIfNull(description);
         ArgumentNullException.ThrowIfNull(options);
+        if (description.Jail is { } netJail && options.NetworkNamespacePath is { } netns)
+        {
+            // A jailed VMM joins its network namespace through the jailer's own --netns, not nsenter.
+            if (netJail.NetworkNamespacePath is { } jailNetns && jailNetns != netns)
+                throw new MachineDescriptionException(nameof(MachineDescription.Jail), $"the jail's network namespace {jailNetns} is not the VMM's {netns}");
+            description = description with { Jail = netJail with { NetworkNamespacePath = netns } };
+            options = options with { NetworkNamespacePath = null };
+        }
         description.Validate();
+        if (description.Jail is { } jailSettings)
+        {
+            if (options.StartPath == MicrovmStartPath.ConfigFile)
+                throw new MachineDescriptionException(nameof(MachineDescription.Jail), "a jailed microVM boots through the API, not --config-file");
+            options = JailedOptions(options, jailSettings);
+        }
         options.Validate();
+        var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
         var vmId = options.Id ?? "?";
@@ -30,7 +45,13 @@ public sealed partial class Microvm
         Microvm? vm = null;
         var step = "prepare";
 
-        var steps = new List<BootStep> { new("stale-files", _ => RemoveStaleFiles(description, options, created)) };
+        var steps = new List<BootStep>
+        {
+            // Before anything is created or spawned: an unsupported Firecracker, or one too old for a feature the
+            // description asks for, is refused with a typed error (the answer is cached per binary).
+            new("version", ct => FirecrackerVersionProbe.EnsureSupportedAsync(options.FirecrackerPath, RequiredFeatures(description), ct)),
+            new("stale-files", _ => RemoveStaleFiles(description, options, created)),
+        };
         steps.AddRange(options.Preparation);
         if (options.StartPath == MicrovmStartPath.ConfigFile)
         {
@@ -48,6 +69,24 @@ public sealed partial class Microvm
         }
         steps.Add(new("spawn", async ct =>
         {
+            if (description.Jail is not null)
+            {
+                var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
+                vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed };
+                // The socket's directory exists only now, inside the jail; a socket made before the watch is found by
+                // the readiness probe's own look.
+                watcher = new FileSystemWatcher(Path.GetDirectoryName(options.SocketPath)!, Path.GetFileName(options.SocketPath))
+                {
+                    NotifyFilter = NotifyFilters.FileName,
+                };
+                watcher.Created += (_, _) => socketAppeared.Release();
+                watcher.EnableRaisingEvents = true;
+                VmLog.Spawned(logger, vmId, jailed.Pid, options.Ownership);
+                if (options.Spawned is { } jailSpawned)
+                    await jailSpawned(vm, ct).ConfigureAwait(false);
+                return;
+            }
+
             // Watching before the spawn: the socket's creation cannot slip between a check and the wait.
             var socketPath = Path.GetFullPath(options.SocketPath);
             watcher = new FileSystemWatcher(Path.GetDirectoryName(socketPath)!, Path.GetFileName(socketPath))
@@ -66,12 +105,21 @@ public sealed partial class Microvm
                     MetadataPath = description.MmdsDocument is null ? null : MetadataPath(options),
                 };
             }
+            string? input = null;
+            if (options.Ownership == VmmOwnership.Detached && options.ConsoleInputPath is { } fifo)
+            {
+                if (!File.Exists(fifo))
+                    created.Add(fifo);
+                Kiln.Interop.FileNodes.CreateFifo(fifo);
+                input = fifo;
+            }
             var vmm = await VmmProcess.LaunchAsync(new VmmLaunchOptions
             {
                 ExecutablePath = options.FirecrackerPath,
                 Arguments = arguments,
                 OutputPath = options.ConsolePath,
                 Detached = options.Ownership == VmmOwnership.Detached,
+                InputPath = input,
                 Environment = options.Environment,
                 WorkingDirectory = options.WorkingDirectory,
                 NetworkNamespacePath = options.NetworkNamespacePath,
@@ -84,7 +132,7 @@ public sealed partial class Microvm
         steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(vm!._vmm, vm.Client, options.SocketPath, socketAppeared,
             options.ApiReadyTimeout, time, ct)));
         if (options.StartPath == MicrovmStartPath.Api)
-            steps.AddRange(BootPlan.For(description).Bind(() => vm!.Client)); // the client exists once spawned
+            steps.AddRange(BootPlan.For(apiDescription).Bind(() => vm!.Client)); // the client exists once spawned
         steps.Add(new("running", ct => Readiness.WaitForRunningAsync(vm!._vmm, vm.Client, options.BootTimeout, time, ct)));
 
         try
@@ -107,6 +155,8 @@ public sealed partial class Microvm
                 await vm._vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
                 tail = FailureTail(vm._vmm.ReadOutputTail(), options.LogPath is null ? "" : VmmProcess.ReadFileTail(options.LogPath, 32));
                 vm._state = MicrovmState.Exited;
+                if (vm._jail is { } jail)
+                    await jail.CleanupAsync(time, CancellationToken.None).ConfigureAwait(false);
                 await vm.ReleaseAsync().ConfigureAwait(false);
                 Interlocked.Exchange(ref vm._disposed, 1);
             }
@@ -122,6 +172,13 @@ public sealed partial class Microvm
         return vm;
     }
 
+    /// <summary>The Firecracker features a description needs beyond the oldest supported release.</summary>
+    internal static IEnumerable<FirecrackerFeature> RequiredFeatures(MachineDescription description)
+    {
+        if (description.MemoryHotplug is not null)
+            yield return FirecrackerFeature.MemoryHotplug;
+    }
+
     /// <summary>What a failed boot reports of the VMM: its own log (why it refused) and its output (panics, the console).</summary>
     internal static string FailureTail(string output, string log) => (output.Length, log.Length) switch
     {
@@ -134,17 +191,26 @@ public sealed partial class Microvm
     {
         // Firecracker refuses an API socket path that exists, and leaves its sockets behind when killed.
         DeleteFile(options.SocketPath);
-        if (description.Vsock is { } vsock && File.Exists(vsock.UdsPath))
-            File.Delete(vsock.UdsPath);
+        if (description.Vsock is { } vsock)
+        {
+            if (File.Exists(vsock.UdsPath))
+                File.Delete(vsock.UdsPath);
+            // Firecracker binds it at PUT /vsock and never removes it, so a boot failing after that step would leave
+            // it behind (found by the fault suite: tests/Kiln.Tests/Reliability/StartFaultTests).
+            created.Add(vsock.UdsPath);
+        }
         if (!File.Exists(options.ConsolePath))
             created.Add(options.ConsolePath);
-        if (options.LogPath is { } log)
+        // A jail's socket and log are inside its chroot: the jail clears a stale tree and creates the log itself.
+        if (options.LogPath is { } log && description.Jail is null)
         {
             // A fresh file per boot (the last one kept as .1), created here so that no Firecracker version's
             // open-without-create or write-from-offset-0 can fail or garble it.
             if (File.Exists(log))
                 File.Move(log, log + ".1", overwrite: true);
-            File.Create(log).Dispose();
+            // Shared: File.Create's FileShare.None takes .NET's exclusive advisory lock, which made the start fail
+            // while anything (kiln logs -f, a test) was reading the previous log (found by StartFaultTests).
+            new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
             created.Add(log);
         }
         return Task.CompletedTask;

@@ -12,6 +12,7 @@ namespace Kiln.Vm;
 /// <summary>One Firecracker microVM.</summary>
 public sealed partial class Microvm : IAsyncDisposable
 {
+    private const int SIGHUP = 1;
     private readonly MicrovmOptions _options;
     private readonly ILogger _logger;
     private readonly VmmProcess _vmm;
@@ -20,6 +21,7 @@ public sealed partial class Microvm : IAsyncDisposable
     // Read without the gate (State): volatile so readers see the latest transition.
     private volatile MicrovmState _state;
     private int _disposed;
+    private SerialConsole? _console;
 
     private Microvm(MicrovmOptions options, ILogger logger, VmmProcess vmm, MicrovmState state, MachineDescription? description)
     {
@@ -55,6 +57,13 @@ public sealed partial class Microvm : IAsyncDisposable
 
     /// <summary>The VMM process.</summary>
     public VmmProcess Process => _vmm;
+
+    /// <summary>
+    /// The guest's serial console: its output (lines or chunks, followed live across rotations) and its input (the
+    /// owned VMM's stdin, or a detached one's <see cref="MicrovmOptions.ConsoleInputPath"/> FIFO).
+    /// </summary>
+    public SerialConsole Console => _console ??= SerialConsole.Of(_vmm,
+        _options.Ownership == VmmOwnership.Detached || !_vmm.IsChild ? _options.ConsoleInputPath : null);
 
     /// <summary>The VMM's PID.</summary>
     public int Pid => _vmm.Pid;
@@ -186,7 +195,9 @@ public sealed partial class Microvm : IAsyncDisposable
                 await Client.SendCtrlAltDelAsync(cancellationToken).ConfigureAwait(false);
                 return true;
             case ShutdownActionKind.Terminate:
-                return _vmm.TrySignal(LibC.SIGTERM);
+                // A jailed VMM in its own PID namespace is that namespace's init, and the kernel drops SIGTERM there;
+                // SIGHUP is the signal Firecracker ends on (exit 156).
+                return _vmm.TrySignal(_jail is { Record.NewPidNamespace: true } ? SIGHUP : LibC.SIGTERM);
             case ShutdownActionKind.Kill:
                 return _vmm.TrySignal(LibC.SIGKILL);
             default:
@@ -219,7 +230,8 @@ public sealed partial class Microvm : IAsyncDisposable
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (_options.Ownership == VmmOwnership.Owned && _vmm.IsChild && !_vmm.State.HasEnded)
+            // A jailed VMM in a PID namespace is no child of ours, but the boot that launched it owns it all the same.
+            if (_options.Ownership == VmmOwnership.Owned && LaunchedHere && !_vmm.State.HasEnded && !_vmm.HasExited)
                 await UnsafeStopAsync(_options.DefaultShutdownPlan, CancellationToken.None).ConfigureAwait(false);
             await ReleaseAsync().ConfigureAwait(false);
         }
@@ -238,6 +250,8 @@ public sealed partial class Microvm : IAsyncDisposable
             _client = null;
         }
         await _vmm.DisposeAsync().ConfigureAwait(false);
+        if (_jail is not null)
+            await _jail.DisposeAsync().ConfigureAwait(false);
     }
 
     private string VmId => _options.Id ?? _vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -50,6 +50,12 @@ public sealed record MicrovmOptions
     /// </summary>
     public string? NetworkNamespacePath { get; init; }
 
+    /// <summary>
+    /// Detached only: a FIFO (created at boot) that becomes the VMM's stdin, the guest's serial input. An owned VMM's
+    /// serial input is its stdin pipe (<see cref="Microvm.Console"/>).
+    /// </summary>
+    public string? ConsoleInputPath { get; init; }
+
     /// <summary>API sequence or <c>--config-file</c>.</summary>
     public MicrovmStartPath StartPath { get; init; } = MicrovmStartPath.Api;
 

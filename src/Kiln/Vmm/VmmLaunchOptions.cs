@@ -22,6 +22,19 @@ public sealed record VmmLaunchOptions
     /// </summary>
     public bool Detached { get; init; }
 
+    /// <summary>
+    /// How large the output file of an owned VMM may grow before it rotates (see <see cref="RotatingFileWriter"/>);
+    /// null: unbounded. A detached VMM's output is appended by the kernel straight to the file, unbounded.
+    /// </summary>
+    public OutputRotation? OutputRotation { get; init; } = Vmm.OutputRotation.Default;
+
+    /// <summary>
+    /// Detached only: a FIFO that becomes the VMM's stdin, i.e. the guest's serial input (opened read-write, so
+    /// opening never waits for a writer and the guest never sees end-of-file). Null: stdin is /dev/null. An owned
+    /// VMM's serial input is <see cref="VmmProcess.SerialInput"/>.
+    /// </summary>
+    public string? InputPath { get; init; }
+
     /// <summary>Extra environment variables for the process.</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
 
@@ -34,6 +47,19 @@ public sealed record VmmLaunchOptions
     /// </summary>
     public string? NetworkNamespacePath { get; init; }
 
+    /// <summary>
+    /// The process's arguments verbatim, instead of <see cref="Arguments"/>: a jailer's command line, which carries
+    /// firecracker's after <c>--</c>.
+    /// </summary>
+    public IReadOnlyList<string>? CommandLine { get; init; }
+
     /// <summary>How many output lines to keep for error reports.</summary>
     public int TailLines { get; init; } = 64;
+
+    /// <summary>
+    /// Starts the VMM in a private mount namespace of its own (<c>unshare --mount</c>, which execs in place, so the
+    /// PID stays the VMM's): bind mounts made in it later (<see cref="MountNamespace.BindAsync"/>) are seen by this
+    /// VMM alone. Root only.
+    /// </summary>
+    public bool PrivateMountNamespace { get; init; }
 }

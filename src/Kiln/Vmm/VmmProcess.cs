@@ -1,9 +1,10 @@
 // One firecracker process: launch (owned or detached), output capture, exit status, identity-checked signals and the
-// SIGTERM → SIGKILL stop. A process we launched is a .NET Process child (reaped by .NET, never by us); a process
-// re-attached from persisted state is watched through a pidfd.
+// SIGTERM → SIGKILL stop. A process we launch is started with posix_spawn (its own session, its stdio wired in the
+// same call: no setsid(1) or shell exec in front of it), reaped by us, and signalled through the pidfd opened before it
+// could be reaped; a process re-attached from persisted state is watched through a pidfd.
+using System.Collections;
 using System.Collections.Concurrent;
 using System.ComponentModel;
-using System.Diagnostics;
 using System.Text;
 using Kiln.Host;
 using Kiln.Interop;
@@ -16,21 +17,21 @@ public sealed class VmmProcess : IAsyncDisposable
     private static readonly ConcurrentDictionary<VmmProcess, byte> Owned = new();
     private static int _exitHookInstalled;
 
-    private readonly Process? _process;
+    private readonly SpawnedProcess? _child;
     private readonly PidFd? _pidFd;
     private readonly OutputTail _tail;
     private readonly string _outputPath;
     private readonly bool _detached;
     private readonly Task<VmmProcessState> _exited;
-    private readonly FileStream? _outputFile;
-    private readonly Lock _outputGate = new();
+    private readonly RotatingFileWriter? _outputFile;
     private volatile VmmProcessState _state;
+    private Stream? _serialInput;
     private int _disposed;
 
-    private VmmProcess(Process? process, PidFd? pidFd, ProcessIdentity identity, string outputPath, bool detached,
-        OutputTail tail, FileStream? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
+    private VmmProcess(SpawnedProcess? child, PidFd? pidFd, ProcessIdentity identity, string outputPath, bool detached,
+        OutputTail tail, RotatingFileWriter? outputFile, Func<VmmProcess, Task<VmmProcessState>> watch)
     {
-        _process = process;
+        _child = child;
         _pidFd = pidFd;
         Identity = identity;
         _outputPath = outputPath;
@@ -48,13 +49,28 @@ public sealed class VmmProcess : IAsyncDisposable
     public ProcessIdentity Identity { get; }
 
     /// <summary>Whether this process launched it (and so knows its exit code).</summary>
-    public bool IsChild => _process is not null;
+    public bool IsChild => _child is not null;
 
     /// <summary>Whether it runs in its own session, writing straight into the output file.</summary>
     public bool Detached => _detached;
 
     /// <summary>The file receiving the process's output.</summary>
     public string OutputPath => _outputPath;
+
+    /// <summary>
+    /// The guest's serial input (Firecracker's stdin) of an owned VMM; null for a detached or re-attached one (see
+    /// <see cref="VmmLaunchOptions.InputPath"/>).
+    /// </summary>
+    public Stream? SerialInput
+    {
+        get
+        {
+            if (_detached || _child?.StandardInput is not { IsInvalid: false } handle)
+                return null;
+            // The pipe's write end stays owned by the spawned process (closed when it is disposed).
+            return _serialInput ??= new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(handle.DangerousGetHandle(), ownsHandle: false), FileAccess.Write, 1);
+        }
+    }
 
     /// <summary>The current state: <see cref="VmmProcessState.Started"/> until it ends.</summary>
     public VmmProcessState State => _state;
@@ -69,7 +85,7 @@ public sealed class VmmProcess : IAsyncDisposable
     public Task<VmmProcessState> Exited => _exited;
 
     /// <summary>The last lines of output (for error reports).</summary>
-    public string ReadOutputTail() => _detached || _process is null ? ReadFileTail(_outputPath, 64) : _tail.ToString();
+    public string ReadOutputTail() => _detached || _child is null ? ReadFileTail(_outputPath, 64) : _tail.ToString();
 
     /// <summary>Launches firecracker. Output readers are attached before it can write anything we would miss.</summary>
     public static async Task<VmmProcess> LaunchAsync(VmmLaunchOptions options, CancellationToken cancellationToken = default)
@@ -79,22 +95,30 @@ public sealed class VmmProcess : IAsyncDisposable
         var executable = ResolveExecutable(options.ExecutablePath)
             ?? throw new VmmLaunchException(options.ExecutablePath, "not found (or not a file)");
         var identityPath = ResolveFinalTarget(executable);
-        var psi = BuildStartInfo(executable, options);
+        // An owned VMM is exec'd through setpriv, whose own exit code (126) would otherwise be the only trace of an
+        // executable the kernel cannot run, reported later as a VMM that died before its API appeared.
+        if (!IsExecutableFormat(identityPath))
+            throw new VmmLaunchException(options.ExecutablePath, "is not an executable (neither an ELF binary nor a #! script)");
+        var argv = BuildArgv(executable, options);
+        var environment = BuildEnvironment(options);
         var tail = new OutputTail(options.TailLines);
 
-        FileStream? outputFile = null;
+        RotatingFileWriter? outputFile = null;
         if (!options.Detached)
-            outputFile = new FileStream(options.OutputPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
-        else
-            // The shell appends; create it now so a reader never finds it missing.
-            await File.AppendAllTextAsync(options.OutputPath, "", cancellationToken).ConfigureAwait(false);
+            outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
+        var outputGate = new Lock();
+        Func<Stream, Stream, Task>? attachReaders = outputFile is null ? null
+            : (stdout, stderr) => Task.WhenAll(PumpAsync(stdout, outputFile, outputGate, tail), PumpAsync(stderr, outputFile, outputGate, tail));
 
-        Process process;
+        SpawnedProcess child;
         try
         {
-            process = options.Detached
-                ? StartProcess(psi, executable)
-                : await OwnerThread.RunAsync(() => StartProcess(psi, executable)).ConfigureAwait(false);
+            // A detached VMM's stdout/stderr are opened onto the file by the spawn itself (created if missing), so a
+            // reader finds the file as soon as the launch returns. An owned VMM is spawned from the owner thread: its
+            // death signal follows that thread.
+            child = options.Detached
+                ? Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable)
+                : await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReaders)).ConfigureAwait(false);
         }
         catch
         {
@@ -102,11 +126,9 @@ public sealed class VmmProcess : IAsyncDisposable
             throw;
         }
 
-        var pid = process.Id;
-        // Opened at once: from here on signals go to this process even if the PID is later reused.
-        var pidFd = PidFd.TryOpen(pid);
+        var pid = child.Pid;
         var start = ProcFs.TryGetStartTime(pid) ?? 0;
-        var vmm = new VmmProcess(process, pidFd, new ProcessIdentity(pid, start, identityPath), options.OutputPath,
+        var vmm = new VmmProcess(child, child.PidFd, new ProcessIdentity(pid, start, identityPath), options.OutputPath,
             options.Detached, tail, outputFile, static self => self.WatchChildAsync());
         if (!options.Detached)
             RegisterOwned(vmm);
@@ -183,17 +205,11 @@ public sealed class VmmProcess : IAsyncDisposable
 
     private async Task<VmmProcessState> WatchChildAsync()
     {
-        var process = _process!;
-        Task pumps = Task.CompletedTask;
-        if (!_detached)
-        {
-            pumps = Task.WhenAll(
-                PumpAsync(process.StandardOutput.BaseStream),
-                PumpAsync(process.StandardError.BaseStream));
-        }
-        // Process.WaitForExitAsync reaps through .NET's SIGCHLD handling; we never call waitpid ourselves.
-        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-        var final = VmmProcessState.FromExitCode(process.ExitCode);
+        var child = _child!;
+        var pumps = child.Readers;
+        // Reaped by SpawnedProcess's own waitpid: .NET's SIGCHLD handling only reaps the children it started.
+        var (code, signal) = SpawnedProcess.Decode(await child.WaitStatus.ConfigureAwait(false));
+        VmmProcessState final = signal is { } s ? new VmmProcessState.Crashed(s) : new VmmProcessState.Exited(code);
         await pumps.ConfigureAwait(false);
         _state = final;
         Owned.TryRemove(this, out _);
@@ -220,77 +236,47 @@ public sealed class VmmProcess : IAsyncDisposable
         return final;
     }
 
-    private async Task PumpAsync(Stream stream)
+    /// <summary>Copies one output stream into the output file (flushed per chunk) and the tail, until end of output.</summary>
+    private static async Task PumpAsync(Stream stream, RotatingFileWriter outputFile, Lock gate, OutputTail tail)
     {
         var buffer = new byte[16 * 1024];
         var chars = new char[Encoding.UTF8.GetMaxCharCount(buffer.Length)];
         var decoder = Encoding.UTF8.GetDecoder();
-        try
+        await using (stream.ConfigureAwait(false))
         {
-            while (true)
+            try
             {
-                var n = await stream.ReadAsync(buffer).ConfigureAwait(false);
-                if (n == 0)
-                    break;
-                lock (_outputGate)
+                while (true)
                 {
-                    // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
-                    _outputFile!.Write(buffer, 0, n);
-                    _outputFile.Flush();
+                    var n = await stream.ReadAsync(buffer).ConfigureAwait(false);
+                    if (n == 0)
+                        break;
+                    lock (gate)
+                    {
+                        // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
+                        outputFile.Write(buffer.AsSpan(0, n));
+                    }
+                    var c = decoder.GetChars(buffer, 0, n, chars, 0);
+                    tail.Append(chars.AsSpan(0, c));
                 }
-                var c = decoder.GetChars(buffer, 0, n, chars, 0);
-                _tail.Append(chars.AsSpan(0, c));
             }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            _tail.AppendLine($"[kiln: output capture ended: {e.Message}]");
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                tail.AppendLine($"[kiln: output capture ended: {e.Message}]");
+            }
         }
     }
 
-    private static ProcessStartInfo BuildStartInfo(string executable, VmmLaunchOptions options)
+    /// <summary>
+    /// The command line to spawn. An owned VMM goes through setpriv(1) when it is there, which sets PR_SET_PDEATHSIG
+    /// (SIGKILL when the owner thread, i.e. this process, dies, even by SIGKILL where no exit handler runs) and execs,
+    /// so the PID stays the VMM's.
+    /// </summary>
+    private static List<string> BuildArgv(string executable, VmmLaunchOptions options)
     {
-        ProcessStartInfo psi;
-        if (options.Detached)
-        {
-            var setsid = FindSystemTool("setsid")
-                ?? throw new VmmLaunchException(executable, "a detached VMM needs setsid(1) (util-linux), which was not found");
-            // setsid does not fork when its caller is not a group leader (a fresh child is not), so the PID .NET
-            // reports stays the VMM's; the shell only redirects and execs.
-            psi = new ProcessStartInfo(setsid) { UseShellExecute = false };
-            psi.ArgumentList.Add("--");
-            psi.ArgumentList.Add("/bin/sh");
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add("exec \"$@\" </dev/null >>\"$KILN_VMM_OUTPUT\" 2>&1");
-            psi.ArgumentList.Add("kiln-vmm");
-            psi.Environment["KILN_VMM_OUTPUT"] = options.OutputPath;
-        }
-        else if (FindSystemTool("setpriv") is { } setpriv)
-        {
-            // SIGKILL the VMM when its parent thread (the owner thread, i.e. this process) dies, even by SIGKILL
-            // where no exit handler runs. setpriv execs, so the PID stays the VMM's.
-            // An owned VMM also gets its own session when setsid(1) is there: a terminal's Ctrl-C goes to the
-            // foreground process group, and the owner, not the VMM, decides how a VM stops (SIGTERM, then SIGKILL).
-            // setsid execs in place too (a fresh child is no group leader), so the PID stays the VMM's.
-            if (FindSystemTool("setsid") is { } ownSession)
-            {
-                psi = new ProcessStartInfo(ownSession) { UseShellExecute = false };
-                psi.ArgumentList.Add("--");
-                psi.ArgumentList.Add(setpriv);
-            }
-            else
-            {
-                psi = new ProcessStartInfo(setpriv) { UseShellExecute = false };
-            }
-            psi.ArgumentList.Add("--pdeathsig");
-            psi.ArgumentList.Add("KILL");
-            psi.ArgumentList.Add("--");
-        }
-        else
-        {
-            psi = new ProcessStartInfo { UseShellExecute = false };
-        }
-
+        var argv = new List<string>();
+        if (!options.Detached && FindSystemTool("setpriv") is { } setpriv)
+            argv.AddRange([setpriv, "--pdeathsig", "KILL", "--"]);
         if (options.NetworkNamespacePath is { } netns)
         {
             var nsenter = FindSystemTool("nsenter")
@@ -298,44 +284,63 @@ public sealed class VmmProcess : IAsyncDisposable
             if (!Path.IsPathFullyQualified(netns) || !File.Exists(netns))
                 throw new VmmLaunchException(executable, $"the network namespace {netns} does not exist");
             // nsenter enters only the network namespace and execs: no fork, the PID stays the VMM's.
-            if (psi.FileName.Length == 0)
-                psi.FileName = nsenter;
-            else
-                psi.ArgumentList.Add(nsenter);
-            psi.ArgumentList.Add("--net=" + netns);
-            psi.ArgumentList.Add("--");
+            argv.AddRange([nsenter, "--net=" + netns, "--"]);
         }
-
-        if (psi.FileName.Length == 0)
-            psi.FileName = executable;
-        else
-            psi.ArgumentList.Add(executable);
-        foreach (var arg in options.Arguments.ToList())
-            psi.ArgumentList.Add(arg);
-
-        if (!options.Detached)
+        // Without --fork unshare(1) execs in place (the PID stays the VMM's); private propagation keeps the clone's
+        // bind mounts from the host's.
+        if (options.PrivateMountNamespace)
         {
-            psi.RedirectStandardOutput = true;
-            psi.RedirectStandardError = true;
-            // Firecracker reads the serial console's input from stdin and puts a terminal in raw mode: never give
-            // it ours.
-            psi.RedirectStandardInput = true;
+            var unshare = FindSystemTool("unshare")
+                ?? throw new VmmLaunchException(executable, "a private mount namespace needs unshare(1) (util-linux), which was not found");
+            argv.AddRange([unshare, "--mount", "--propagation", "private", "--"]);
         }
-        if (options.WorkingDirectory is not null)
-            psi.WorkingDirectory = options.WorkingDirectory;
+        argv.Add(executable);
+        argv.AddRange(options.CommandLine ?? options.Arguments.ToList());
+        return argv;
+    }
+
+    /// <summary>This process's environment with the options' variables set over it (as ProcessStartInfo does).</summary>
+    private static Dictionary<string, string> BuildEnvironment(VmmLaunchOptions options)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            environment[(string)entry.Key] = (string?)entry.Value ?? "";
         if (options.Environment is not null)
         {
             foreach (var (key, value) in options.Environment)
-                psi.Environment[key] = value;
+                environment[key] = value;
         }
-        return psi;
+        return environment;
     }
 
-    private static Process StartProcess(ProcessStartInfo psi, string executable)
+    /// <summary>Whether <paramref name="path"/> starts as an ELF binary or a #! script (what execve runs).</summary>
+    private static bool IsExecutableFormat(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            var read = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+            return (read >= 4 && magic.SequenceEqual("\u007fELF"u8)) || (read >= 2 && magic[..2].SequenceEqual("#!"u8));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true; // unreadable but perhaps executable: let execve decide
+        }
+    }
+
+    private static SpawnedProcess Spawn(List<string> argv, Dictionary<string, string> environment, VmmLaunchOptions options,
+        SpawnStdio stdio, string executable, Func<Stream, Stream, Task>? attachReaders = null)
     {
         try
         {
-            return Process.Start(psi) ?? throw new VmmLaunchException(executable, "Process.Start returned no process");
+            // Firecracker reads the serial console's input from stdin and puts a terminal in raw mode: an owned VMM
+            // gets a pipe of ours, a detached one /dev/null, never our terminal.
+            // A detached VMM gets its own session, to outlive ours. An owned one gets its own process group in our
+            // session: a terminal's Ctrl-C goes to the foreground process group, and the owner, not the VMM, decides
+            // how a VM stops. Not a session of its own: with CONFIG_SCHED_AUTOGROUP a new session is a new scheduler
+            // group, which on a loaded machine was measured to slow the VMM's start by tens of milliseconds.
+            return SpawnedProcess.Start(argv, environment, options.WorkingDirectory, stdio, options.Detached ? SpawnGroup.NewSession : SpawnGroup.NewProcessGroup, attachReaders);
         }
         catch (Win32Exception e)
         {
@@ -443,6 +448,6 @@ public sealed class VmmProcess : IAsyncDisposable
         if (IsChild && !_detached)
             await _exited.ConfigureAwait(false);
         _pidFd?.Dispose();
-        _process?.Dispose();
+        _child?.Dispose();
     }
 }

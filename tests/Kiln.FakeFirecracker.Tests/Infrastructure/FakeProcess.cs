@@ -1,4 +1,5 @@
-// One run of fake-firecracker as a real child process: output captured from the first byte, exit status exact.
+// One run of a firecracker binary (the stand-in unless another is given) as a real child process: output captured
+// from the first byte, exit status exact.
 using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -45,8 +46,9 @@ public sealed class FakeProcess : IAsyncDisposable
 
     public bool HasExited => _exit.IsCompleted;
 
-    /// <summary>Starts the stand-in; <paramref name="apiSocket"/> is passed as --api-sock when given.</summary>
-    public static FakeProcess Start(IEnumerable<string> args, string? apiSocket = null, IReadOnlyDictionary<string, string>? env = null)
+    /// <summary>Starts <paramref name="binary"/> (the stand-in by default); <paramref name="apiSocket"/> is passed as
+    /// --api-sock when given.</summary>
+    public static FakeProcess Start(IEnumerable<string> args, string? apiSocket = null, IReadOnlyDictionary<string, string>? env = null, string? binary = null)
     {
         var all = new List<string>();
         if (apiSocket is not null)
@@ -70,7 +72,20 @@ public sealed class FakeProcess : IAsyncDisposable
             environment[k] = v;
         }
 
-        var (pid, fd) = NativeMethods.Spawn(BinaryPath, all, environment);
+        var (pid, fd) = NativeMethods.Spawn(binary ?? BinaryPath, all, environment);
+        return new FakeProcess(pid, fd, apiSocket);
+    }
+
+    /// <summary>Starts another program (a jailer) the same way: output captured, exit status exact.</summary>
+    public static FakeProcess StartProgram(string path, IReadOnlyList<string> args, string? apiSocket = null)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry kv in Environment.GetEnvironmentVariables())
+        {
+            environment[(string)kv.Key] = (string)kv.Value!;
+        }
+
+        var (pid, fd) = NativeMethods.Spawn(path, args, environment);
         return new FakeProcess(pid, fd, apiSocket);
     }
 

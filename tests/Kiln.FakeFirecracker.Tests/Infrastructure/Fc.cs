@@ -1,4 +1,5 @@
-// A started stand-in with its API client, for tests that drive it call by call.
+// A started firecracker (the stand-in unless a target says otherwise) with its API client, for tests that drive it
+// call by call.
 using System.Text.Json.Nodes;
 
 namespace Kiln.FakeFirecracker.Tests.Infrastructure;
@@ -27,21 +28,21 @@ public sealed class Fc : IAsyncDisposable
     /// </summary>
     public static string UniqueTap() => "kt" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5));
 
-    /// <summary>Starts the stand-in on <c>DIR/api.sock</c> and waits until GET / answers.</summary>
-    public static async Task<Fc> StartAsync(TempDir dir, IEnumerable<string>? args = null, IReadOnlyDictionary<string, string>? env = null, string socket = "api.sock")
+    /// <summary>Starts the target (the stand-in by default) on <c>DIR/api.sock</c> and waits until GET / answers.</summary>
+    public static async Task<Fc> StartAsync(TempDir dir, IEnumerable<string>? args = null, IReadOnlyDictionary<string, string>? env = null, string socket = "api.sock", FirecrackerTarget? target = null)
     {
         if (!File.Exists(dir["vmlinux.bin"]))
         {
             dir.File("vmlinux.bin", 1024 * 1024);
         }
 
-        var process = FakeProcess.Start(args ?? ["--id", "test-vm"], dir[socket], env);
+        var process = FakeProcess.Start(args ?? ["--id", "test-vm"], dir[socket], env, target?.BinaryPath);
         var fc = new Fc(dir, process);
         if (!await process.WaitForApiAsync(TimeSpan.FromSeconds(20), Ct))
         {
             var output = process.Output;
             await fc.DisposeAsync();
-            throw new InvalidOperationException("The stand-in's API never answered:\n" + output);
+            throw new InvalidOperationException($"{target ?? FirecrackerTarget.StandIn}'s API never answered:\n" + output);
         }
 
         return fc;

@@ -1,4 +1,5 @@
-// Replays a recording of real Firecracker (tests/assets/transcripts/*.json) against the stand-in and lists every
+// Replays a recording of real Firecracker (tests/assets/transcripts/*.json), or a scenario in the same format
+// (tests/assets/scenarios/*.json), against a firecracker binary (the stand-in, or real Firecracker) and lists every
 // difference, allowing only what differs by nature between two runs of Firecracker (transcripts/README.md):
 // serde column numbers, the order of drives and network interfaces in /vm/config, a snapshot state file's size,
 // the number in a vsock `OK <port>`, and in `output` (OutputComparison) durations, the interleaving of different
@@ -7,12 +8,17 @@
 // files only; a log or metrics file must merely be non-empty.
 // Thread lists are compared on Firecracker's own names (firecracker, fc_api, fc_vcpu N): the .NET runtime adds its own
 // threads, and KVM's kernel task (kvm-nx-lpage-re) does not exist without KVM.
+// Against real Firecracker a scenario that boots uses the configured guest in place of the placeholder files, and
+// waits for an event the recording saw (a console line, an exit, a vsock answer) up to the guest's boot timeout.
+// A step marked `stand_in_differs` is a known stand-in bug: not counted against the stand-in (but reported once the
+// stand-in gets it right, so the mark goes), always counted against real Firecracker.
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Kiln.Testing;
 
 namespace Kiln.FakeFirecracker.Tests.Infrastructure;
 
@@ -23,13 +29,22 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
     private readonly List<string> _differences = [];
     private readonly HashSet<string> _snapshotStateFiles = [];
     private readonly HashSet<string> _memoryFiles = [];
+    private readonly FirecrackerTarget _target;
+    private readonly RealGuest? _guest;
+    private readonly HashSet<int> _standInDifferencesSeen = [];
+    private JsonArray? _results;
     private FakeProcess? _process;
     private ApiClient? _client;
     private int _sockets = 1;
 
-    public TranscriptReplayer(TempDir dir)
+    /// <param name="dir">The run's temporary directory (<c>${TMP}</c>).</param>
+    /// <param name="target">The binary to replay against; the stand-in by default.</param>
+    /// <param name="guest">A real guest for a scenario that boots under real Firecracker; otherwise placeholder files.</param>
+    public TranscriptReplayer(TempDir dir, FirecrackerTarget? target = null, RealGuest? guest = null)
     {
         _dir = dir;
+        _target = target ?? FirecrackerTarget.StandIn;
+        _guest = guest;
         _placeholders = new Dictionary<string, string>
         {
             ["${TMP}"] = dir.Path,
@@ -40,6 +55,18 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
             ["${DATA_B}"] = dir.File("data-b.ext4", 16 * 1024 * 1024),
             ["${BOOT_ARGS}"] = "console=ttyS0 reboot=k panic=1",
         };
+        if (guest is not null)
+        {
+            _placeholders["${KERNEL}"] = guest.Kernel;
+            _placeholders["${INITRD}"] = guest.Initrd ?? _placeholders["${INITRD}"];
+            _placeholders["${ROOTFS}"] = guest.Rootfs ?? _placeholders["${ROOTFS}"];
+            _placeholders["${BOOT_ARGS}"] = $"console=ttyS0 reboot=k panic=1 {guest.KernelArgs}".TrimEnd();
+            if (guest.VsockEchoPort is { } port and not 5000)
+            {
+                // The recording's guest echoed on port 5000; this one on another.
+                _placeholders["CONNECT 5000\n"] = $"CONNECT {port}\n";
+            }
+        }
     }
 
     public IReadOnlyList<string> Differences => _differences;
@@ -60,17 +87,39 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
 
     private JsonNode? Sub(JsonNode? node) => node is null ? null : JsonNode.Parse(Sub(node.ToJsonString()));
 
-    private void Differ(int step, string what) => _differences.Add($"step {step}: {what}");
+    private void Differ(int step, string what)
+    {
+        if (!_target.IsReal && step >= 0 && _results?[step]?["stand_in_differs"] is not null)
+        {
+            _standInDifferencesSeen.Add(step);
+            return;
+        }
+
+        _differences.Add($"step {step}: {what}");
+    }
+
+    /// <summary>How long to wait for something the recording saw happen: at least the guest's boot timeout on real
+    /// Firecracker, whose guest may be far slower than the recording's (nothing is waited longer when it must not happen).</summary>
+    private TimeSpan Patience(int recordedMs, bool happened) =>
+        TimeSpan.FromMilliseconds(happened && _guest is not null ? Math.Max(recordedMs, _guest.BootTimeout.TotalMilliseconds) : recordedMs);
 
     public async Task ReplayAsync(string file, CancellationToken ct)
     {
         var transcript = JsonNode.Parse(await File.ReadAllTextAsync(file, ct))!.AsObject();
         var args = transcript["args"]!.AsArray().Select(a => Sub(a!.GetValue<string>())).ToList();
         await StartAsync(args, transcript["api_ready_ms"] is not null, -1, ct);
-        var results = transcript["results"]!.AsArray();
+        var results = _results = transcript["results"]!.AsArray();
         for (var i = 0; i < results.Count; i++)
         {
             await StepAsync(i, results[i]!.AsObject(), ct);
+        }
+
+        for (var i = 0; i < results.Count; i++)
+        {
+            if (!_target.IsReal && results[i]?["stand_in_differs"] is { } known && !_standInDifferencesSeen.Contains(i))
+            {
+                _differences.Add($"step {i}: marked stand_in_differs ({known}) but the stand-in now answers as Firecracker does: remove the mark");
+            }
         }
     }
 
@@ -80,7 +129,7 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
         _client = null;
         var socket = _sockets == 1 ? _dir["api.sock"] : _dir[$"api{_sockets}.sock"];
         _sockets++;
-        _process = FakeProcess.Start(args, socket);
+        _process = FakeProcess.Start(args, socket, binary: _target.BinaryPath);
         var ready = await _process.WaitForApiAsync(TimeSpan.FromSeconds(20), ct);
         if (ready != expectReady)
         {
@@ -124,8 +173,8 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
         }
         else if (step["wait_exit_ms"] is { } wait)
         {
-            var code = await _process!.WaitExitAsync(TimeSpan.FromMilliseconds(wait.GetValue<int>()), ct);
             var expected = entry["exit_code"]?.GetValue<int>();
+            var code = await _process!.WaitExitAsync(Patience(wait.GetValue<int>(), expected is not null), ct);
             if (code != expected)
             {
                 Differ(i, $"exit code {code?.ToString(CultureInfo.InvariantCulture) ?? "(still running)"}, expected {expected}");
@@ -184,7 +233,7 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
         }
         else if (step["console_grep"] is { } grep)
         {
-            var found = await _process!.WaitForOutputAsync(grep.GetValue<string>(), TimeSpan.FromMilliseconds(step["within_ms"]!.GetValue<int>()), ct);
+            var found = await _process!.WaitForOutputAsync(grep.GetValue<string>(), Patience(step["within_ms"]!.GetValue<int>(), entry["found"]!.GetValue<bool>()), ct);
             if (found != entry["found"]!.GetValue<bool>())
             {
                 Differ(i, $"console_grep {grep}: found {found}");
@@ -349,9 +398,9 @@ public sealed partial class TranscriptReplayer : IAsyncDisposable
     private async Task VsockAsync(int i, JsonObject entry, JsonObject vsock, CancellationToken ct)
     {
         var uds = Sub(vsock["uds"]!.GetValue<string>());
-        var send = vsock["send"]!.GetValue<string>();
+        var send = Sub(vsock["send"]!.GetValue<string>());
         var retryMs = vsock["retry_ms"]?.GetValue<int>() ?? 0;
-        var deadline = DateTime.UtcNow.AddMilliseconds(Math.Max(retryMs, 5000));
+        var deadline = DateTime.UtcNow + Patience(Math.Max(retryMs, 5000), retryMs > 0);
         (string Reply, bool Closed) result;
         while (true)
         {

@@ -43,10 +43,9 @@ public sealed class VsockTests
     {
         if (name == "fake")
             return SandboxTarget.Fake(root);
-        var real = SandboxTarget.Real(out var reason);
-        // The real guest must run the two services the stand-in's README describes: echo on 5000, control on 5100.
-        Assert.SkipWhen(real is null, reason);
-        return real;
+        // Skips with the reason when the machine has no real guest. The real guest must run the two services the
+        // stand-in's README describes: echo on 5000, control on 5100.
+        return SandboxTarget.Real();
     }
 
     private static async Task<string> ReadLineAsync(Stream stream)

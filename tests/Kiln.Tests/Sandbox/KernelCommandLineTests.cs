@@ -1,25 +1,57 @@
 using FsCheck.Xunit;
 using Kiln.Sandbox;
+using Kiln.Tests.Support;
 using Kiln.Vm;
 
 namespace Kiln.Tests.Sandbox;
 
-public sealed class KernelCommandLineTests
+public sealed class KernelCommandLineTests : IDisposable
 {
-    private static HypervisorConfig Config(string? image = "/img", params KernelParam[] extra) => new()
+    private readonly TempRoot _dir = new();
+
+    public KernelCommandLineTests()
+    {
+        // A bare filesystem image (nothing in its first sectors, like ext4) and one with an MBR partition table.
+        using (var bare = File.Create(BareImage))
+            bare.SetLength(1024 * 1024);
+        var mbr = new byte[1024 * 1024];
+        mbr[0x1BE + 4] = 0x83;
+        mbr[0x1BE + 12] = 0xFF;
+        mbr[510] = 0x55;
+        mbr[511] = 0xAA;
+        File.WriteAllBytes(PartitionedImage, mbr);
+    }
+
+    private string BareImage => _dir.Combine("bare.img");
+
+    private string PartitionedImage => _dir.Combine("mbr.img");
+
+    public void Dispose() => _dir.Dispose();
+
+    private HypervisorConfig Config(string? image = "", params KernelParam[] extra) => new()
     {
         FirecrackerPath = "/fc",
         KernelPath = "/k",
-        ImagePath = image,
+        ImagePath = image == "" ? BareImage : image,
         InitrdPath = image is null ? "/initrd" : null,
         RootDirectory = "/tmp/r",
         KernelParams = extra,
     };
 
     [Fact]
-    public void An_image_boots_from_the_first_partition_of_the_first_drive_with_the_firecracker_defaults() =>
+    public void A_partitioned_image_boots_from_the_first_partition_of_the_first_drive_with_the_firecracker_defaults() =>
         Assert.Equal("console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda1",
-            FirecrackerHypervisor.BootArguments(Config()));
+            FirecrackerHypervisor.BootArguments(Config(PartitionedImage)));
+
+    [Fact]
+    public void A_bare_filesystem_image_boots_from_the_whole_first_drive() =>
+        Assert.Equal("console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda",
+            FirecrackerHypervisor.BootArguments(Config(BareImage)));
+
+    [Fact]
+    public void A_configured_root_wins_over_the_partition_table() =>
+        Assert.EndsWith("root=/dev/vdb2 quiet",
+            FirecrackerHypervisor.BootArguments(Config(PartitionedImage, new KernelParam("root", "/dev/vdb2"), new KernelParam("quiet"))));
 
     [Fact]
     public void An_initrd_only_guest_has_no_root_parameter() =>

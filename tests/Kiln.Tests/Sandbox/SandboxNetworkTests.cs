@@ -91,4 +91,20 @@ public sealed class SandboxNetworkTests
 
         Assert.Equal("Metadata", error.PropertyName);
     }
+
+    [Fact]
+    public async Task A_jail_network_namespace_beside_a_sandbox_network_is_refused_naming_the_property()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root) with
+        {
+            Network = new SandboxNetworkSpec { Mode = NetworkMode.Isolated },
+            Jail = new Kiln.Vmm.JailSettings { JailerPath = "/bin/true", Uid = 65534, Gid = 65534, NetworkNamespacePath = "/run/netns/mine" },
+        };
+        await using var driver = new FirecrackerHypervisor();
+
+        var error = await Assert.ThrowsAsync<SandboxConfigurationException>(() => driver.CreateAsync("jailnet", config, Ct));
+
+        Assert.Equal("Jail.NetworkNamespacePath", error.PropertyName);
+    }
 }

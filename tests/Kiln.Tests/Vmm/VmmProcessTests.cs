@@ -75,7 +75,7 @@ public sealed class VmmProcessTests
     }
 
     [Fact]
-    public async Task An_owned_process_runs_in_its_own_session_so_a_terminals_ctrl_c_reaches_only_the_owner()
+    public async Task An_owned_process_runs_in_its_own_process_group_of_our_session_so_a_terminals_ctrl_c_reaches_only_the_owner()
     {
         using var root = new TempRoot();
         var script = root.Script("vmm", "echo owned-hello; exec sleep 1000");
@@ -85,8 +85,11 @@ public sealed class VmmProcessTests
             await WaitForFileTextAsync(root.Combine("console.log"), "owned-hello");
             var stat = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/stat", Ct);
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ours = await File.ReadAllTextAsync("/proc/self/stat", Ct);
+            var ourFields = ours[(ours.LastIndexOf(')') + 2)..].Split(' ');
             Assert.Equal(vmm.Pid.ToString(), fields[2]); // field 5: process group
-            Assert.Equal(vmm.Pid.ToString(), fields[3]); // field 6: session id
+            // field 6: our session, not a new one (a new session is a new scheduler autogroup)
+            Assert.Equal(ourFields[3], fields[3]);
             Assert.Equal(Environment.ProcessId.ToString(), fields[1]); // field 4: still this process's child
             Assert.Equal(Path.GetFullPath(script), vmm.Identity.ExecutablePath);
         }

@@ -1,0 +1,118 @@
+// A microVM under Firecracker's jailer: the description's host paths become paths inside the chroot (kernel and initrd
+// under /boot, drives under /drives/<drive id>), the files are made visible there as the jail's settings say, the API
+// socket and Firecracker's log live inside the jail, and clean-up removes the jail once the VMM has ended.
+using Kiln.Vmm;
+
+namespace Kiln.Vm;
+
+public sealed partial class Microvm
+{
+    private const string JailedLogPath = "/firecracker.log";
+    private const string HotplugPrefix = "/hotplug/";
+
+    /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
+    /// Owned): its child, or a jailed VMM it booted (in a PID namespace that is no child of ours).</summary>
+    public bool LaunchedHere => _vmm.IsChild || (_jail is not null && Description is not null);
+
+    /// <summary>Where Firecracker sees a boot-time drive: inside the jail, or the host path itself.</summary>
+    public string DrivePathForVmm(string driveId, string hostPath) => _jail is null ? hostPath : "/drives/" + driveId;
+    private JailedVmm? _jail;
+
+    /// <summary>The jail, when the VMM runs under the jailer.</summary>
+    public JailedVmm? Jail => _jail;
+
+    /// <summary>The jail's host paths for options: the API socket (and the log) are inside the chroot.</summary>
+    internal static MicrovmOptions JailedOptions(MicrovmOptions options, JailSettings jail)
+    {
+        var layout = JailLayout.For(jail, options.FirecrackerPath, options.Id ?? throw new ArgumentException("a jailed microVM needs an Id", nameof(options)));
+        return options with
+        {
+            SocketPath = layout.ApiSocketOnHost,
+            LogPath = options.LogPath is null ? null : layout.OnHost(JailedLogPath),
+        };
+    }
+
+    /// <summary>The description as the jailed VMM sees it, and the host files behind its paths.</summary>
+    internal static (MachineDescription Description, IReadOnlyList<JailFile> Files) InJail(MachineDescription description)
+    {
+        var files = new List<JailFile> { new(description.BootSource.KernelImagePath, "/boot/kernel", ReadOnly: true) };
+        var boot = description.BootSource with { KernelImagePath = "/boot/kernel" };
+        if (description.BootSource.InitrdPath is { } initrd)
+        {
+            files.Add(new JailFile(initrd, "/boot/initrd", ReadOnly: true));
+            boot = boot with { InitrdPath = "/boot/initrd" };
+        }
+        var devices = description.Devices.Select(device =>
+        {
+            if (device is not MachineDrive { Drive: { PathOnHost: { } host } drive } machineDrive)
+                return device;
+            var inJail = "/drives/" + drive.DriveId;
+            files.Add(new JailFile(host, inJail, drive.IsReadOnly == true));
+            return machineDrive with { Drive = drive with { PathOnHost = inJail } };
+        }).ToList();
+        return (description with { BootSource = boot, Devices = devices }, files);
+    }
+
+    /// <summary>Starts the VMM under the jailer: the spawn step of a jailed boot.</summary>
+    private static async Task<JailedVmm> LaunchJailedAsync(MachineDescription description, MicrovmOptions options, CancellationToken ct)
+    {
+        var jail = description.Jail!;
+        var (_, files) = InJail(description);
+        var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath);
+        return await JailedVmm.LaunchAsync(new JailedLaunchOptions
+        {
+            Jail = jail,
+            FirecrackerPath = options.FirecrackerPath,
+            Id = options.Id!,
+            Arguments = arguments,
+            OutputPath = options.ConsolePath,
+            Detached = options.Ownership == VmmOwnership.Detached,
+            Files = files,
+            EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+            Environment = options.Environment,
+            ReadyTimeout = options.ApiReadyTimeout,
+        }, options.TimeProvider, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Attaches to a jailed VMM recorded earlier (<see cref="JailedVmm.Record"/>); null when it is gone.
+    /// </summary>
+    public static Microvm? TryAttachJailed(JailRecord record, MicrovmOptions options, MicrovmState state)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(options);
+        options = options with { SocketPath = record.Layout.ApiSocketOnHost };
+        options.Validate();
+        var jail = JailedVmm.TryAttach(record, options.ConsolePath);
+        return jail is null ? null : new Microvm(options, options.CreateLogger(), jail.Process, state, description: null) { _jail = jail };
+    }
+
+    /// <summary>Makes a file visible inside the jail for hot-plug; returns its path there (the host path without a jail).</summary>
+    public string ExposeForHotplug(string hostPath, string driveId, bool readOnly)
+    {
+        if (_jail is null)
+            return hostPath;
+        var method = Description?.Jail?.FileExposure ?? (_jail.Record.Files.Count > 0 ? _jail.Record.Files[0].Method : Host.JailFileExposure.HardLink);
+        // A bind mount made now would not reach the jail's private mount namespace, and a copy would keep the guest's
+        // writes from the caller's file: hot-plug into a bind-mount jail hard-links, on the chroot's file system only.
+        if (method == Host.JailFileExposure.BindMount)
+        {
+            method = Host.ChrootFiles.SameFileSystem(hostPath, _jail.Layout.Root)
+                ? Host.JailFileExposure.HardLink
+                : throw new IOException($"{hostPath} cannot be hot-plugged into the jail: it is on another file system than {_jail.Layout.Root}, and a bind mount made now would not reach the jail");
+        }
+        return _jail.ExposeFile(new JailFile(hostPath, HotplugPrefix + driveId, readOnly), method).PathInJail;
+    }
+
+    /// <summary>Takes a hot-unplugged drive's file out of the jail again.</summary>
+    public void WithdrawHotplug(string driveId)
+    {
+        if (_jail?.Files.FirstOrDefault(f => f.PathInJail == HotplugPrefix + driveId) is { } file)
+            _jail.WithdrawFile(file);
+    }
+
+    /// <summary>Removes the jail (tree, mounts, cgroups) once the VMM has ended; nothing without a jail.</summary>
+    /// <exception cref="InvalidOperationException">The VMM still runs.</exception>
+    public Task CleanupJailAsync(CancellationToken cancellationToken = default) =>
+        _jail is null ? Task.CompletedTask : _jail.CleanupAsync(_options.TimeProvider, cancellationToken);
+}

@@ -1,0 +1,166 @@
+// A template opened from its store: it checks it may be loaded (same Firecracker release, files unchanged, recorded
+// drive paths present) and starts clones. A clone is a restore with: its own copies of the writable drives (reflink
+// where the file system can), bound over the recorded paths in the clone VMM's private mount namespace (the snapshot
+// names drives by the paths Firecracker opened, and only a namespace lets N VMMs open N files at one path); its own
+// vsock socket (vsock_override), API socket, console and TAPs (network_overrides); read-only drives and the memory
+// file shared (Firecracker maps the memory file privately, so clones share its pages until they write).
+using Kiln.Api;
+using Kiln.Host;
+
+namespace Kiln.Vm.Templates;
+
+/// <summary>A snapshot and the machine it was taken from, ready to clone.</summary>
+public sealed class MicrovmTemplate
+{
+    internal MicrovmTemplate(string directory, TemplateManifest manifest)
+    {
+        Directory = directory;
+        Manifest = manifest;
+    }
+
+    /// <summary>The template's name.</summary>
+    public string Name => Manifest.Name;
+
+    /// <summary>Its directory in the store.</summary>
+    public string Directory { get; }
+
+    /// <summary>What it holds and was made from.</summary>
+    public TemplateManifest Manifest { get; }
+
+    /// <summary>Its snapshot files.</summary>
+    public SnapshotFiles Snapshot => new(Path.Combine(Directory, Manifest.StateFile), Path.Combine(Directory, Manifest.MemoryFile));
+
+    /// <summary>
+    /// Refuses a template that must not be loaded by <paramref name="firecrackerPath"/>: another Firecracker release
+    /// wrote it, one of its files changed since, or a writable drive's recorded path is gone.
+    /// </summary>
+    /// <exception cref="TemplateMismatchException">What is wrong, typed.</exception>
+    /// <exception cref="IOException">The binary's version could not be read.</exception>
+    public async Task VerifyAsync(string firecrackerPath, CancellationToken cancellationToken = default)
+    {
+        var binary = await FirecrackerBinary.GetVersionAsync(firecrackerPath, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        if (!FirecrackerVersion.TryParse(Manifest.FirecrackerVersion, out var recorded) || recorded != binary)
+        {
+            throw new TemplateMismatchException(Name, TemplateMismatchKind.FirecrackerVersion,
+                $"made by Firecracker {Manifest.FirecrackerVersion}, but {firecrackerPath} is {binary}; snapshots load only into the release that wrote them.");
+        }
+        foreach (var file in Manifest.Files)
+        {
+            var resolved = file with { Path = Path.Combine(Directory, file.Path) };
+            if (!await resolved.MatchesAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new TemplateMismatchException(Name, TemplateMismatchKind.FileChanged,
+                    $"{resolved.Path} changed since the template was made (size or checksum differ, or it is gone).");
+            }
+        }
+        foreach (var drive in Manifest.Drives.Where(d => !d.IsReadOnly))
+        {
+            if (!File.Exists(drive.RecordedPath))
+            {
+                throw new TemplateMismatchException(Name, TemplateMismatchKind.RecordedPathMissing,
+                    $"drive '{drive.DriveId}' was recorded at {drive.RecordedPath}, which is gone; a clone binds its own copy over that path, so it must exist.");
+            }
+        }
+    }
+
+    /// <summary>Verifies the template, then starts one clone.</summary>
+    /// <exception cref="TemplateMismatchException">The template must not be loaded (nothing was started).</exception>
+    /// <exception cref="MicrovmBootException">The clone failed; its VMM was killed and its files removed.</exception>
+    public async Task<Microvm> StartCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(clone);
+        await VerifyAsync(clone.Microvm.FirecrackerPath, cancellationToken).ConfigureAwait(false);
+        return await StartVerifiedCloneAsync(clone, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Verifies the template once, then starts <paramref name="count"/> clones, one after another, clone
+    /// <c>i</c> with <paramref name="optionsFor"/>(<c>i</c>). All or nothing: when one fails, those already started
+    /// are stopped and their files removed, and its error is thrown.
+    /// </summary>
+    /// <exception cref="TemplateMismatchException">The template must not be loaded (nothing was started).</exception>
+    /// <exception cref="MicrovmBootException">A clone failed; every clone of this call was stopped and removed.</exception>
+    public async Task<IReadOnlyList<Microvm>> StartClonesAsync(int count, Func<int, TemplateCloneOptions> optionsFor,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentNullException.ThrowIfNull(optionsFor);
+        var all = Enumerable.Range(0, count).Select(optionsFor).ToArray();
+        if (all.Select(o => o.Directory).Distinct(StringComparer.Ordinal).Count() != count)
+            throw new ArgumentException("Each clone needs a directory of its own.", nameof(optionsFor));
+        await VerifyAsync(all[0].Microvm.FirecrackerPath, cancellationToken).ConfigureAwait(false);
+        var started = new List<Microvm>(count);
+        try
+        {
+            foreach (var clone in all)
+            {
+                started.Add(await StartVerifiedCloneAsync(clone, cancellationToken).ConfigureAwait(false));
+                progress?.Report(started.Count);
+            }
+            return started;
+        }
+        catch
+        {
+            for (var i = 0; i < started.Count; i++)
+            {
+                await started[i].StopAsync(ShutdownPlan.Kill(), CancellationToken.None).ConfigureAwait(false);
+                await started[i].DisposeAsync().ConfigureAwait(false);
+                RemoveCloneFiles(all[i]);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes the files of a clone that has ended: its drive copies, vsock and API sockets, console and log.
+    /// </summary>
+    public void RemoveCloneFiles(TemplateCloneOptions clone)
+    {
+        ArgumentNullException.ThrowIfNull(clone);
+        foreach (var drive in Manifest.Drives.Where(d => !d.IsReadOnly))
+            Microvm.DeleteFile(clone.DrivePath(drive.DriveId));
+        Microvm.DeleteFile(clone.VsockPath);
+        Microvm.DeleteFile(clone.Microvm.SocketPath);
+        Microvm.DeleteFile(clone.Microvm.ConsolePath);
+        if (clone.Microvm.LogPath is { } log)
+            Microvm.DeleteFile(log);
+    }
+
+    private async Task<Microvm> StartVerifiedCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken)
+    {
+        var missing = Manifest.NetworkInterfaceIds.Except(clone.NetworkOverrides.Select(n => n.IfaceId), StringComparer.Ordinal).ToArray();
+        if (missing.Length > 0)
+            throw new ArgumentException($"The template's interfaces {string.Join(", ", missing)} need a TAP each (NetworkOverrides).", nameof(clone));
+        var writable = Manifest.Drives.Where(d => !d.IsReadOnly).ToArray();
+        var created = new List<string>();
+        var copies = new BootStep("drive-copies", async ct =>
+        {
+            System.IO.Directory.CreateDirectory(clone.Directory);
+            foreach (var drive in writable)
+            {
+                // CreateNew: a file already there is refused, never overwritten (nor removed by the rollback).
+                await FileCopy.CloneOrCopyAsync(Path.Combine(Directory, drive.TemplateFile!), clone.DrivePath(drive.DriveId), ct).ConfigureAwait(false);
+                created.Add(clone.DrivePath(drive.DriveId));
+            }
+        });
+        var options = clone.Microvm with { Preparation = [.. clone.Microvm.Preparation, copies] };
+        var restore = new RestoreOptions
+        {
+            VsockUdsPath = Manifest.VsockRecordedPath is null ? null : clone.VsockPath,
+            NetworkOverrides = clone.NetworkOverrides,
+            TrackDirtyPages = clone.TrackDirtyPages,
+            ClockRealtime = clone.ClockRealtime,
+            DriveBindings = [.. writable.Select(d => new DriveBinding(d.RecordedPath, clone.DrivePath(d.DriveId)))],
+        };
+        try
+        {
+            return await Microvm.RestoreAsync(Snapshot, options, restore, description: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MicrovmBootException)
+        {
+            foreach (var file in created)
+                Microvm.DeleteFile(file);
+            throw;
+        }
+    }
+}

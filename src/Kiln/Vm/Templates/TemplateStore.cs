@@ -1,0 +1,191 @@
+// A directory Kiln owns, one subdirectory per template: template.json (the manifest), vm-config.json (the machine
+// as Firecracker exported it), snapshot.state, snapshot.mem and drives/<id> (the writable drives as they were when
+// the snapshot was taken). A template is made in a hidden temporary directory and renamed into place, so a
+// half-made one is never listed.
+using System.Text.Json;
+using Kiln.Api;
+using Kiln.Host;
+
+namespace Kiln.Vm.Templates;
+
+/// <summary>Makes, lists, opens and deletes templates under one root directory.</summary>
+public sealed class TemplateStore
+{
+    internal const string ManifestFile = "template.json";
+    internal const string ConfigFile = "vm-config.json";
+
+    /// <summary>A store rooted at <paramref name="root"/> (created when the first template is made).</summary>
+    public TemplateStore(string root)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        Root = Path.GetFullPath(root);
+    }
+
+    /// <summary>The store's directory.</summary>
+    public string Root { get; }
+
+    /// <summary>Whether <paramref name="name"/> can name a template: 1–64 letters, digits, '-' and '_', not starting with '-'.</summary>
+    public static bool IsValidName(string? name) =>
+        !string.IsNullOrEmpty(name) && name.Length <= 64 && name[0] != '-' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    /// <summary>
+    /// Snapshots <paramref name="source"/> into a new template. A Running source is paused for the snapshot and the
+    /// copies of its writable drives, then resumed; a Paused one stays Paused.
+    /// </summary>
+    /// <exception cref="TemplateStoreException">The name is invalid or taken.</exception>
+    /// <exception cref="MicrovmStateException">The source is neither Running nor Paused.</exception>
+    /// <exception cref="MicrovmException">A drive path the snapshot would record is relative.</exception>
+    public async Task<MicrovmTemplate> CreateAsync(string name, Microvm source, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        RequireValidName(name);
+        var final = Path.Combine(Root, name);
+        if (Directory.Exists(final))
+            throw new TemplateStoreException(name, $"Template '{name}' already exists.");
+        var wasRunning = source.State == MicrovmState.Running;
+        if (!wasRunning && source.State != MicrovmState.Paused)
+            throw new MicrovmStateException("make a template", source.State, MicrovmState.Running, MicrovmState.Paused);
+
+        var temporary = Directory.CreateDirectory(Path.Combine(Root, $".{name}.{Guid.NewGuid():N}")).FullName;
+        try
+        {
+            var version = (await source.Client.GetFirecrackerVersionAsync(cancellationToken).ConfigureAwait(false)).FirecrackerVersion;
+            if (wasRunning)
+                await source.PauseAsync(cancellationToken).ConfigureAwait(false);
+            TemplateManifest manifest;
+            try
+            {
+                manifest = await SnapshotIntoAsync(name, source, version, temporary, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (wasRunning)
+                    await source.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            await using (var file = File.Create(Path.Combine(temporary, ManifestFile)))
+                await JsonSerializer.SerializeAsync(file, manifest, TemplateJsonContext.Default.TemplateManifest, cancellationToken).ConfigureAwait(false);
+            Directory.Move(temporary, final);
+            return new MicrovmTemplate(final, manifest);
+        }
+        catch
+        {
+            Directory.Delete(temporary, recursive: true);
+            throw;
+        }
+    }
+
+    private static async Task<TemplateManifest> SnapshotIntoAsync(string name, Microvm source, string version, string directory, CancellationToken cancellationToken)
+    {
+        var config = await source.Client.GetExportVmConfigAsync(cancellationToken).ConfigureAwait(false);
+        var drives = config.Drives ?? [];
+        foreach (var drive in drives)
+        {
+            if (drive.PathOnHost is { } p && !Path.IsPathRooted(p))
+                throw new MicrovmException($"Drive '{drive.DriveId}' has the relative path '{p}': a template needs the absolute path Firecracker recorded.");
+        }
+        var manifest = new TemplateManifest
+        {
+            Name = name,
+            CreatedAt = DateTimeOffset.UtcNow,
+            FirecrackerVersion = version,
+            VcpuCount = config.MachineConfig?.VcpuCount ?? 0,
+            MemSizeMib = config.MachineConfig?.MemSizeMib ?? 0,
+            VsockRecordedPath = config.Vsock?.UdsPath,
+            NetworkInterfaceIds = [.. (config.NetworkInterfaces ?? []).Select(n => n.IfaceId)],
+        };
+        await source.CreateSnapshotAsync(new SnapshotCreateParams
+        {
+            SnapshotPath = Path.Combine(directory, manifest.StateFile),
+            MemFilePath = Path.Combine(directory, manifest.MemoryFile),
+            SnapshotType = SnapshotType.Full,
+        }, cancellationToken).ConfigureAwait(false);
+        await using (var file = File.Create(Path.Combine(directory, ConfigFile)))
+            await JsonSerializer.SerializeAsync(file, config, FirecrackerJsonContext.Default.FullVmConfiguration, cancellationToken).ConfigureAwait(false);
+
+        // The drives are copied while the guest is paused, so they match the memory the snapshot holds.
+        Directory.CreateDirectory(Path.Combine(directory, "drives"));
+        var templateDrives = new List<TemplateDrive>();
+        var files = new List<FileFingerprint>();
+        foreach (var relative in new[] { manifest.StateFile, manifest.MemoryFile })
+            files.Add(await FingerprintAsync(directory, relative, cancellationToken).ConfigureAwait(false));
+        foreach (var drive in drives.Where(d => d.PathOnHost is not null))
+        {
+            if (drive.IsReadOnly == true)
+            {
+                templateDrives.Add(new TemplateDrive(drive.DriveId, drive.PathOnHost!, true, null));
+                files.Add(await FileFingerprint.OfAsync(drive.PathOnHost!, cancellationToken).ConfigureAwait(false));
+                continue;
+            }
+            var copy = Path.Combine("drives", drive.DriveId);
+            await FileCopy.CloneOrCopyAsync(drive.PathOnHost!, Path.Combine(directory, copy), cancellationToken).ConfigureAwait(false);
+            templateDrives.Add(new TemplateDrive(drive.DriveId, drive.PathOnHost!, false, copy));
+            files.Add(await FingerprintAsync(directory, copy, cancellationToken).ConfigureAwait(false));
+        }
+        return manifest with { Drives = templateDrives, Files = files };
+    }
+
+    private static async Task<FileFingerprint> FingerprintAsync(string directory, string relative, CancellationToken cancellationToken) =>
+        (await FileFingerprint.OfAsync(Path.Combine(directory, relative), cancellationToken).ConfigureAwait(false)) with { Path = relative };
+
+    /// <summary>Opens the template <paramref name="name"/>.</summary>
+    /// <exception cref="TemplateStoreException">No such template, or its manifest is unreadable.</exception>
+    public MicrovmTemplate Open(string name)
+    {
+        RequireValidName(name);
+        var directory = Path.Combine(Root, name);
+        var path = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(path))
+            throw new TemplateStoreException(name, $"No template '{name}' in {Root}.");
+        TemplateManifest? manifest;
+        try
+        {
+            using var file = File.OpenRead(path);
+            manifest = JsonSerializer.Deserialize(file, TemplateJsonContext.Default.TemplateManifest);
+        }
+        catch (JsonException e)
+        {
+            throw new TemplateStoreException(name, $"Template '{name}' has an unreadable {ManifestFile}: {e.Message}");
+        }
+        if (manifest is null || manifest.Format != 1)
+            throw new TemplateStoreException(name, $"Template '{name}' has a {ManifestFile} of an unknown format.");
+        return new MicrovmTemplate(directory, manifest);
+    }
+
+    /// <summary>The templates, by name.</summary>
+    public IReadOnlyList<MicrovmTemplate> List()
+    {
+        if (!Directory.Exists(Root))
+            return [];
+        var templates = new List<MicrovmTemplate>();
+        foreach (var directory in Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(directory);
+            if (IsValidName(name) && File.Exists(Path.Combine(directory, ManifestFile)))
+                templates.Add(Open(name));
+        }
+        return templates;
+    }
+
+    /// <summary>
+    /// Deletes the template <paramref name="name"/>; false when there is none. Running clones keep working: their
+    /// drives are their own copies and the memory file they map stays until they end.
+    /// </summary>
+    public bool Delete(string name)
+    {
+        RequireValidName(name);
+        var directory = Path.Combine(Root, name);
+        if (!Directory.Exists(directory))
+            return false;
+        // Renamed first so that a half-deleted template is never opened.
+        var doomed = Path.Combine(Root, $".{name}.deleting.{Guid.NewGuid():N}");
+        Directory.Move(directory, doomed);
+        Directory.Delete(doomed, recursive: true);
+        return true;
+    }
+
+    private static void RequireValidName(string name)
+    {
+        if (!IsValidName(name))
+            throw new TemplateStoreException(name ?? "", $"'{name}' is not a template name (1 to 64 letters, digits, '-' and '_', not starting with '-').");
+    }
+}

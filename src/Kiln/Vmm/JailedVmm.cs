@@ -1,0 +1,406 @@
+// A firecracker launched by Firecracker's jailer: the chroot Kiln prepares (the files the VM needs, visible inside),
+// the jailer's command line, finding the real VMM (with --new-pid-ns or --daemonize the jailer's PID is not the VMM's:
+// the PID file says which, and the process is identity-checked before it is ever signalled), the stop that works in
+// a PID namespace (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never does (tree, mounts, cgroups).
+// Every failure during launch removes all of it again.
+using System.Diagnostics;
+using System.Globalization;
+using Kiln.Host;
+using Kiln.Interop;
+
+namespace Kiln.Vmm;
+
+/// <summary>A jailed firecracker process and its jail.</summary>
+public sealed class JailedVmm : IAsyncDisposable
+{
+    private const int SIGHUP = 1;
+    private readonly Lock _filesGate = new();
+    private readonly List<ExposedFile> _files;
+    private readonly VmmProcess? _launcher;
+    private readonly bool _owned;
+    private int _disposed;
+
+    private JailedVmm(JailRecord record, VmmProcess process, VmmProcess? launcher, bool owned)
+    {
+        Record = record;
+        Process = process;
+        _launcher = launcher;
+        _owned = owned;
+        _files = [.. record.Files];
+    }
+
+    /// <summary>The firecracker process (the real one, inside the jail).</summary>
+    public VmmProcess Process { get; }
+
+    /// <summary>What identifies this jail and its VMM: persist it to re-attach later.</summary>
+    public JailRecord Record { get; private set; }
+
+    /// <summary>The jail's paths.</summary>
+    public JailLayout Layout => Record.Layout;
+
+    /// <summary>The VMM's host PID.</summary>
+    public int Pid => Record.Identity.Pid;
+
+    /// <summary>The API socket on the host.</summary>
+    public string ApiSocketPath => Layout.ApiSocketOnHost;
+
+    /// <summary>The files exposed inside the chroot now.</summary>
+    public IReadOnlyList<ExposedFile> Files
+    {
+        get
+        {
+            lock (_filesGate)
+                return [.. _files];
+        }
+    }
+
+    /// <summary>Launches firecracker under the jailer; returns once the real VMM runs (identity-checked).</summary>
+    /// <exception cref="JailConfigurationException">A bad setting, found before anything started.</exception>
+    /// <exception cref="JailInUseException">A live VMM uses a jail with this id.</exception>
+    /// <exception cref="JailStartException">The jailer or the VMM failed; everything made for it was removed.</exception>
+    public static async Task<JailedVmm> LaunchAsync(JailedLaunchOptions options, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        var settings = options.Jail;
+        JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Select(f => f.HostPath));
+        var layout = JailLayout.For(settings, options.FirecrackerPath, options.Id);
+        var cgroups = CgroupList(settings, layout);
+        await RemoveStaleAsync(layout, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, cancellationToken).ConfigureAwait(false);
+
+        var exposed = new List<ExposedFile>();
+        VmmProcess? launcher = null;
+        VmmProcess? vmm = null;
+        Process? daemonizing = null;
+        try
+        {
+            Directory.CreateDirectory(layout.Root);
+            foreach (var empty in options.EmptyFiles)
+            {
+                var path = layout.OnHost(empty);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.Create(path).Dispose();
+                if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
+                    throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
+            }
+            foreach (var file in options.Files)
+                exposed.Add(ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
+
+            var commandLine = JailerCommandLine(settings, options, cgroups);
+            var jailer = VmmProcess.ResolveExecutable(settings.JailerPath)!;
+            if (settings.Daemonize)
+            {
+                // The jailer calls setsid() itself, which a session leader may not: no setsid(1) wrapper here, and
+                // the jailer's own output is captured only until it daemonizes.
+                daemonizing = StartDaemonizingJailer(jailer, commandLine, options);
+            }
+            else
+            {
+                launcher = await VmmProcess.LaunchAsync(new VmmLaunchOptions
+                {
+                    ExecutablePath = jailer,
+                    Arguments = options.Arguments,
+                    CommandLine = commandLine,
+                    OutputPath = options.OutputPath,
+                    Detached = options.Detached,
+                    Environment = options.Environment,
+                }, cancellationToken).ConfigureAwait(false);
+            }
+
+            var failed = launcher?.Exited ?? daemonizing!.WaitForExitAsync(cancellationToken);
+            var identity = await WaitForVmmAsync(layout, failed, options.ReadyTimeout, timeProvider, cancellationToken).ConfigureAwait(false)
+                ?? throw new JailStartException($"The jailer produced no running VMM within {options.ReadyTimeout.TotalSeconds:0.#} s (PID file {layout.PidFile})",
+                    launcher?.ReadOutputTail() ?? await ReadAllAsync(daemonizing!).ConfigureAwait(false));
+            var sameProcess = launcher is not null && launcher.Pid == identity.Pid;
+            vmm = sameProcess ? launcher! : VmmProcess.TryAttach(identity, options.OutputPath)
+                ?? throw new JailStartException($"The jailed VMM (PID {identity.Pid}) ended at once", launcher?.ReadOutputTail() ?? "");
+            var record = new JailRecord(layout, identity, settings.Uid, settings.Gid, settings.NewPidNamespace, cgroups,
+                cgroups.Select(c => c.Directory).Distinct().ToList(), exposed);
+            return new JailedVmm(record, vmm, sameProcess ? null : launcher, owned: !options.Detached);
+        }
+        catch (Exception e)
+        {
+            var tail = launcher?.ReadOutputTail() ?? "";
+            await RollBackAsync(layout, cgroups, exposed, vmm, launcher, daemonizing, timeProvider).ConfigureAwait(false);
+            if (e is JailStartException { OutputTail.Length: 0 } && tail.Length > 0)
+                throw new JailStartException(e.Message, tail, e.InnerException);
+            if (e is JailStartException or OperationCanceledException)
+                throw;
+            throw new JailStartException($"Starting the jailed VMM failed: {e.Message}", tail, e);
+        }
+        finally
+        {
+            daemonizing?.Dispose();
+        }
+    }
+
+    /// <summary>Re-attaches to a jailed VMM an earlier owner launched; null when it no longer runs.</summary>
+    public static JailedVmm? TryAttach(JailRecord record, string outputPath)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var process = VmmProcess.TryAttach(record.Identity, outputPath);
+        return process is null ? null : new JailedVmm(record, process, null, owned: false);
+    }
+
+    /// <summary>Makes one more file visible inside the chroot (hot-plug), the jail's way.</summary>
+    public ExposedFile ExposeFile(JailFile file, JailFileExposure method)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        var exposed = ChrootFiles.Expose(file.HostPath, Layout.Root, file.PathInJail, method, file.ReadOnly, Record.Uid, Record.Gid);
+        lock (_filesGate)
+        {
+            _files.Add(exposed);
+            Record = Record with { Files = [.. _files] };
+        }
+        return exposed;
+    }
+
+    /// <summary>Takes a hot-unplugged file out of the chroot again.</summary>
+    public void WithdrawFile(ExposedFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ChrootFiles.Withdraw(file);
+        lock (_filesGate)
+        {
+            _files.Remove(file);
+            Record = Record with { Files = [.. _files] };
+        }
+    }
+
+    /// <summary>
+    /// Stops the VMM: SIGTERM, or SIGHUP when it is a PID namespace's init (which drops SIGTERM); SIGKILL after
+    /// <paramref name="grace"/>.
+    /// </summary>
+    public async Task<VmmStopOutcome> StopAsync(TimeSpan grace, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        if (!Process.TrySignal(Record.NewPidNamespace ? SIGHUP : LibC.SIGTERM))
+        {
+            await Process.Exited.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return VmmStopOutcome.AlreadyExited;
+        }
+        try
+        {
+            await Process.Exited.WaitAsync(grace, timeProvider, cancellationToken).ConfigureAwait(false);
+            return VmmStopOutcome.Terminated;
+        }
+        catch (TimeoutException)
+        {
+        }
+        await Process.KillAsync(cancellationToken).ConfigureAwait(false);
+        return VmmStopOutcome.Killed;
+    }
+
+    /// <summary>Removes what the jail left (exposed files, mounts, the chroot tree, the cgroups). The VMM must have ended.</summary>
+    /// <exception cref="InvalidOperationException">The VMM still runs.</exception>
+    public async Task CleanupAsync(TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        if (!Process.HasExited)
+            throw new InvalidOperationException($"The jailed VMM (PID {Pid}) still runs; stop it before cleaning its jail");
+        if (_launcher is not null)
+            await _launcher.Exited.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await RemoveJailAsync(Layout, Files, Record.CgroupDirectories, timeProvider, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Removes a jail tree left by an owner that crashed, unless a live VMM uses it.
+    /// </summary>
+    /// <exception cref="JailInUseException">A live VMM uses it.</exception>
+    public static async Task RemoveStaleAsync(JailLayout layout, IReadOnlyList<string> cgroupDirectories, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        if (!Directory.Exists(layout.InstanceDirectory))
+        {
+            await Cgroups.RemoveAsync(cgroupDirectories, TimeSpan.FromSeconds(10), timeProvider, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        if (FindLiveUser(layout) is { } pid)
+            throw new JailInUseException(layout.InstanceDirectory, pid);
+        await RemoveJailAsync(layout, [], cgroupDirectories, timeProvider, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The PID of a live VMM using this jail: the PID file's process, if it runs the jail's exec file with the jail's
+    /// root as its <c>/</c> (its mount table says which directory that is).
+    /// </summary>
+    public static int? FindLiveUser(JailLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        string text;
+        try
+        {
+            text = File.ReadAllText(layout.PidFile).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+            || ProcFs.TryGetExecutable(pid) != layout.ExecutableInJail)
+            return null;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/mountinfo"))
+            {
+                // Field 4 is the mount's root within its file system, field 5 its mount point: the jail's root is "/".
+                var f = line.Split(' ');
+                if (f.Length > 4 && f[4] == "/" && layout.Root.EndsWith(f[3], StringComparison.Ordinal))
+                    return pid;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
+    }
+
+    private static async Task RemoveJailAsync(JailLayout layout, IReadOnlyList<ExposedFile> files, IReadOnlyList<string> cgroupDirectories, TimeProvider timeProvider, CancellationToken ct)
+    {
+        foreach (var file in files)
+            ChrootFiles.Withdraw(file);
+        if (Directory.Exists(layout.InstanceDirectory))
+        {
+            ChrootFiles.UnmountAllUnder(layout.InstanceDirectory);
+            Directory.Delete(layout.InstanceDirectory, recursive: true);
+        }
+        await Cgroups.RemoveAsync(cgroupDirectories, TimeSpan.FromSeconds(10), timeProvider, ct).ConfigureAwait(false);
+    }
+
+    private static async Task RollBackAsync(JailLayout layout, IReadOnlyList<JailCgroup> cgroups, List<ExposedFile> exposed, VmmProcess? vmm,
+        VmmProcess? launcher, Process? daemonizing, TimeProvider timeProvider)
+    {
+        // The VMM may be up without our knowing it yet (the PID file came late): only a process proven to be the
+        // jail's is killed.
+        if (vmm is null && FindLiveUser(layout) is { } pid && ProcFs.TryGetIdentity(pid) is { } identity
+            && VmmProcess.TryAttach(identity, "/dev/null") is { } orphan)
+        {
+            await using (orphan.ConfigureAwait(false))
+                await orphan.KillAsync().ConfigureAwait(false);
+        }
+        if (vmm is not null)
+            await vmm.KillAsync().ConfigureAwait(false);
+        if (launcher is not null)
+        {
+            await launcher.KillAsync().ConfigureAwait(false);
+            await launcher.DisposeAsync().ConfigureAwait(false);
+        }
+        if (daemonizing is { HasExited: false })
+        {
+            daemonizing.Kill();
+            await daemonizing.WaitForExitAsync().ConfigureAwait(false);
+        }
+        await RemoveJailAsync(layout, exposed, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    // Races the PID file (and the process it names becoming the jail's exec file) against the jailer's failure.
+    private static async Task<ProcessIdentity?> WaitForVmmAsync(JailLayout layout, Task failed, TimeSpan within, TimeProvider timeProvider, CancellationToken ct)
+    {
+        var started = timeProvider.GetTimestamp();
+        while (timeProvider.GetElapsedTime(started) < within)
+        {
+            if (File.Exists(layout.PidFile)
+                && int.TryParse(await File.ReadAllTextAsync(layout.PidFile, ct).ConfigureAwait(false), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && ProcFs.TryGetIdentity(pid) is { } identity && identity.ExecutablePath == layout.ExecutableInJail)
+            {
+                return identity;
+            }
+            // A jailer that fails exits without a PID file (or without the exec); one that succeeds with
+            // --new-pid-ns exits 0 once the file is written, so its exit is only a failure while the file is missing.
+            if (failed.IsCompleted && !File.Exists(layout.PidFile))
+                throw new JailStartException("The jailer exited without starting the VMM", "");
+            await Task.Delay(TimeSpan.FromMilliseconds(2), timeProvider, ct).ConfigureAwait(false);
+        }
+        return null;
+    }
+
+    /// <summary>The cgroup directories the jailer makes for these settings and this jail.</summary>
+    public static IReadOnlyList<string> CgroupDirectoriesFor(JailSettings settings, JailLayout layout) =>
+        CgroupList(settings, layout).Select(c => c.Directory).Distinct().ToList();
+
+    /// <summary>The cgroup settings the jailer applies for these settings and this jail, with their directories.</summary>
+    public static IReadOnlyList<JailCgroup> CgroupsFor(JailSettings settings, JailLayout layout) => CgroupList(settings, layout);
+
+    private static List<JailCgroup> CgroupList(JailSettings settings, JailLayout layout)
+    {
+        var parent = settings.EffectiveParentCgroup(layout.ExecFileName);
+        return settings.CgroupValues()
+            .Select(v => new JailCgroup(Cgroups.Directory(settings.CgroupVersion, v.File.Split('.')[0], parent, layout.Id)!, v.File, v.Value))
+            .ToList();
+    }
+
+    private static List<string> JailerCommandLine(JailSettings s, JailedLaunchOptions o, IReadOnlyList<JailCgroup> cgroups)
+    {
+        var args = new List<string>
+        {
+            "--id", o.Id,
+            "--exec-file", VmmProcess.ResolveExecutable(o.FirecrackerPath) ?? o.FirecrackerPath,
+            "--uid", s.Uid.ToString(CultureInfo.InvariantCulture),
+            "--gid", s.Gid.ToString(CultureInfo.InvariantCulture),
+            "--chroot-base-dir", s.ChrootBaseDirectory,
+            "--cgroup-version", ((int)s.CgroupVersion).ToString(CultureInfo.InvariantCulture),
+        };
+        if (s.ParentCgroup is not null)
+            args.AddRange(["--parent-cgroup", s.ParentCgroup]);
+        foreach (var c in cgroups)
+            args.AddRange(["--cgroup", $"{c.File}={c.Requested}"]);
+        if (s.NetworkNamespacePath is not null)
+            args.AddRange(["--netns", s.NetworkNamespacePath]);
+        if (s.FileSizeLimit is { } fsize)
+            args.AddRange(["--resource-limit", $"fsize={fsize.ToString(CultureInfo.InvariantCulture)}"]);
+        if (s.OpenFilesLimit is { } noFile)
+            args.AddRange(["--resource-limit", $"no-file={noFile.ToString(CultureInfo.InvariantCulture)}"]);
+        if (s.NewPidNamespace)
+            args.Add("--new-pid-ns");
+        if (s.Daemonize)
+            args.Add("--daemonize");
+        args.Add("--");
+        // The jailer passes --id itself; a second one would make firecracker refuse its command line.
+        args.AddRange(o.Arguments.WithId(null).ToList());
+        return args;
+    }
+
+    private static Process StartDaemonizingJailer(string jailer, IReadOnlyList<string> commandLine, JailedLaunchOptions options)
+    {
+        var psi = new ProcessStartInfo(jailer)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var arg in commandLine)
+            psi.ArgumentList.Add(arg);
+        if (options.Environment is not null)
+        {
+            foreach (var (key, value) in options.Environment)
+                psi.Environment[key] = value;
+        }
+        try
+        {
+            return System.Diagnostics.Process.Start(psi) ?? throw new VmmLaunchException(jailer, "Process.Start returned no process");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new VmmLaunchException(jailer, e.Message, e);
+        }
+    }
+
+    private static async Task<string> ReadAllAsync(Process process)
+    {
+        if (!process.HasExited)
+            return "";
+        return await process.StandardError.ReadToEndAsync().ConfigureAwait(false) + await process.StandardOutput.ReadToEndAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Releases handles; an owned VMM (launched here, not detached) is killed first, as <see cref="VmmProcess"/> does.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        if (_owned && !Process.HasExited)
+            await Process.KillAsync().ConfigureAwait(false);
+        await Process.DisposeAsync().ConfigureAwait(false);
+        if (_launcher is not null)
+            await _launcher.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using Kiln.Sandbox;
+using Kiln.Tests.Support;
+
+namespace Kiln.Tests.Reliability;
+
+/// <summary>How a fault is injected at one step of an operation.</summary>
+public enum Fault
+{
+    /// <summary>The step's request is answered 400 with a fault message (FAKE_FC_FAIL), or the step's own work fails.</summary>
+    Fail,
+
+    /// <summary>The VMM exits on its own when the step's request arrives, without answering (FAKE_FC_EXIT_AT).</summary>
+    Exit,
+
+    /// <summary>The step's request hangs (FAKE_FC_HANG) and the test SIGKILLs the VMM.</summary>
+    Kill,
+
+    /// <summary>The step's request hangs and the caller's token is cancelled.</summary>
+    Cancel,
+}
+
+/// <summary>What every fault test checks afterwards: the VMM gone, the files as before, the record true.</summary>
+internal static class FaultHarness
+{
+    public static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>Every file and directory under <paramref name="root"/>, to compare before and after an operation.</summary>
+    public static string[] Files(string root) =>
+        [.. Directory.GetFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)];
+
+    /// <summary>The knobs that make the stand-in misbehave at <paramref name="request"/>.</summary>
+    public static Dictionary<string, string> Knobs(Fault fault, string request, string step) => fault switch
+    {
+        Fault.Fail => new() { ["FAKE_FC_FAIL"] = $"{request}=400:Injected fault for {step}" },
+        Fault.Exit => new() { ["FAKE_FC_EXIT_AT"] = request, ["FAKE_FC_EXIT_CODE"] = "7" },
+        _ => new() { ["FAKE_FC_HANG"] = request },
+    };
+
+    /// <summary>The VMM log's line for <paramref name="request"/> ("PATCH /drives/x" → "Patch request on \"/drives/x\"").</summary>
+    public static string LogMarker(string request)
+    {
+        var space = request.IndexOf(' ');
+        return $"{request[0]}{request[1..space].ToLowerInvariant()} request on \"{request[(space + 1)..]}\"";
+    }
+
+    /// <summary>
+    /// For <see cref="Fault.Kill"/> and <see cref="Fault.Cancel"/>: once the VMM has logged <paramref name="marker"/>
+    /// (it is then stuck in the step), SIGKILLs the VMM or cancels <paramref name="cts"/>.
+    /// </summary>
+    public static Task InjectAsync(Fault fault, string logPath, string marker, Func<int?> pid, CancellationTokenSource cts) =>
+        fault is Fault.Kill or Fault.Cancel
+            ? Task.Run(async () =>
+            {
+                await Eventually.FileContainsAsync(logPath, marker, TimeSpan.FromSeconds(60));
+                if (fault == Fault.Cancel)
+                {
+                    await cts.CancelAsync();
+                    return;
+                }
+                var id = pid() ?? throw new InvalidOperationException("no VMM to kill");
+                using var process = Process.GetProcessById(id);
+                process.Kill(); // SIGKILL
+            }, Ct)
+            : Task.CompletedTask;
+
+    /// <summary>The persisted record, read as another process would.</summary>
+    public static async Task<SandboxStateFile> RecordAsync(string sandboxDirectory) =>
+        await SandboxStateFile.TryReadAsync(Path.Combine(sandboxDirectory, "state.json"), Ct)
+            ?? throw new Xunit.Sdk.XunitException("state.json is missing");
+
+    public static void AssertNoVmm(string socketPath) => Assert.Empty(ProcessScan.WithCommandLineContaining(socketPath));
+}
+
+/// <summary>A running sandbox of the stand-in with failure knobs, for the post-boot operations' fault tests.</summary>
+internal sealed class RunningSandbox : IAsyncDisposable
+{
+    private RunningSandbox(TempRoot root, FirecrackerHypervisor driver)
+    {
+        Root = root;
+        Driver = driver;
+    }
+
+    public TempRoot Root { get; }
+    public FirecrackerHypervisor Driver { get; }
+
+    public static async Task<RunningSandbox> StartAsync(Dictionary<string, string> knobs, TimeSpan? stopTimeout = null)
+    {
+        var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root) with { StopTimeout = stopTimeout ?? TimeSpan.FromSeconds(2) };
+        var driver = new FirecrackerHypervisor(new FirecrackerHypervisorOptions { Environment = knobs });
+        await driver.CreateAsync("op", config, FaultHarness.Ct);
+        await driver.StartAsync(FaultHarness.Ct);
+        return new RunningSandbox(root, driver);
+    }
+
+    /// <summary>What a driver in another process, reading state.json, finds.</summary>
+    public async Task<SandboxState> StateSeenByAnotherDriverAsync()
+    {
+        await using var other = new FirecrackerHypervisor();
+        await other.CreateAsync("op", Driver.Config, FaultHarness.Ct);
+        return other.State;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Driver.StopAsync(TimeSpan.Zero, CancellationToken.None);
+        }
+        finally
+        {
+            await Driver.DisposeAsync();
+            FaultHarness.AssertNoVmm(Driver.SocketPath);
+            Root.Dispose();
+        }
+    }
+}

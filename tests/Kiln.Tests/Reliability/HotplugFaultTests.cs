@@ -1,0 +1,58 @@
+using Kiln.Sandbox;
+using Kiln.Tests.Sandbox;
+using static Kiln.Tests.Reliability.FaultHarness;
+
+namespace Kiln.Tests.Reliability;
+
+/// <summary>
+/// A block hot-plug (PATCH /drives/drive_0) × every fault: the caller gets a typed error, the slot stays free in the
+/// driver and in state.json, and a killed VMM is gone and recorded as ended.
+/// </summary>
+public sealed class HotplugFaultTests
+{
+    private const string Request = "PATCH /drives/drive_0";
+
+    [Theory]
+    [InlineData(Fault.Fail)]
+    [InlineData(Fault.Exit)]
+    [InlineData(Fault.Kill)]
+    [InlineData(Fault.Cancel)]
+    public async Task A_fault_during_a_hot_plug_leaves_the_slot_free_and_the_record_true(Fault fault)
+    {
+        await using var sandbox = await RunningSandbox.StartAsync(Knobs(fault, Request, "hot-plug"));
+        var driver = sandbox.Driver;
+        var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
+        var pid = driver.Pid;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var inject = InjectAsync(fault, driver.VmmLogPath, LogMarker(Request), () => pid, cts);
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => driver.HotplugAddAsync(new BlockDevice(disk), cts.Token));
+        await inject;
+
+        switch (fault)
+        {
+            case Fault.Fail:
+                var api = Assert.IsType<Kiln.Api.FirecrackerApiException>(e);
+                Assert.Equal("Injected fault for hot-plug", api.FaultMessage);
+                break;
+            case Fault.Cancel:
+                Assert.IsAssignableFrom<OperationCanceledException>(e);
+                break;
+            default:
+                Assert.IsAssignableFrom<Kiln.Api.FirecrackerException>(e);
+                break;
+        }
+        Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
+        Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
+        if (fault is Fault.Exit or Fault.Kill)
+        {
+            AssertNoVmm(driver.SocketPath);
+            Assert.NotEqual(SandboxState.Running, await sandbox.StateSeenByAnotherDriverAsync());
+        }
+        else
+        {
+            Assert.Equal(SandboxState.Running, driver.State);
+            Assert.Equal(SandboxState.Running, (await RecordAsync(driver.SandboxDirectory)).State);
+        }
+    }
+}

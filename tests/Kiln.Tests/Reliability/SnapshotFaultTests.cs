@@ -1,0 +1,57 @@
+using Kiln.Sandbox;
+using static Kiln.Tests.Reliability.FaultHarness;
+
+namespace Kiln.Tests.Reliability;
+
+/// <summary>
+/// A snapshot (PUT /snapshot/create of a paused VM) × every fault: a typed error, no snapshot file left behind, and
+/// the record says Paused (VMM alive) or not running (VMM gone).
+/// </summary>
+public sealed class SnapshotFaultTests
+{
+    private const string Request = "PUT /snapshot/create";
+
+    [Theory]
+    [InlineData(Fault.Fail)]
+    [InlineData(Fault.Exit)]
+    [InlineData(Fault.Kill)]
+    [InlineData(Fault.Cancel)]
+    public async Task A_fault_during_a_snapshot_leaves_no_snapshot_files_and_the_record_true(Fault fault)
+    {
+        await using var sandbox = await RunningSandbox.StartAsync(Knobs(fault, Request, "snapshot"));
+        var driver = sandbox.Driver;
+        await driver.PauseAsync(Ct);
+        var before = Files(sandbox.Root.Path);
+        var pid = driver.Pid;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var inject = InjectAsync(fault, driver.VmmLogPath, LogMarker(Request), () => pid, cts);
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => driver.SaveAsync(cts.Token));
+        await inject;
+
+        switch (fault)
+        {
+            case Fault.Fail:
+                Assert.Equal("Injected fault for snapshot", Assert.IsType<Kiln.Api.FirecrackerApiException>(e).FaultMessage);
+                break;
+            case Fault.Cancel:
+                Assert.IsAssignableFrom<OperationCanceledException>(e);
+                break;
+            default:
+                Assert.IsAssignableFrom<Kiln.Api.FirecrackerException>(e);
+                break;
+        }
+        Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
+        Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
+        if (fault is Fault.Exit or Fault.Kill)
+        {
+            AssertNoVmm(driver.SocketPath);
+            Assert.NotEqual(SandboxState.Paused, await sandbox.StateSeenByAnotherDriverAsync());
+        }
+        else
+        {
+            Assert.Equal(before, Files(sandbox.Root.Path));
+            Assert.Equal(SandboxState.Paused, (await RecordAsync(driver.SandboxDirectory)).State);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+using Kiln.Sandbox;
+using Kiln.Tests.Sandbox;
+using Kiln.Tests.Support;
+using static Kiln.Tests.Reliability.FaultHarness;
+
+namespace Kiln.Tests.Reliability;
+
+/// <summary>
+/// Every named start step × every fault: the start fails with SandboxStartException naming the step, no VMM of this
+/// sandbox runs afterwards, the files are exactly those from before the start, and state.json says Created, no PID.
+/// </summary>
+public sealed class StartFaultTests
+{
+    /// <summary>The API steps of a sandbox with a rootfs, a pool, a queued drive, a vsock and memory hot-plug.</summary>
+    private static readonly (string Step, string Request)[] ApiSteps =
+    [
+        ("machine-config", "PUT /machine-config"),
+        ("boot-source", "PUT /boot-source"),
+        ("rootfs", "PUT /drives/rootfs"),
+        ("block-pool", "PUT /drives/drive_1"),
+        ("device-0-block", "PUT /drives/queued"),
+        ("device-1-vsock", "PUT /vsock"),
+        ("memory-hotplug", "PUT /hotplug/memory"),
+        ("instance-start", "PUT /actions"),
+    ];
+
+    public static TheoryData<string, string, Fault> ApiStepFaults()
+    {
+        var data = new TheoryData<string, string, Fault>();
+        foreach (var (step, request) in ApiSteps)
+        {
+            foreach (var fault in Enum.GetValues<Fault>())
+                data.Add(step, request, fault);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ApiStepFaults))]
+    public async Task A_fault_at_an_api_step_fails_the_start_there_and_leaves_nothing(string step, string request, Fault fault)
+    {
+        using var root = new TempRoot();
+        await using var driver = await CreateAsync(root, Knobs(fault, request, step));
+        var before = Files(root.Path);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var inject = InjectAsync(fault, driver.VmmLogPath, LogMarker(request), () => driver.Pid, cts);
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(cts.Token));
+        await inject;
+
+        Assert.Equal(step, e.Step);
+        Assert.Contains($"'{step}'", e.Message);
+        switch (fault)
+        {
+            case Fault.Fail:
+                Assert.Equal($"Injected fault for {step}", e.FaultMessage);
+                break;
+            case Fault.Cancel:
+                Assert.IsAssignableFrom<OperationCanceledException>(e.InnerException);
+                Assert.Contains("cancelled", e.Message);
+                break;
+            default:
+                Assert.Null(e.FaultMessage);
+                Assert.DoesNotContain("cancelled", e.Message);
+                break;
+        }
+        await AssertStartLeftNothingAsync(driver, root, before);
+    }
+
+    public static TheoryData<string, Fault> LocalStepFaults() => new()
+    {
+        { "stale-files", Fault.Fail },
+        { "placeholders", Fault.Fail },
+        { "spawn", Fault.Fail },
+        { "api-ready", Fault.Exit },
+        { "api-ready", Fault.Kill },
+        { "api-ready", Fault.Cancel },
+    };
+
+    [Theory]
+    [MemberData(nameof(LocalStepFaults))]
+    public async Task A_fault_at_a_step_before_the_api_fails_the_start_there_and_leaves_nothing(string step, Fault fault)
+    {
+        using var root = new TempRoot();
+        var knobs = (step, fault) switch
+        {
+            ("api-ready", Fault.Exit) => new Dictionary<string, string> { ["FAKE_FC_EXIT_AT"] = "before-socket" },
+            ("api-ready", _) => new() { ["FAKE_FC_NO_API_SOCKET"] = "1" },
+            _ => [],
+        };
+        var notAnElf = root.Script("not-firecracker", "");
+        File.WriteAllText(notAnElf, "neither a script nor an ELF binary");
+        await using var driver = await CreateAsync(root, knobs, step == "spawn" ? notAnElf : null);
+        switch (step, fault)
+        {
+            case ("stale-files", Fault.Fail):
+                Directory.CreateDirectory(driver.VmmLogPath); // the fresh log cannot be created
+                break;
+            case ("placeholders", Fault.Fail):
+                Directory.CreateDirectory(Path.Combine(driver.SandboxDirectory, "pool-1.img")); // the second slot's
+                break;
+        }
+        var before = Files(root.Path);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var inject = step == "api-ready" ? InjectAsync(fault, driver.VmmLogPath, "Running Firecracker", () => driver.Pid, cts) : Task.CompletedTask;
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(cts.Token));
+        await inject;
+
+        Assert.Equal(step, e.Step);
+        Assert.Equal(fault == Fault.Cancel, e.InnerException is OperationCanceledException);
+        await AssertStartLeftNothingAsync(driver, root, before);
+    }
+
+    [Fact]
+    public async Task A_start_cancelled_before_it_begins_throws_cancelled_and_touches_nothing()
+    {
+        using var root = new TempRoot();
+        await using var driver = await CreateAsync(root, []);
+        var before = Files(root.Path);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.StartAsync(cts.Token));
+
+        await AssertStartLeftNothingAsync(driver, root, before);
+    }
+
+    private static async Task<FirecrackerHypervisor> CreateAsync(TempRoot root, Dictionary<string, string> knobs, string? firecracker = null)
+    {
+        var config = SandboxTarget.Fake(root).Config(root) with
+        {
+            MemoryHotplug = new MemoryHotplugSettings(1024, 128, 2),
+            StopTimeout = TimeSpan.FromSeconds(2),
+        };
+        if (firecracker is not null)
+            config = config with { FirecrackerPath = firecracker };
+        var driver = new FirecrackerHypervisor(new FirecrackerHypervisorOptions { Environment = knobs });
+        await driver.CreateAsync("fault", config, Ct);
+        await driver.AddDeviceAsync(new BlockDevice(LifecycleTests.MakeDisk(root, "q.img", 1)) { Id = "queued" }, Ct);
+        await driver.AddDeviceAsync(new VsockDevice(3, root.Combine("v.sock")), Ct);
+        return driver;
+    }
+
+    private static async Task AssertStartLeftNothingAsync(FirecrackerHypervisor driver, TempRoot root, string[] before)
+    {
+        AssertNoVmm(driver.SocketPath);
+        Assert.Equal(before, Files(root.Path));
+        Assert.Equal(SandboxState.Created, driver.State);
+        Assert.Null(driver.Pid);
+        var record = await RecordAsync(driver.SandboxDirectory);
+        Assert.Equal(SandboxState.Created, record.State);
+        Assert.Null(record.Pid);
+        Assert.Null(record.StartedAt);
+    }
+}

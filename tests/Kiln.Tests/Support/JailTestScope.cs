@@ -1,0 +1,127 @@
+// One test's jail: a chroot base of its own under /tmp, a parent cgroup of its own, and a clean-up that runs however
+// the test ended: the jail's VMM is killed (only if proven to be the jail's), its cgroups removed from every
+// hierarchy, its mounts undone and the tree deleted.
+using Kiln.Api;
+using Kiln.Host;
+using Kiln.Vmm;
+
+namespace Kiln.Tests.Support;
+
+public sealed class JailTestScope : IAsyncDisposable
+{
+    /// <summary>nobody:nogroup, which Debian always has.</summary>
+    public const uint Uid = 65534;
+    public const uint Gid = 65534;
+
+    public JailTestScope()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..10];
+        Base = Directory.CreateDirectory(Path.Combine("/tmp", "kj" + tag)).FullName;
+        Files = Directory.CreateDirectory(Path.Combine(Base, "files")).FullName;
+        ParentCgroup = "kiln-test-" + tag;
+        Id = "vm-" + tag;
+    }
+
+    /// <summary>KILN_JAILER (with KILN_FIRECRACKER) when set, otherwise the stand-in's pair.</summary>
+    public static string JailerPath => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 } real ? real : Path.Combine(AppContext.BaseDirectory, "fake-jailer");
+
+    public static string FirecrackerPath => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 }
+        ? Environment.GetEnvironmentVariable("KILN_FIRECRACKER") ?? throw new InvalidOperationException("KILN_JAILER needs KILN_FIRECRACKER")
+        : SandboxTarget.FakePath;
+
+    public string Base { get; }
+
+    public string Files { get; }
+
+    public string Id { get; }
+
+    public string ParentCgroup { get; }
+
+    public static void RequireRoot() => Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+
+    public JailSettings Settings(bool withLimits = true) => new()
+    {
+        JailerPath = JailerPath,
+        Uid = Uid,
+        Gid = Gid,
+        ChrootBaseDirectory = Base,
+        ParentCgroup = ParentCgroup,
+        CpuQuota = withLimits && Cgroups.HasController(CgroupVersion.V1, "cpu") ? 0.5 : null,
+        MemoryLimitBytes = withLimits && Cgroups.HasController(CgroupVersion.V1, "memory") ? 256L << 20 : null,
+        OpenFilesLimit = 512,
+    };
+
+    public string File(string name, string content = "data")
+    {
+        var path = Path.Combine(Files, name);
+        System.IO.File.WriteAllText(path, content);
+        return path;
+    }
+
+    public JailedLaunchOptions Options(JailSettings settings, params JailFile[] files) => new()
+    {
+        Jail = settings,
+        FirecrackerPath = FirecrackerPath,
+        Id = Id,
+        Arguments = new VmmArguments(JailLayout.ApiSocketInJail),
+        OutputPath = Path.Combine(Files, "console.log"),
+        Files = files,
+    };
+
+    /// <summary>Waits until the jailed VMM's API answers, racing its exit.</summary>
+    public static async Task<InstanceInfo> WaitForApiAsync(JailedVmm vmm)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        await using var client = new FirecrackerClient(vmm.ApiSocketPath);
+        while (true)
+        {
+            try
+            {
+                return await client.DescribeInstanceAsync(TestContext.Current.CancellationToken);
+            }
+            catch (FirecrackerConnectionException e)
+            {
+                Assert.False(vmm.Process.HasExited, "the jailed VMM exited: " + vmm.Process.ReadOutputTail());
+                Assert.True(DateTime.UtcNow < deadline, "the jailed VMM's API never answered: " + e.Message);
+                await Task.Delay(5, TestContext.Current.CancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The cgroup directories anything left under this scope's parent cgroup.</summary>
+    public IReadOnlyList<string> LeftoverCgroups() =>
+        Mounts().Where(m => m.Type is "cgroup" or "cgroup2").Select(m => Path.Combine(m.Point, ParentCgroup))
+            .Where(Directory.Exists).SelectMany(p => Directory.EnumerateDirectories(p)).ToList();
+
+    /// <summary>Mount points under this scope's base.</summary>
+    public IReadOnlyList<string> LeftoverMounts() => Mounts().Select(m => m.Point).Where(p => p.StartsWith(Base + "/", StringComparison.Ordinal)).ToList();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var execDir in Directory.EnumerateDirectories(Base).Where(d => d != Files))
+        {
+            foreach (var instance in Directory.EnumerateDirectories(execDir))
+            {
+                var layout = new JailLayout(Base, Path.GetFileName(execDir), Path.GetFileName(instance));
+                if (JailedVmm.FindLiveUser(layout) is { } pid && ProcFs.TryGetIdentity(pid) is { } identity
+                    && VmmProcess.TryAttach(identity, "/dev/null") is { } vmm)
+                {
+                    await using (vmm)
+                        await vmm.KillAsync();
+                }
+            }
+        }
+
+        foreach (var mount in LeftoverMounts().OrderByDescending(m => m.Length))
+            _ = Kiln.Interop.LibC.Umount2(mount, Kiln.Interop.LibC.MNT_DETACH);
+        foreach (var point in Mounts().Where(m => m.Type is "cgroup" or "cgroup2").Select(m => Path.Combine(m.Point, ParentCgroup)).Where(Directory.Exists))
+        {
+            await Cgroups.RemoveAsync([.. Directory.EnumerateDirectories(point), point], TimeSpan.FromSeconds(10), TimeProvider.System);
+        }
+
+        Directory.Delete(Base, recursive: true);
+    }
+
+    private static IEnumerable<(string Point, string Type)> Mounts() =>
+        System.IO.File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Select(f => (f[1], f[2]));
+}

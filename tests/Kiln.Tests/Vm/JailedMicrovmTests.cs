@@ -1,0 +1,166 @@
+// A microVM booted under the jailer (fake-jailer + the stand-in, or KILN_JAILER + KILN_FIRECRACKER): the files are
+// seen inside the chroot, the default stop works in its PID namespace, and clean-up — after a stop or a failed boot at
+// any step — leaves no tree, mount, cgroup or process.
+using Kiln.Host;
+using Kiln.Tests.Support;
+using Kiln.Vm;
+using Kiln.Vmm;
+
+namespace Kiln.Tests.Vm;
+
+public sealed class JailedMicrovmTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static (MachineDescription, MicrovmOptions) Jailed(JailTestScope scope, TempRoot root, Dictionary<string, string>? knobs = null)
+    {
+        var description = MicrovmFixture.Description(root) with { Jail = scope.Settings() };
+        // The guest files live on the chroot base's file system: hard links are the default.
+        description = description with
+        {
+            BootSource = description.BootSource with { KernelImagePath = scope.File("vmlinux") },
+            Devices =
+            [
+                new MachineDrive(new Kiln.Api.Drive { DriveId = "rootfs", PathOnHost = scope.File("rootfs.ext4"), IsRootDevice = true, IsReadOnly = true }),
+                new MachineDrive(new Kiln.Api.Drive { DriveId = "data", PathOnHost = scope.File("data.img"), IsRootDevice = false, IsReadOnly = false }),
+            ],
+        };
+        var options = MicrovmFixture.Options(root, knobs) with { FirecrackerPath = JailTestScope.FirecrackerPath, Id = scope.Id, WorkingDirectory = null };
+        return (description, options);
+    }
+
+    [Fact]
+    public async Task A_jailed_microvm_boots_with_its_files_inside_the_chroot_stops_by_plan_and_cleans_up()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+
+        Assert.Equal(MicrovmState.Running, vm.State);
+        Assert.NotNull(vm.Jail);
+        Assert.Equal(vm.Jail.ApiSocketPath, vm.Options.SocketPath);
+        var config = await vm.Client.GetExportVmConfigAsync(Ct);
+        Assert.Equal("/boot/kernel", config.BootSource!.KernelImagePath);
+        Assert.Contains(config.Drives!, d => d.DriveId == "data" && d.PathOnHost == "/drives/data");
+        Assert.Equal("data", await File.ReadAllTextAsync($"/proc/{vm.Pid}/root/drives/data", Ct));
+        Assert.True(File.Exists(vm.Jail.Layout.OnHost("/firecracker.log")));
+
+        // Hot-plug into the jail: the file appears at the path Firecracker is given.
+        var extra = scope.File("extra.img", "extra");
+        Assert.Equal("/hotplug/extra", vm.ExposeForHotplug(extra, "extra", readOnly: false));
+        Assert.Equal("extra", await File.ReadAllTextAsync($"/proc/{vm.Pid}/root/hotplug/extra", Ct));
+        vm.WithdrawHotplug("extra");
+        Assert.False(File.Exists(vm.Jail.Layout.OnHost("/hotplug/extra")));
+
+        var outcome = await vm.StopAsync(cancellationToken: Ct);
+        // SIGHUP, not SIGTERM, ended it: in its PID namespace SIGTERM would have been dropped and SIGKILL needed.
+        Assert.Equal(ShutdownActionKind.Terminate, outcome.EndedBy);
+        await vm.CleanupJailAsync(Ct);
+
+        Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Empty(scope.LeftoverMounts());
+    }
+
+    [Theory]
+    [InlineData("boot-source", "PUT /boot-source=400:Injected fault")]
+    [InlineData("drive-data", "PUT /drives/data=400:Injected fault")]
+    [InlineData("instance-start", "PUT /actions=400:Injected fault")]
+    public async Task A_jailed_boot_that_fails_at_a_step_removes_the_jail_entirely(string step, string fault)
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root, new Dictionary<string, string> { ["FAKE_FC_FAIL"] = fault });
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.BootAsync(description, options, Ct));
+
+        Assert.Equal(step, e.Step);
+        Assert.Equal("Injected fault", e.FaultMessage);
+        var layout = JailLayout.For(description.Jail!, options.FirecrackerPath, scope.Id);
+        Assert.False(Directory.Exists(layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Empty(scope.LeftoverMounts());
+        Assert.Empty(ProcessScan.WithCommandLineContaining(scope.Id));
+    }
+
+    [Fact]
+    public async Task A_jailed_boot_refused_by_the_jailer_fails_at_spawn_and_leaves_nothing()
+    {
+        JailTestScope.RequireRoot();
+        Assert.SkipUnless(Cgroups.HasController(CgroupVersion.V1, "cpuset"), "needs a v1 cpuset hierarchy");
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        description = description with { Jail = description.Jail! with { Cpuset = "63" } };
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.BootAsync(description, options, Ct));
+
+        Assert.Equal("spawn", e.Step);
+        Assert.IsType<JailStartException>(e.InnerException);
+        Assert.False(Directory.Exists(JailLayout.For(description.Jail!, options.FirecrackerPath, scope.Id).InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+    }
+
+    [Fact]
+    public async Task A_detached_jailed_microvm_is_re_attached_from_its_record_and_stopped()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        options = options with { Ownership = VmmOwnership.Detached };
+        JailRecord record;
+        await using (var vm = await Microvm.BootAsync(description, options, Ct))
+            record = vm.Jail!.Record;
+
+        await using var attached = Microvm.TryAttachJailed(record, options, MicrovmState.Running);
+
+        Assert.NotNull(attached);
+        Assert.Equal(Kiln.Api.InstanceState.Running, (await attached.Client.DescribeInstanceAsync(Ct)).State);
+        Assert.Equal(ShutdownActionKind.Terminate, (await attached.StopAsync(cancellationToken: Ct)).EndedBy);
+        await attached.CleanupJailAsync(Ct);
+        Assert.False(Directory.Exists(record.Layout.InstanceDirectory));
+    }
+
+    [Fact]
+    public async Task A_jailed_microvm_given_a_network_namespace_runs_in_it_through_the_jailers_netns()
+    {
+        JailTestScope.RequireRoot();
+        using var netns = TestNetns.Create();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        options = options with { NetworkNamespacePath = netns.Path };
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+        var vmmNamespace = TestNetns.Run("stat", "-L", "-c", "%i", $"/proc/{vm.Pid}/ns/net").Trim();
+        var wanted = TestNetns.Run("stat", "-L", "-c", "%i", netns.Path).Trim();
+        await vm.StopAsync(cancellationToken: Ct);
+        await vm.CleanupJailAsync(Ct);
+
+        Assert.Equal(wanted, vmmNamespace);
+        Assert.Equal(netns.Path, vm.Description!.Jail!.NetworkNamespacePath);
+    }
+
+    [Fact]
+    public async Task A_jail_naming_another_network_namespace_than_the_vmms_is_refused_before_anything_starts()
+    {
+        using var root = new TempRoot();
+        var scope = new JailTestScope();
+        await using (scope)
+        {
+            var (description, options) = Jailed(scope, root);
+            description = description with { Jail = description.Jail! with { NetworkNamespacePath = "/run/netns/one" } };
+            options = options with { NetworkNamespacePath = "/run/netns/other" };
+
+            var e = await Assert.ThrowsAsync<MachineDescriptionException>(() => Microvm.BootAsync(description, options, Ct));
+
+            Assert.Equal(nameof(MachineDescription.Jail), e.PropertyName);
+            Assert.False(Directory.Exists(JailLayout.For(description.Jail!, options.FirecrackerPath, scope.Id).InstanceDirectory));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using Kiln.Api;
+using Kiln.Tests.Support;
+using Kiln.Vm;
+
+namespace Kiln.Tests.Vm;
+
+public sealed class RestoreTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static void AssertNothingLeft(TempRoot root, string dir)
+    {
+        Assert.Empty(ProcessScan.WithCommandLineContaining(root.Combine(dir, "fc.sock")));
+        Assert.Empty(Directory.GetFileSystemEntries(root.Combine(dir)));
+    }
+
+    [Fact]
+    public async Task A_snapshot_restores_to_Running_and_its_guest_answers_on_the_overridden_vsock_socket()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var options = SnapshotFixture.OptionsIn(root, "r1");
+
+        await using var vm = await Microvm.RestoreAsync(snapshot, options, new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct);
+
+        Assert.Equal(MicrovmState.Running, vm.State);
+        Assert.Equal(InstanceState.Running, (await vm.Client.DescribeInstanceAsync(Ct)).State);
+        Assert.Equal("hello", await VsockProbe.EchoAsync(root.Combine("r1", "v.sock"), SnapshotFixture.EchoPort, "hello", Ct));
+    }
+
+    [Fact]
+    public async Task A_restored_vmm_maps_the_memory_file_privately_so_restores_of_one_file_share_its_pages()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+
+        await using var vm = await Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct);
+
+        var mapping = File.ReadLines($"/proc/{vm.Pid}/maps").Where(l => l.EndsWith(" " + snapshot.MemoryPath, StringComparison.Ordinal)).ToArray();
+        Assert.NotEmpty(mapping);
+        Assert.All(mapping, l => Assert.EndsWith("p", l.Split(' ')[1])); // private (copy-on-write), never shared back into the file
+    }
+
+    [Fact]
+    public async Task A_restore_without_resume_leaves_the_microvm_Paused_until_resumed()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+
+        await using var vm = await Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock"), Resume = false }, Ct);
+
+        Assert.Equal(MicrovmState.Paused, vm.State);
+        Assert.Equal(InstanceState.Paused, (await vm.Client.DescribeInstanceAsync(Ct)).State);
+        await vm.ResumeAsync(Ct);
+        Assert.Equal(InstanceState.Running, (await vm.Client.DescribeInstanceAsync(Ct)).State);
+    }
+
+    [Fact]
+    public async Task A_vm_restored_with_dirty_page_tracking_takes_a_diff_snapshot()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        await using var vm = await Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock"), TrackDirtyPages = true, ClockRealtime = true }, Ct);
+
+        await vm.PauseAsync(Ct);
+        await vm.CreateSnapshotAsync(new SnapshotCreateParams
+        {
+            SnapshotPath = root.Combine("r1", "diff.state"),
+            MemFilePath = root.Combine("r1", "diff.mem"),
+            SnapshotType = SnapshotType.Diff,
+        }, Ct);
+
+        Assert.True(File.Exists(root.Combine("r1", "diff.state")));
+        Assert.True(File.Exists(root.Combine("r1", "diff.mem")));
+    }
+
+    [Fact]
+    public async Task A_missing_memory_file_fails_at_snapshot_load_with_firecrackers_fault_and_leaves_nothing()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        File.Delete(snapshot.MemoryPath);
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct));
+
+        Assert.Equal("snapshot-load", e.Step);
+        Assert.Contains("Failed to load guest memory", e.FaultMessage);
+        Assert.Contains("Loading snapshot failed", e.OutputTail);
+        AssertNothingLeft(root, "r1");
+    }
+
+    [Fact]
+    public async Task A_state_file_of_another_data_version_fails_at_snapshot_load_and_leaves_nothing()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var text = await File.ReadAllTextAsync(snapshot.StatePath, Ct);
+        var firstLine = text[..text.IndexOf('\n', StringComparison.Ordinal)];
+        await File.WriteAllTextAsync(snapshot.StatePath, text.Replace(firstLine, firstLine[..firstLine.LastIndexOf(' ')] + " v9.0.0", StringComparison.Ordinal), Ct);
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct));
+
+        Assert.Equal("snapshot-load", e.Step);
+        Assert.Contains("Invalid data version: 9.0.0", e.FaultMessage);
+        AssertNothingLeft(root, "r1");
+    }
+
+    [Fact]
+    public async Task A_vmm_that_dies_during_the_load_fails_the_restore_and_leaves_no_process_or_file()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var knobs = new Dictionary<string, string> { ["FAKE_FC_EXIT_AT"] = "PUT /snapshot/load", ["FAKE_FC_EXIT_CODE"] = "9" };
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1", knobs),
+            new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct));
+
+        Assert.Equal("snapshot-load", e.Step);
+        AssertNothingLeft(root, "r1");
+    }
+
+    [Fact]
+    public async Task A_drive_binding_without_a_target_fails_half_way_after_the_spawn_and_leaves_nothing()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var restore = new RestoreOptions
+        {
+            VsockUdsPath = root.Combine("r1", "v.sock"),
+            DriveBindings = [new DriveBinding(root.Combine("no-such-drive.img"), root.Combine("data.img"))],
+        };
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => Microvm.RestoreAsync(snapshot, SnapshotFixture.OptionsIn(root, "r1"), restore, Ct));
+
+        Assert.Equal("drive-bindings", e.Step);
+        Assert.IsType<IOException>(e.InnerException);
+        AssertNothingLeft(root, "r1");
+    }
+}

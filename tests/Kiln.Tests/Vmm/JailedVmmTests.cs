@@ -1,0 +1,220 @@
+// A VMM under the jailer, for real (root): fake-jailer and the stand-in, or KILN_JAILER + KILN_FIRECRACKER.
+using Kiln.Host;
+using Kiln.Tests.Support;
+using Kiln.Vmm;
+
+namespace Kiln.Tests.Vmm;
+
+public sealed class JailedVmmTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public static TheoryData<string, string> BadSettings => new()
+    {
+        { "uid 0", "Uid" },
+        { "uid unknown", "Uid" },
+        { "gid unknown", "Gid" },
+        { "base not a directory", "ChrootBaseDirectory" },
+        { "cpu quota 0", "CpuQuota" },
+        { "cpu quota above the machine", "CpuQuota" },
+        { "memory limit 1 byte", "MemoryLimitBytes" },
+        { "open files 1", "OpenFilesLimit" },
+        { "id with a space", "Id" },
+        { "id of 70 characters", "Id" },
+        { "missing netns", "NetworkNamespacePath" },
+        { "hard link across file systems", "FileExposure" },
+        { "parent cgroup with ..", "ParentCgroup" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSettings))]
+    public async Task Bad_jail_settings_are_refused_before_anything_starts(string what, string property)
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var settings = scope.Settings(withLimits: false);
+        var options = scope.Options(settings);
+        options = what switch
+        {
+            "uid 0" => options with { Jail = settings with { Uid = 0 } },
+            "uid unknown" => options with { Jail = settings with { Uid = 99999 } },
+            "gid unknown" => options with { Jail = settings with { Gid = 99999 } },
+            "base not a directory" => options with { Jail = settings with { ChrootBaseDirectory = scope.File("plain") } },
+            "cpu quota 0" => options with { Jail = settings with { CpuQuota = 0 } },
+            "cpu quota above the machine" => options with { Jail = settings with { CpuQuota = Environment.ProcessorCount + 1 } },
+            "memory limit 1 byte" => options with { Jail = settings with { MemoryLimitBytes = 1 } },
+            "open files 1" => options with { Jail = settings with { OpenFilesLimit = 1 } },
+            "id with a space" => options with { Id = "bad id" },
+            "id of 70 characters" => options with { Id = new string('a', 70) },
+            "missing netns" => options with { Jail = settings with { NetworkNamespacePath = "/var/run/netns/kiln-none" } },
+            "hard link across file systems" => options with { Files = [new JailFile(ShmFile(), "/rootfs.ext4", ReadOnly: false)] },
+            "parent cgroup with .." => options with { Jail = settings with { ParentCgroup = "a/../b" } },
+            _ => throw new ArgumentOutOfRangeException(nameof(what)),
+        };
+
+        var e = await Assert.ThrowsAsync<JailConfigurationException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
+
+        Assert.Equal(property, e.PropertyName);
+        Assert.Equal([scope.Files], Directory.EnumerateDirectories(scope.Base));
+        Assert.Empty(scope.LeftoverCgroups());
+    }
+
+    [Fact]
+    public async Task A_jailed_vmm_runs_as_the_jail_user_in_its_cgroup_with_its_files_and_cleans_up_to_nothing()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var kernel = scope.File("vmlinux");
+        var rootfs = scope.File("rootfs.ext4");
+        var settings = scope.Settings();
+
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(settings,
+            new JailFile(kernel, "/vmlinux", ReadOnly: true), new JailFile(rootfs, "/rootfs.ext4", ReadOnly: false)), TimeProvider.System, Ct);
+        var info = await JailTestScope.WaitForApiAsync(vmm);
+
+        Assert.Equal(scope.Id, info.Id);
+        Assert.Equal(Path.Combine(scope.Base, Path.GetFileName(JailTestScope.FirecrackerPath), scope.Id, "root"), vmm.Layout.Root);
+        Assert.Equal(vmm.Layout.ExecutableInJail, ProcFs.TryGetExecutable(vmm.Pid));
+        var status = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/status", Ct);
+        Assert.Contains($"\nUid:\t{JailTestScope.Uid}\t", status, StringComparison.Ordinal);
+        Assert.Contains($"\nGid:\t{JailTestScope.Gid}\t", status, StringComparison.Ordinal);
+        // The default jail is a new PID namespace: the jailer's PID is not the VMM's.
+        Assert.Matches($@"\nNSpid:\t{vmm.Pid}\t1\n", status);
+        Assert.Equal(vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), await File.ReadAllTextAsync(vmm.Layout.PidFile, Ct));
+        // The files, as the VMM sees them: through its own root.
+        Assert.Equal("data", await File.ReadAllTextAsync($"/proc/{vmm.Pid}/root/vmlinux", Ct));
+        Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Owner(Path.Combine(vmm.Layout.Root, "rootfs.ext4")));
+        Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(kernel) & (UnixFileMode.UserWrite | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite));
+        Assert.Equal(UnixFileMode.UserWrite, File.GetUnixFileMode(rootfs) & UnixFileMode.UserWrite);
+        foreach (var cgroup in vmm.Record.Cgroups)
+        {
+            Assert.Equal(cgroup.Requested, cgroup.ReadBack());
+            Assert.Contains(vmm.Pid, Cgroups.Processes(cgroup.Directory));
+        }
+
+        Assert.Equal(VmmStopOutcome.Terminated, await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        await vmm.CleanupAsync(TimeProvider.System, Ct);
+
+        Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Empty(scope.LeftoverMounts());
+        Assert.True(File.Exists(kernel) && File.Exists(rootfs), "the originals stay");
+    }
+
+    [Fact]
+    public async Task Without_a_pid_namespace_the_jailer_becomes_the_vmm_and_sigterm_stops_it()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }), TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(vmm);
+
+        Assert.True(vmm.Process.IsChild);
+        Assert.Equal(VmmStopOutcome.Terminated, await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        Assert.Equal(new VmmProcessState.Crashed(15), vmm.Process.State);
+        await vmm.CleanupAsync(TimeProvider.System, Ct);
+        Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
+    }
+
+    [Fact]
+    public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups()
+    {
+        JailTestScope.RequireRoot();
+        Assert.SkipUnless(Cgroups.HasController(CgroupVersion.V1, "cpuset"), "needs a v1 cpuset hierarchy");
+        await using var scope = new JailTestScope();
+        var rootfs = scope.File("rootfs.ext4");
+        // A CPU this machine does not have: the jailer makes the cgroup, then fails to write it.
+        var settings = scope.Settings() with { Cpuset = "63" };
+
+        var e = await Assert.ThrowsAsync<JailStartException>(() =>
+            JailedVmm.LaunchAsync(scope.Options(settings, new JailFile(rootfs, "/rootfs.ext4", ReadOnly: false)), TimeProvider.System, Ct));
+
+        Assert.Contains("cpuset.cpus", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(JailLayout.For(settings, JailTestScope.FirecrackerPath, scope.Id).InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.True(File.Exists(rootfs));
+    }
+
+    [Fact]
+    public async Task A_stale_tree_from_a_crashed_owner_is_cleaned_but_a_live_one_is_refused()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var options = scope.Options(scope.Settings()) with { Detached = true };
+        var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(first);
+
+        var refused = await Assert.ThrowsAsync<JailInUseException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
+        Assert.Equal(first.Pid, refused.Pid);
+        Assert.False(first.Process.HasExited);
+
+        // The owner "crashes": its VMM dies, nobody cleans the jail.
+        await first.Process.KillAsync(Ct);
+        await first.DisposeAsync();
+        Assert.True(Directory.Exists(first.Layout.InstanceDirectory));
+
+        await using var second = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(second);
+        Assert.NotEqual(first.Pid, second.Pid);
+        await second.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct);
+        await second.CleanupAsync(TimeProvider.System, Ct);
+    }
+
+    [Fact]
+    public async Task A_detached_jailed_vmm_is_re_attached_from_its_record_stopped_and_cleaned()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        JailRecord record;
+        await using (var launched = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()) with { Detached = true }, TimeProvider.System, Ct))
+        {
+            await JailTestScope.WaitForApiAsync(launched);
+            record = launched.Record;
+        }
+
+        await using var attached = JailedVmm.TryAttach(record, Path.Combine(scope.Files, "console.log"));
+
+        Assert.NotNull(attached);
+        Assert.False(attached.Process.IsChild);
+        Assert.Equal(VmmStopOutcome.Terminated, await attached.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        await attached.CleanupAsync(TimeProvider.System, Ct);
+        Assert.False(Directory.Exists(record.Layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Null(JailedVmm.TryAttach(record, "/dev/null"));
+    }
+
+    [Fact]
+    public async Task Bind_mounted_read_only_files_stay_read_only_and_hot_plugged_files_come_and_go()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var kernel = scope.File("vmlinux");
+        var settings = scope.Settings(withLimits: false) with { FileExposure = JailFileExposure.BindMount };
+
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(settings, new JailFile(kernel, "/vmlinux", ReadOnly: true)), TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(vmm);
+
+        Assert.Contains(vmm.Layout.OnHost("/vmlinux"), scope.LeftoverMounts());
+        Assert.ThrowsAny<IOException>(() => File.AppendAllText(vmm.Layout.OnHost("/vmlinux"), "x"));
+        var data = scope.File("data.img", "hot");
+        var plugged = vmm.ExposeFile(new JailFile(data, "/drives/data.img", ReadOnly: false), JailFileExposure.HardLink);
+        Assert.Equal("hot", await File.ReadAllTextAsync($"/proc/{vmm.Pid}/root/drives/data.img", Ct));
+        vmm.WithdrawFile(plugged);
+        Assert.False(File.Exists($"/proc/{vmm.Pid}/root/drives/data.img"));
+
+        await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct);
+        await vmm.CleanupAsync(TimeProvider.System, Ct);
+        Assert.Empty(scope.LeftoverMounts());
+        Assert.Equal("data", await File.ReadAllTextAsync(kernel, Ct));
+    }
+
+    private static string ShmFile()
+    {
+        var path = Path.Combine("/dev/shm", "kiln-" + Guid.NewGuid().ToString("N")[..8]);
+        File.WriteAllText(path, "x");
+        return path;
+    }
+
+    private static (uint, uint) Owner(string path) => Kiln.Interop.LibC.Stat(path) is { } st ? (st.Uid, st.Gid) : throw new FileNotFoundException(path);
+}
