@@ -3,6 +3,7 @@
 // namespace), snapshot-load (PUT /snapshot/load, mem_backend File, resume_vm), running. The failure rule is the
 // cold boot's: kill the VMM, remove what this restore created, throw MicrovmBootException naming the step with
 // Firecracker's fault message and the tail of its log and output. Firecracker itself ends after a failed load.
+using Kiln.Api;
 using Kiln.Vmm;
 
 namespace Kiln.Vm;
@@ -78,7 +79,7 @@ public sealed partial class Microvm
                     await MountNamespace.BindAsync(vm!._vmm, binding.Source, binding.RecordedPath, ct).ConfigureAwait(false);
             }));
         }
-        steps.Add(new("snapshot-load", ct => vm!.Client.LoadSnapshotAsync(restore.ToLoadParams(snapshot), ct)));
+        steps.Add(new(SnapshotLoadStep, ct => vm!.Client.LoadSnapshotAsync(restore.ToLoadParams(snapshot), ct)));
         if (restore.Resume)
             steps.Add(new("running", ct => Readiness.WaitForRunningAsync(vm!._vmm, vm.Client, options.BootTimeout, time, ct)));
 
@@ -99,6 +100,18 @@ public sealed partial class Microvm
             var tail = "";
             if (vm is not null)
             {
+                if (step == SnapshotLoadStep && e is FirecrackerApiException)
+                {
+                    // Firecracker answers a refused load, logs why (main's RunWithApiError) and exits 1 on its own: a
+                    // short, bounded wait for that exit keeps the reason in the tail instead of cutting it off.
+                    try
+                    {
+                        await vm._vmm.Exited.WaitAsync(RefusedLoadExitGrace, time, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+                }
                 await vm._vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
                 tail = FailureTail(vm._vmm.ReadOutputTail(), options.LogPath is null ? "" : VmmProcess.ReadFileTail(options.LogPath, 32));
                 vm._state = MicrovmState.Exited;
@@ -119,6 +132,12 @@ public sealed partial class Microvm
 
     /// <summary>The prefix of every restore step's span name.</summary>
     public const string RestoreSpanPrefix = "kiln.vm.restore.";
+
+    /// <summary>The restore step that loads the snapshot.</summary>
+    public const string SnapshotLoadStep = "snapshot-load";
+
+    /// <summary>How long a VMM that refused a load is given to log why and exit on its own before it is killed.</summary>
+    private static readonly TimeSpan RefusedLoadExitGrace = TimeSpan.FromSeconds(2);
 
     private static Task RemoveStaleRestoreFiles(MicrovmOptions options, RestoreOptions restore, List<string> created)
     {

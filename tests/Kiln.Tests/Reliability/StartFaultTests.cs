@@ -71,7 +71,9 @@ public sealed class StartFaultTests
     {
         { "stale-files", Fault.Fail },
         { "placeholders", Fault.Fail },
-        { "spawn", Fault.Fail },
+        // The first step that runs the binary is the version probe (firecracker --version), so an executable the
+        // kernel cannot run fails there, before anything is spawned or created.
+        { "version", Fault.Fail },
         { "api-ready", Fault.Exit },
         { "api-ready", Fault.Kill },
         { "api-ready", Fault.Cancel },
@@ -90,7 +92,7 @@ public sealed class StartFaultTests
         };
         var notAnElf = root.Script("not-firecracker", "");
         File.WriteAllText(notAnElf, "neither a script nor an ELF binary");
-        await using var driver = await CreateAsync(root, knobs, step == "spawn" ? notAnElf : null);
+        await using var driver = await CreateAsync(root, knobs, step == "version" ? notAnElf : null);
         switch (step, fault)
         {
             case ("stale-files", Fault.Fail):
