@@ -115,7 +115,8 @@ public sealed class GuestTests
 
         // reboot=k on the command line: the guest's reboot ends the VMM (its init must handle Ctrl-Alt-Del).
         var clock = Stopwatch.StartNew();
-        while (ProcFs.IsSameProcess(identity) && clock.Elapsed < t.BootTimeout)
+        // Until the driver sees the exit too: /proc shows the VMM a zombie a moment before its pidfd reports it gone.
+        while ((ProcFs.IsSameProcess(identity) || driver.State != SandboxState.Exited) && clock.Elapsed < t.BootTimeout)
             await Task.Delay(100, Ct);
         Assert.False(ProcFs.IsSameProcess(identity), $"firecracker still ran {t.BootTimeout} after Ctrl-Alt-Del; the console showed:\n" +
             Tail(await File.ReadAllTextAsync(driver.ConsolePath, Ct)));
