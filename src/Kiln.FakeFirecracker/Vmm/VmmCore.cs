@@ -378,6 +378,8 @@ internal sealed class VmmCore
         var version = text[SnapshotMagic.Length..newline];
         if (version != SnapshotDataVersion)
         {
+            // snapshot/mod.rs SnapshotError::InvalidFormatVersion (a semver Version, printed without the "v"), inside
+            // persist.rs SnapshotStateFromFileError::Load.
             throw new SnapshotLoadFatalException(stateError + $"Failed to load snapshot state from file: Invalid data version: {version.TrimStart('v')}");
         }
 
@@ -397,6 +399,7 @@ internal sealed class VmmCore
 
         if (p.VsockOverride is not null)
         {
+            // persist.rs SnapshotStateFromFileError::UnknownVsockDevice, as UnknownNetworkDevice above (09-snapshot-load).
             var vs = config["vsock"] as JsonObject ?? throw new SnapshotLoadFatalException(stateError + "Unknown Vsock Device.");
             vs["uds_path"] = p.VsockOverride;
         }
