@@ -82,6 +82,24 @@ public sealed class BalloonDriverTests
         Assert.Equal(16, JsonNode.Parse((await fc.Get("/balloon")).Body)!["amount_mib"]!.GetValue<int>());
     }
 
+    // balloon/device.rs start_hinting (ids from 2: 0 is STOP, 1 is DONE) and stop_hinting (DONE).
+    [Fact]
+    public async Task Hinting_runs_are_numbered_from_2_and_stopping_sends_done()
+    {
+        using var dir = new TempDir();
+        await using var fc = await BootWithBalloon(dir, 0, """{"amount_mib": 16, "deflate_on_oom": false, "free_page_hinting": true}""");
+
+        async Task<int> HostCmd() => JsonNode.Parse((await fc.Get("/balloon/hinting/status")).Body)!["host_cmd"]!.GetValue<int>();
+        await fc.Ok("PATCH", "/balloon/hinting/start", "{}");
+        var first = await HostCmd();
+        await fc.Ok("PATCH", "/balloon/hinting/stop", "{}");
+        var stopped = await HostCmd();
+        await fc.Ok("PATCH", "/balloon/hinting/start", "{}");
+        var second = await HostCmd();
+
+        Assert.Equal((2, 1, 3), (first, stopped, second));
+    }
+
     // src/vmm/src/resources.rs update_machine_config: memory may not shrink below the balloon's target
     // (MachineConfigError::IncompatibleBalloonSize in vmm_config/machine_config.rs).
     [Fact]

@@ -1,5 +1,6 @@
 // The stand-in opens TAPs as Firecracker does (TUNSETIFF by name). These tests need root and use names of their own.
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Kiln.FakeFirecracker.Tests.Infrastructure;
 
 namespace Kiln.FakeFirecracker.Tests;
@@ -81,6 +82,25 @@ public sealed class TapTests
 
         Assert.False(LinkExists(first));
         Assert.True(LinkExists(second));
+    }
+
+    [Fact]
+    public async Task A_replacement_that_fails_leaves_the_interface_gone_and_its_old_tap_released()
+    {
+        // vmm_config/net.rs NetBuilder::build drops the old device before creating the new one.
+        RequireRoot();
+        using var dir = new TempDir();
+        var first = Fc.UniqueTap();
+        await using var fc = await Fc.StartAsync(dir);
+        await fc.Ok("PUT", "/network-interfaces/eth0", $$"""{"iface_id": "eth0", "host_dev_name": "{{first}}"}""");
+
+        var answer = await fc.Put("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "a-name-over-15-bytes"}""");
+        var config = JsonNode.Parse((await fc.Get("/vm/config")).Body)!;
+
+        Assert.Equal(400, answer.Status);
+        Assert.Equal("Network config error: Could not create the network device: Open tap device failed: Invalid interface name", Fc.Fault(answer));
+        Assert.Empty(config["network-interfaces"]!.AsArray());
+        Assert.False(LinkExists(first));
     }
 
     private static void Ip(params string[] args)

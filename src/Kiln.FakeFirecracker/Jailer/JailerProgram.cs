@@ -46,6 +46,7 @@ internal static class JailerProgram
 
             if (arguments.Flag("version"))
             {
+                // jailer/src/main.rs main: println!("Jailer v{}\n", JAILER_VERSION), hence the blank line.
                 Console.Out.Write($"Jailer v{Version}\n\n");
                 return 0;
             }

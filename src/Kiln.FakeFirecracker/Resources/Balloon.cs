@@ -159,7 +159,18 @@ internal static class Balloon
                         throw new VmmActionException(NotActive);
                     }
 
-                    vmm.BalloonHostCmd = call.Token(2) == "start" ? vmm.BalloonHostCmd + 1 : 0;
+                    // balloon/device.rs start_hinting: a run's id is the last one plus 1 (wrapping), never below 2, as
+                    // 0 (STOP) and 1 (DONE) are reserved; stop_hinting sends FREE_PAGE_HINT_DONE (1).
+                    if (call.Token(2) == "start")
+                    {
+                        vmm.BalloonLastCmdId = unchecked(vmm.BalloonLastCmdId + 1) is var id && id <= 1 ? 2 : id;
+                        vmm.BalloonHostCmd = vmm.BalloonLastCmdId;
+                    }
+                    else
+                    {
+                        vmm.BalloonHostCmd = 1;
+                    }
+
                     return ApiResponse.NoContent;
                 }
 

@@ -53,7 +53,7 @@ internal static class Drives
 
         // devices/virtio/block/device.rs Block::new: a virtio drive has path_on_host and no socket; a vhost-user drive
         // has socket and none of is_read_only, path_on_host, rate_limiter, io_engine. Anything else is neither
-        // (BlockError::InvalidBlockConfig inside DriveError::CreateBlockDevice).
+        // (BlockError::InvalidBlockConfig, devices/virtio/block/mod.rs, inside DriveError::CreateBlockDevice).
         var virtio = o["path_on_host"] is not null && o["socket"] is null;
         var vhostUser = o["socket"] is not null && o["is_read_only"] is null && o["path_on_host"] is null
             && o["rate_limiter"] is null && o["io_engine"] is null;
@@ -92,7 +92,7 @@ internal static class Drives
         var drive = vmm.Resources.Drives[index];
         // rpc_interface.rs update_block_device: a PATCH naming neither path_on_host nor rate_limiter is a vhost-user
         // config update; path and rate limiter updates are virtio-only. The wrong backend is
-        // BlockError::InvalidBlockBackend (block/device.rs) inside VmmError::Block.
+        // BlockError::InvalidBlockBackend (devices/virtio/block/mod.rs) inside VmmError::Block.
         const string wrongBackend = "Drive config error: Unable to patch the block device: Block: Running method expected different backend." + PatchSuffix;
         var vhostUser = drive.Socket is not null;
         if (body["path_on_host"] is null && body["rate_limiter"] is null && !vhostUser)

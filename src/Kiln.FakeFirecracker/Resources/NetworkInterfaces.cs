@@ -40,6 +40,11 @@ internal static class NetworkInterfaces
             throw new VmmActionException($"Network config error: The MAC address is already in use: {mac}");
         }
 
+        // vmm_config/net.rs NetBuilder::build: after the MAC check the interface's old device is dropped (closing its
+        // TAP) before the new one is created, so a replacement that then fails leaves the interface gone.
+        vmm.Resources.Nets.RemoveAll(n => n.IfaceId == net.IfaceId);
+        vmm.Taps.Close(net.IfaceId);
+
         // IFNAMSIZ is 16 including the terminating NUL.
         if (Encoding.UTF8.GetByteCount(net.HostDevName) > 15)
         {

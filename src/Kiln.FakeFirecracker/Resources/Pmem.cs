@@ -54,7 +54,9 @@ internal static class Pmem
         var i = vmm.Resources.Pmem.FindIndex(x => x.Id == id);
         if (i < 0)
         {
-            // ASSUMED: the DeviceUpdate variant of vmm_config/pmem.rs around a device-manager lookup failure.
+            // vmm_config/pmem.rs PmemConfigError::DeviceUpdate ("Unable to patch the pmem device: {0} Please verify the
+            // request arguments.") around the device manager's lookup failure (VmmError::FindDeviceError); the
+            // "Pmem config error" prefix is v1.16.1's, as 07-preboot-devices shows for its other variants.
             throw new VmmActionException($"Pmem config error: Unable to patch the pmem device: {Faults.DeviceNotFound} Please verify the request arguments.");
         }
 

@@ -75,7 +75,11 @@ internal sealed class VmmCore
     /// <summary>Each drive's size as the guest last saw it, for the capacity-change lines a PATCH prints.</summary>
     public Dictionary<string, long> DriveBytes { get; } = [];
 
-    public ulong BalloonHostCmd { get; set; }
+    /// <summary>The free page hinting command Firecracker last sent the guest (HintingState::host_cmd).</summary>
+    public uint BalloonHostCmd { get; set; }
+
+    /// <summary>The id of the last hinting run started (HintingState::last_cmd_id).</summary>
+    public uint BalloonLastCmdId { get; set; }
 
     // When the pretend guest's balloon driver activates the device: InstanceStart plus FAKE_FC_BALLOON_ACTIVATION_MS;
     // a restored balloon comes back as active as it was saved (the stand-in saves only active guests).
@@ -378,6 +382,8 @@ internal sealed class VmmCore
         var version = text[SnapshotMagic.Length..newline];
         if (version != SnapshotDataVersion)
         {
+            // snapshot/mod.rs SnapshotError::InvalidFormatVersion (a semver Version, printed without the "v"), inside
+            // persist.rs SnapshotStateFromFileError::Load.
             throw new SnapshotLoadFatalException(stateError + $"Failed to load snapshot state from file: Invalid data version: {version.TrimStart('v')}");
         }
 
@@ -397,6 +403,7 @@ internal sealed class VmmCore
 
         if (p.VsockOverride is not null)
         {
+            // persist.rs SnapshotStateFromFileError::UnknownVsockDevice, as UnknownNetworkDevice above (09-snapshot-load).
             var vs = config["vsock"] as JsonObject ?? throw new SnapshotLoadFatalException(stateError + "Unknown Vsock Device.");
             vs["uds_path"] = p.VsockOverride;
         }
