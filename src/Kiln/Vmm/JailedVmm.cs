@@ -186,6 +186,7 @@ public sealed class JailedVmm : IAsyncDisposable
         }
         catch (TimeoutException)
         {
+            // It outlived the grace period: SIGKILL below.
         }
         await Process.KillAsync(cancellationToken).ConfigureAwait(false);
         return VmmStopOutcome.Killed;
@@ -250,6 +251,7 @@ public sealed class JailedVmm : IAsyncDisposable
         }
         catch (IOException)
         {
+            // The process ended while its mount table was read: no live user.
         }
         return null;
     }
