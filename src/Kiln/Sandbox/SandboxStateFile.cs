@@ -53,7 +53,9 @@ internal sealed record SandboxStateFile
         {
             return null;
         }
-        catch (JsonException e)
+        // NotSupportedException: what System.Text.Json throws for a device whose "kind" discriminator is missing or
+        // not first (found by ParserPropertyTests' mutations).
+        catch (Exception e) when (e is JsonException or NotSupportedException)
         {
             throw new SandboxException($"The state file {path} is not valid: {e.Message}", e);
         }

@@ -115,6 +115,20 @@ public sealed class ParserPropertyTests
         });
 
     [Fact]
+    public async Task A_state_file_device_without_its_kind_is_reported_as_an_invalid_state_file()
+    {
+        using var root = new TempRoot();
+        var path = root.Combine("state.json");
+        var valid = System.Text.Encoding.UTF8.GetString(ValidStateFile.Value);
+        Assert.Contains("\"kind\"", valid);
+        await File.WriteAllTextAsync(path, valid.Replace("\"kind\"", "\"kinx\"", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+
+        var e = await Assert.ThrowsAsync<SandboxException>(() => SandboxStateFile.TryReadAsync(path, TestContext.Current.CancellationToken));
+
+        Assert.Contains("is not valid", e.Message);
+    }
+
+    [Fact]
     public async Task A_driver_refuses_a_truncated_state_file_and_never_replaces_it()
     {
         using var root = new TempRoot();

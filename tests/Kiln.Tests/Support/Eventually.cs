@@ -1,3 +1,6 @@
+using Kiln.Api;
+using Kiln.Vmm;
+
 namespace Kiln.Tests.Support;
 
 /// <summary>
@@ -16,6 +19,28 @@ public static class Eventually
                 return content;
             Assert.True(DateTime.UtcNow < deadline, $"'{text}' did not appear in {path} within {within}; it holds:\n{Tail(content)}");
             await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Until <paramref name="client"/>'s VMM answers GET /, racing <paramref name="vmm"/>'s exit: a failed assertion
+    /// with its output when it exits first or the deadline passes.
+    /// </summary>
+    public static async Task<InstanceInfo> ApiAnswersAsync(FirecrackerClient client, VmmProcess vmm, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            try
+            {
+                return await client.DescribeInstanceAsync(TestContext.Current.CancellationToken);
+            }
+            catch (FirecrackerConnectionException e)
+            {
+                Assert.False(vmm.HasExited, "the VMM exited before its API answered: " + vmm.ReadOutputTail());
+                Assert.True(DateTime.UtcNow < deadline, $"the VMM's API did not answer within {within}: {e.Message}");
+                await Task.Delay(5, TestContext.Current.CancellationToken);
+            }
         }
     }
 

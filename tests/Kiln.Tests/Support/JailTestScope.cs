@@ -71,21 +71,8 @@ public sealed class JailTestScope : IAsyncDisposable
     /// <summary>Waits until the jailed VMM's API answers, racing its exit.</summary>
     public static async Task<InstanceInfo> WaitForApiAsync(JailedVmm vmm)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
         await using var client = new FirecrackerClient(vmm.ApiSocketPath);
-        while (true)
-        {
-            try
-            {
-                return await client.DescribeInstanceAsync(TestContext.Current.CancellationToken);
-            }
-            catch (FirecrackerConnectionException e)
-            {
-                Assert.False(vmm.Process.HasExited, "the jailed VMM exited: " + vmm.Process.ReadOutputTail());
-                Assert.True(DateTime.UtcNow < deadline, "the jailed VMM's API never answered: " + e.Message);
-                await Task.Delay(5, TestContext.Current.CancellationToken);
-            }
-        }
+        return await Eventually.ApiAnswersAsync(client, vmm.Process, TimeSpan.FromSeconds(30));
     }
 
     /// <summary>The cgroup directories anything left under this scope's parent cgroup.</summary>

@@ -51,7 +51,7 @@ public sealed class SerialConsoleTests
             OutputPath = root.Combine("console.log"),
         }, Ct);
         await using var fc = new FirecrackerClient(root.Combine("api.sock"));
-        await WaitForApiAsync(fc);
+        await Eventually.ApiAnswersAsync(fc, vmm, TimeSpan.FromSeconds(10));
         await fc.PutGuestBootSourceAsync(new BootSource { KernelImagePath = target.KernelPath, BootArgs = "console=ttyS0 reboot=k" }, Ct);
         await fc.StartInstanceAsync(Ct);
         using var console = SerialConsole.Of(vmm);
@@ -83,20 +83,4 @@ public sealed class SerialConsoleTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => console.WriteLineAsync("x", Ct).AsTask());
     }
 
-    internal static async Task WaitForApiAsync(FirecrackerClient fc)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            try
-            {
-                await fc.DescribeInstanceAsync(Ct);
-                return;
-            }
-            catch (FirecrackerConnectionException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10, Ct);
-            }
-        }
-    }
 }

@@ -40,7 +40,7 @@ public sealed class FirecrackerTelemetryFlowTests
         var metricsLoop = FirecrackerMetricsReader.RunAsync(metricsFifo, publisher, until, Ct);
         var logLoop = FirecrackerLogForwarder.RunAsync(logFifo, logger, "flow-1", until, Ct);
         await using var fc = new FirecrackerClient(root.Combine("api.sock"));
-        await WaitForApiAsync(fc);
+        await Eventually.ApiAnswersAsync(fc, vmm, TimeSpan.FromSeconds(10));
 
         await fc.PutLoggerAsync(new Logger { LogPath = logFifo, Level = FirecrackerLogLevel.Info, ShowLevel = true, ShowLogOrigin = true }, Ct);
         await fc.PutMetricsAsync(new Metrics { MetricsPath = metricsFifo }, Ct);
@@ -68,20 +68,4 @@ public sealed class FirecrackerTelemetryFlowTests
         Assert.All(logged, r => Assert.Equal(100, r.Id.Id));
     }
 
-    private static async Task WaitForApiAsync(FirecrackerClient fc)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            try
-            {
-                await fc.DescribeInstanceAsync(Ct);
-                return;
-            }
-            catch (FirecrackerConnectionException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10, Ct);
-            }
-        }
-    }
 }
