@@ -144,7 +144,7 @@ internal static class RunCommand
             // run is create+start as one step: a sandbox that never ran must not keep its name. Unless the driver now
             // drives a VMM another kiln run of the same name started meanwhile (the start was refused): that one stays.
             if (!Sandboxes.IsLive(hypervisor.State))
-                await CleanupQuietlyAsync(hypervisor);
+                await CleanupAfterFailedStartAsync(context.Output, hypervisor);
             throw;
         }
 
@@ -220,19 +220,18 @@ internal static class RunCommand
         }
     }
 
-    private static async Task CleanupQuietlyAsync(FirecrackerHypervisor hypervisor)
+    // The start failure is the error the user sees (a clean-up exception would replace it); what the clean-up could
+    // not remove is named in a note, so the leftover is not silent.
+    private static async Task CleanupAfterFailedStartAsync(Output output, FirecrackerHypervisor hypervisor)
     {
         try
         {
             await hypervisor.StopAsync(CancellationToken.None);
             await hypervisor.CleanupAsync(CancellationToken.None);
         }
-        catch (SandboxException)
+        catch (Exception e) when (e is SandboxException or IOException)
         {
-            // The start failure is what the user needs to see; a cleanup failure behind it would hide it.
-        }
-        catch (IOException)
-        {
+            output.Note($"warning: cleaning up after the failed start left something behind: {e.Message}");
         }
     }
 }

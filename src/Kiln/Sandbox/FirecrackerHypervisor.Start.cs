@@ -73,7 +73,7 @@ public sealed partial class FirecrackerHypervisor
             Log.StartFailed(_logger, e, Id, step);
             _vm = null; // the failed boot killed it and released its handles
             foreach (var file in placeholders)
-                DeleteFile(file);
+                Microvm.DeleteFile(file);
             if (network is not null)
                 await networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
             _state = previousState;

@@ -242,7 +242,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         if (_state is SandboxState.Created)
             return;
         // Firecracker leaves its socket behind when it dies; the next start would otherwise be refused.
-        DeleteFile(Paths.SocketPath);
+        Microvm.DeleteFile(Paths.SocketPath);
         _pool?.Reset();
         // The network lives as long as the VMM: namespace, TAP, veth and NAT rules go with it.
         if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
@@ -466,18 +466,18 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 await JailedVmm.RemoveStaleAsync(layout, JailedVmm.CgroupDirectoriesFor(jail, layout), _time, ct).ConfigureAwait(false);
             }
             var paths = Paths;
-            DeleteFile(paths.SocketPath);
+            Microvm.DeleteFile(paths.SocketPath);
             if (_pool is not null)
             {
                 foreach (var slot in _pool.Slots)
-                    DeleteFile(slot.PlaceholderPath);
+                    Microvm.DeleteFile(slot.PlaceholderPath);
             }
-            DeleteFile(paths.ConsolePath);
-            DeleteFile(paths.VmmLogPath);
-            DeleteFile(paths.PreviousVmmLogPath);
-            DeleteFile(paths.SnapshotStatePath);
-            DeleteFile(paths.SnapshotMemoryPath);
-            DeleteFile(paths.StatePath);
+            Microvm.DeleteFile(paths.ConsolePath);
+            Microvm.DeleteFile(paths.VmmLogPath);
+            Microvm.DeleteFile(paths.PreviousVmmLogPath);
+            Microvm.DeleteFile(paths.SnapshotStatePath);
+            Microvm.DeleteFile(paths.SnapshotMemoryPath);
+            Microvm.DeleteFile(paths.StatePath);
             try
             {
                 Directory.Delete(paths.Directory, recursive: true);
@@ -702,16 +702,5 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     {
         if (!MachineDescription.IsResourceId(id))
             throw new SandboxConfigurationException(property, $"'{id}' is not a Firecracker resource id (letters, digits and underscores only)");
-    }
-
-    private static void DeleteFile(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (DirectoryNotFoundException)
-        {
-        }
     }
 }

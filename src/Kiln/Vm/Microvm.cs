@@ -179,6 +179,7 @@ public sealed partial class Microvm : IAsyncDisposable
             }
             catch (TimeoutException)
             {
+                // It outlived this action's deadline: the next action.
             }
         }
         throw new MicrovmShutdownException($"firecracker (pid {_vmm.Pid}) still runs after every action of the shutdown plan ({string.Join(", ", plan.Actions.Select(a => a.Kind))}).");

@@ -50,25 +50,22 @@ public static class FileFollower
         ArgumentException.ThrowIfNullOrEmpty(path);
         options ??= new FollowOptions();
         options.Validate();
-        await using IChunkSource source = FileNodes.IsFifo(path) ? new FifoSource(path, options) : new RegularFileSource(path, options);
-        var chunk = new byte[ChunkBytes];
         var pending = new byte[Math.Min(options.MaxLineBytes, ChunkBytes)];
         var pendingLength = 0;
         var pendingUsed = false;
-        while (true)
+        // A chunk stays valid while its lines are handed out: the next chunk is asked for only after the last of them.
+        await foreach (var chunk in ReadChunksAsync(path, options, cancellationToken).ConfigureAwait(false))
         {
-            var read = await source.ReadAsync(chunk, cancellationToken).ConfigureAwait(false);
-            if (read == 0)
-                break;
+            var read = chunk.Length;
             var start = 0;
             while (start < read)
             {
-                var newline = chunk.AsSpan(start, read - start).IndexOf((byte)'\n');
+                var newline = chunk.Span[start..read].IndexOf((byte)'\n');
                 var end = newline < 0 ? read : start + newline;
                 if (newline >= 0 && !pendingUsed)
                 {
                     // The whole line is in this chunk: hand out a slice of it, no copy.
-                    yield return chunk.AsMemory(start, Math.Min(end - start, options.MaxLineBytes));
+                    yield return chunk.Slice(start, Math.Min(end - start, options.MaxLineBytes));
                 }
                 else
                 {
@@ -78,7 +75,7 @@ public static class FileFollower
                     {
                         if (pendingLength + take > pending.Length)
                             Array.Resize(ref pending, Math.Min(options.MaxLineBytes, Math.Max(pending.Length * 2, pendingLength + take)));
-                        chunk.AsSpan(start, take).CopyTo(pending.AsSpan(pendingLength));
+                        chunk.Span.Slice(start, take).CopyTo(pending.AsSpan(pendingLength));
                         pendingLength += take;
                     }
                     pendingUsed = true;
@@ -104,8 +101,6 @@ public static class FileFollower
 
     private sealed class FifoSource : IChunkSource
     {
-        private const int O_RDWR = 2;
-
         private readonly FollowOptions _options;
         private readonly SafePipeHandle _handle;
         private readonly AnonymousPipeClientStream _stream;
@@ -114,7 +109,7 @@ public static class FileFollower
         public FifoSource(string path, FollowOptions options)
         {
             _options = options;
-            var fd = LibC.Open(path, O_RDWR | LibC.O_CLOEXEC);
+            var fd = LibC.Open(path, LibC.O_RDWR | LibC.O_CLOEXEC);
             if (fd < 0)
                 throw new IOException($"Cannot open the FIFO {path}: errno {LibC.LastErrno}.");
             _handle = new SafePipeHandle(fd, ownsHandle: true);

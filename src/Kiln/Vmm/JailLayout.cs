@@ -53,6 +53,7 @@ public sealed record JailLayout(string ChrootBase, string ExecFileName, string I
         }
         catch (IOException)
         {
+            // Not a link, or unreadable: the directory as given.
         }
         return new JailLayout(baseDir, Path.GetFileName(exec), id);
     }

@@ -186,6 +186,7 @@ public sealed class JailedVmm : IAsyncDisposable
         }
         catch (TimeoutException)
         {
+            // It outlived the grace period: SIGKILL below.
         }
         await Process.KillAsync(cancellationToken).ConfigureAwait(false);
         return VmmStopOutcome.Killed;
@@ -250,6 +251,7 @@ public sealed class JailedVmm : IAsyncDisposable
         }
         catch (IOException)
         {
+            // The process ended while its mount table was read: no live user.
         }
         return null;
     }
@@ -298,15 +300,19 @@ public sealed class JailedVmm : IAsyncDisposable
         var started = timeProvider.GetTimestamp();
         while (timeProvider.GetElapsedTime(started) < within)
         {
-            if (File.Exists(layout.PidFile)
+            // Seen before the PID file is read: the jailer writes that file before it exits (or execs), so what is
+            // read after its exit is final.
+            var exited = failed.IsCompleted;
+            var identity = File.Exists(layout.PidFile)
                 && int.TryParse(await File.ReadAllTextAsync(layout.PidFile, ct).ConfigureAwait(false), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                && ProcFs.TryGetIdentity(pid) is { } identity && identity.ExecutablePath == layout.ExecutableInJail)
-            {
+                    ? ProcFs.TryGetIdentity(pid)
+                    : null;
+            if (identity is not null && identity.ExecutablePath == layout.ExecutableInJail)
                 return identity;
-            }
-            // A jailer that fails exits without a PID file (or without the exec); one that succeeds with
-            // --new-pid-ns exits 0 once the file is written, so its exit is only a failure while the file is missing.
-            if (failed.IsCompleted && !File.Exists(layout.PidFile))
+            // A jailer that succeeds with --new-pid-ns exits 0 while the VMM it cloned may not have exec'd yet: its
+            // exit is a failure only when no process is named (no PID file) or the one named is gone. Without
+            // --new-pid-ns the jailer's process is the VMM, so its exit always is.
+            if (exited && identity is null)
                 throw new JailStartException("The jailer exited without starting the VMM", "");
             await Task.Delay(TimeSpan.FromMilliseconds(2), timeProvider, ct).ConfigureAwait(false);
         }

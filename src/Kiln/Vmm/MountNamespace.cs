@@ -9,6 +9,9 @@ namespace Kiln.Vmm;
 /// <summary>Changes the file tree one VMM sees, and no other process.</summary>
 public static class MountNamespace
 {
+    // A bind mount is instant; a mount(1) still running after this is stuck (a hung file system under the source).
+    private static readonly TimeSpan BindTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// Binds <paramref name="source"/> over <paramref name="target"/> in <paramref name="vmm"/>'s mount namespace:
     /// from then on that VMM alone opens <paramref name="source"/> when it opens <paramref name="target"/>.
@@ -30,14 +33,18 @@ public static class MountNamespace
         using var process = Process.Start(psi) ?? throw new IOException("nsenter did not start");
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(BindTimeout);
         try
         {
-            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             process.Kill();
-            throw;
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new IOException($"binding {source} over {target} for firecracker (pid {pid}) did not finish within {BindTimeout.TotalSeconds:0} s");
         }
         await stdout.ConfigureAwait(false);
         if (process.ExitCode != 0)

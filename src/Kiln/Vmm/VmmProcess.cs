@@ -191,6 +191,7 @@ public sealed class VmmProcess : IAsyncDisposable
         }
         catch (TimeoutException)
         {
+            // It outlived the grace period: SIGKILL below.
         }
         await KillAsync(cancellationToken).ConfigureAwait(false);
         return VmmStopOutcome.Killed;

@@ -117,6 +117,25 @@ public sealed class JailedVmmTests
         Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_jailer_whose_exec_fails_after_the_pid_file_fails_the_launch_when_it_exits_not_at_the_ready_deadline(bool newPidNamespace)
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var settings = scope.Settings(withLimits: false) with { NewPidNamespace = newPidNamespace };
+        // Executable, but no program: the jailer writes the PID file, then execve fails (ENOEXEC) and it exits.
+        var notAProgram = scope.File("not-firecracker", "data");
+        File.SetUnixFileMode(notAProgram, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var options = scope.Options(settings) with { FirecrackerPath = notAProgram, ReadyTimeout = TimeSpan.FromMinutes(2) };
+
+        var e = await Assert.ThrowsAsync<JailStartException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
+
+        Assert.Contains("exited without starting the VMM", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(JailLayout.For(settings, notAProgram, scope.Id).InstanceDirectory));
+    }
+
     [Fact]
     public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups()
     {

@@ -49,6 +49,7 @@ public static partial class FirecrackerLogForwarder
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            // Stopping the reader is its normal end, not a failure.
         }
     }
 

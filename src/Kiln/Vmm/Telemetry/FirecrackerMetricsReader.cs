@@ -33,6 +33,7 @@ public static class FirecrackerMetricsReader
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            // Stopping the reader is its normal end, not a failure.
         }
     }
 }
