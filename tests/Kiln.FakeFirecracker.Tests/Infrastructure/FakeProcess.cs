@@ -182,11 +182,16 @@ public sealed class FakeProcess : IAsyncDisposable
     /// <summary>Exit code, or minus the signal number; null when it is still running after <paramref name="within"/>.</summary>
     public async Task<int?> WaitExitAsync(TimeSpan within, CancellationToken ct = default)
     {
-        if (await Task.WhenAny(_exit, Task.Delay(within, ct)).ConfigureAwait(false) != _exit)
+        var deadline = Task.Delay(within, ct);
+        if (await Task.WhenAny(_exit, deadline).ConfigureAwait(false) != _exit)
         {
             return null;
         }
 
+        // The exit can be seen before the reader has drained the pipe: what the process wrote last (its error line)
+        // is only certain once the pipe reaches end of file. A child that inherited the pipe (a daemonized VMM) keeps
+        // it open, so this drain is bounded by the same deadline.
+        await Task.WhenAny(_reader, deadline).ConfigureAwait(false);
         var code = await _exit.ConfigureAwait(false);
         // A core-dumping signal (SIGABRT) still counts as death by that signal.
         return code;
