@@ -195,6 +195,20 @@ public sealed class VsockTests
     }
 
     [Fact]
+    public async Task An_attempt_cut_short_by_the_deadline_reports_what_the_last_answered_attempt_said()
+    {
+        using var root = new TempRoot();
+        // The first CONNECT is refused; the second is never answered, so the overall deadline ends it mid-attempt.
+        using var server = FakeVsockServer.Start(root.Combine("s.sock"), answer: null, refuseFirst: 1);
+        var dialer = new VsockDialer(server.Path, Quick(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(30)));
+
+        var error = await Assert.ThrowsAsync<VsockConnectException>(() => dialer.ConnectAsync(52, Ct));
+
+        Assert.Equal((VsockConnectFailure.Refused, 2), (error.Failure, error.Attempts));
+        await server.AllClosedAsync(Ct);
+    }
+
+    [Fact]
     public async Task Cancelling_a_connect_throws_and_closes_its_socket()
     {
         using var root = new TempRoot();
@@ -269,8 +283,11 @@ public sealed class VsockTests
         private readonly List<Task> _connections = [];
         private readonly Lock _gate = new();
 
-        private FakeVsockServer(string path, byte[]? answer)
+        private int _toRefuse;
+
+        private FakeVsockServer(string path, byte[]? answer, int refuseFirst)
         {
+            _toRefuse = refuseFirst;
             Path = path;
             _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             _listener.Bind(new UnixDomainSocketEndPoint(path));
@@ -282,7 +299,9 @@ public sealed class VsockTests
 
         public Task<string> FirstLine => _firstLine.Task;
 
-        public static FakeVsockServer Start(string path, byte[]? answer) => new(path, answer);
+        // refuseFirst: how many connections are closed right after their CONNECT line, as Firecracker does when no
+        // guest process listens on the port.
+        public static FakeVsockServer Start(string path, byte[]? answer, int refuseFirst = 0) => new(path, answer, refuseFirst);
 
         /// <summary>Completes when every connection accepted so far has been closed by the dialer.</summary>
         public Task AllClosedAsync(CancellationToken ct)
@@ -326,6 +345,8 @@ public sealed class VsockTests
                             break;
                     }
                     _firstLine.TrySetResult(line.ToString());
+                    if (Interlocked.Decrement(ref _toRefuse) >= 0)
+                        return;
                     if (answer is not null)
                         await conn.SendAsync(answer, SocketFlags.None, _stop.Token);
                     while (await conn.ReceiveAsync(buffer, SocketFlags.None, _stop.Token) > 0)

@@ -43,6 +43,7 @@ public sealed class VsockDialer
         using var deadline = new CancellationTokenSource(_options.ConnectTimeout, _options.TimeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var attempts = 0;
+        (VsockConnectFailure Failure, string Detail, Exception? Error)? lastAnswer = null;
         while (true)
         {
             attempts++;
@@ -50,6 +51,12 @@ public sealed class VsockDialer
             if (stream is not null)
                 return stream;
             cancellationToken.ThrowIfCancellationRequested();
+            // An attempt the overall deadline cut short says nothing about the guest; the last attempt that got an
+            // answer (refused, no socket) does, so that is what the caller is told.
+            if (deadline.IsCancellationRequested && failure == VsockConnectFailure.NoAcknowledgement && lastAnswer is { } answered)
+                (failure, detail, error) = answered;
+            else
+                lastAnswer = (failure, detail, error);
             if (failure == VsockConnectFailure.BadAcknowledgement || !_options.RetryWhileBooting || deadline.IsCancellationRequested)
                 throw new VsockConnectException(UdsPath, port, failure, attempts, detail, error);
             try
