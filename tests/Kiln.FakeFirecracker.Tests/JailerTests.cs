@@ -1,6 +1,5 @@
 // fake-jailer against Firecracker's jailer contract (tests/assets/jailer/FACTS.md). Root-only and real: the chroot,
 // the uid drop, the cgroups, the namespaces. With KILN_JAILER (and KILN_FIRECRACKER) the same tests run the real one.
-using System.Globalization;
 using Kiln.FakeFirecracker.Tests.Infrastructure;
 
 namespace Kiln.FakeFirecracker.Tests;
@@ -77,10 +76,10 @@ public sealed class JailerTests
 
         await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, [.. cgroups, "--resource-limit", "no-file=512"]), jail.ApiSocket);
         Assert.True(await jailer.WaitForApiAsync(Within, Ct), jailer.Output);
-        var pid = await jail.WaitForPidFileAsync(Within, Ct);
-
-        // Without --daemonize/--new-pid-ns the exec file replaces the jailer: same PID.
-        Assert.Equal(jailer.Pid, pid);
+        // Without --daemonize/--new-pid-ns the exec file replaces the jailer: same PID, and no PID file (env.rs
+        // writes it only from exec_into_new_pid_ns).
+        var pid = jailer.Pid;
+        Assert.False(File.Exists(jail.PidFile), "no PID file without --new-pid-ns");
         var status = await File.ReadAllTextAsync($"/proc/{pid}/status", Ct);
         Assert.Matches($@"\nUid:\t{JailUid}\t{JailUid}\t{JailUid}\t{JailUid}\n", status);
         Assert.Matches($@"\nGid:\t{JailGid}\t{JailGid}\t{JailGid}\t{JailGid}\n", status);
@@ -103,8 +102,6 @@ public sealed class JailerTests
         var copy = Path.Combine(jail.Root, JailScope.ExecName);
         Assert.Equal(new FileInfo(JailScope.ExecFile).Length, new FileInfo(copy).Length);
         Assert.NotEqual(NativeMethods.Inode(JailScope.ExecFile), NativeMethods.Inode(copy));
-        AssertEntry(jail.PidFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, 0, 0);
-        Assert.Equal(pid!.Value.ToString(CultureInfo.InvariantCulture), await File.ReadAllTextAsync(jail.PidFile, Ct));
 
         Assert.Contains("Max open files            512                  512", await File.ReadAllTextAsync($"/proc/{pid}/limits", Ct), StringComparison.Ordinal);
         if (cgroups.Length > 0)
@@ -129,6 +126,7 @@ public sealed class JailerTests
 
         Assert.NotNull(pid);
         Assert.NotEqual(jailer.Pid, pid);
+        AssertEntry(jail.PidFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, 0, 0);
         Assert.Matches($@"\nNSpid:\t{pid}\t1\n", await File.ReadAllTextAsync($"/proc/{pid}/status", Ct));
         Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/2").LinkTarget);
         await WaitForApiAsync(jail.ApiSocket);

@@ -78,9 +78,12 @@ public sealed class JailedVmmTests
         var status = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/status", Ct);
         Assert.Contains($"\nUid:\t{JailTestScope.Uid}\t", status, StringComparison.Ordinal);
         Assert.Contains($"\nGid:\t{JailTestScope.Gid}\t", status, StringComparison.Ordinal);
-        // The default jail is a new PID namespace: the jailer's PID is not the VMM's.
-        Assert.Matches($@"\nNSpid:\t{vmm.Pid}\t1\n", status);
-        Assert.Equal(vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), await File.ReadAllTextAsync(vmm.Layout.PidFile, Ct));
+        // An owned VMM's new PID namespace is Kiln's (whose init dies with the owner): the VMM is in it, not its init,
+        // and the jailer, not asked for --new-pid-ns there, writes no PID file.
+        Assert.Matches($@"\nNSpid:\t{vmm.Pid}\t\d+\n", status);
+        Assert.DoesNotMatch(@"\nNSpid:\t\d+\t1\n", status);
+        Assert.False(vmm.Record.NewPidNamespace, "not a namespace's init: SIGTERM stops it");
+        Assert.False(File.Exists(vmm.Layout.PidFile));
         // The files, as the VMM sees them: through its own root.
         Assert.Equal("data", await File.ReadAllTextAsync($"/proc/{vmm.Pid}/root/vmlinux", Ct));
         Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Owner(Path.Combine(vmm.Layout.Root, "rootfs.ext4")));
@@ -102,12 +105,13 @@ public sealed class JailedVmmTests
     }
 
     [Fact]
-    public async Task Without_a_pid_namespace_the_jailer_becomes_the_vmm_and_sigterm_stops_it()
+    public async Task Without_a_pid_namespace_a_detached_jailer_becomes_the_vmm_and_sigterm_stops_it()
     {
         JailTestScope.RequireRoot();
         await using var scope = new JailTestScope();
 
-        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }), TimeProvider.System, Ct);
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }) with { Detached = true },
+            TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(vmm);
 
         Assert.True(vmm.Process.IsChild);
@@ -118,22 +122,69 @@ public sealed class JailedVmmTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_jailer_whose_exec_fails_after_the_pid_file_fails_the_launch_when_it_exits_not_at_the_ready_deadline(bool newPidNamespace)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task A_jailer_whose_exec_fails_fails_the_launch_when_it_exits_not_at_the_ready_deadline(bool newPidNamespace, bool detached)
     {
         JailTestScope.RequireRoot();
         await using var scope = new JailTestScope();
         var settings = scope.Settings(withLimits: false) with { NewPidNamespace = newPidNamespace };
-        // Executable, but no program: the jailer writes the PID file, then execve fails (ENOEXEC) and it exits.
+        // Executable, but no program: execve fails (ENOEXEC) and the jailer exits (with --new-pid-ns after writing
+        // the PID file, naming a process that is gone by then).
         var notAProgram = scope.File("not-firecracker", "data");
         File.SetUnixFileMode(notAProgram, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var options = scope.Options(settings) with { FirecrackerPath = notAProgram, ReadyTimeout = TimeSpan.FromMinutes(2) };
+        var options = scope.Options(settings) with { FirecrackerPath = notAProgram, ReadyTimeout = TimeSpan.FromMinutes(2), Detached = detached };
 
         var e = await Assert.ThrowsAsync<JailStartException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
 
         Assert.Contains("exited without starting the VMM", e.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(JailLayout.For(settings, notAProgram, scope.Id).InstanceDirectory));
+    }
+
+    [Fact]
+    public async Task An_owned_jailed_vmm_dies_with_its_owner_even_though_the_jailer_dropped_its_death_signal()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()), TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(vmm);
+        // VMM ← its namespace's init (root, unshare) ← the launcher (unshare, with the owner thread's death signal).
+        var init = ParentOf(vmm.Pid);
+        var launcher = ParentOf(init);
+        var initIdentity = ProcFs.TryGetIdentity(init)!;
+        Assert.Matches(@"\nNSpid:\t\d+\t1\n", await File.ReadAllTextAsync($"/proc/{init}/status", Ct));
+        Assert.Contains("\nUid:\t0\t0\t0\t0\n", await File.ReadAllTextAsync($"/proc/{init}/status", Ct), StringComparison.Ordinal);
+
+        // What the owner thread's death does to the launcher (PR_SET_PDEATHSIG, set through setpriv): SIGKILL it.
+        Assert.Equal(0, Kiln.Interop.LibC.Kill(launcher, Kiln.Interop.LibC.SIGKILL));
+
+        await vmm.Process.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        if (VmmProcess.TryAttach(initIdentity, "/dev/null") is { } dying)
+        {
+            await using (dying)
+                await dying.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        }
+        await vmm.CleanupAsync(TimeProvider.System, Ct);
+        Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+    }
+
+    [Fact]
+    public async Task A_live_jail_whose_vmm_is_in_kilns_pid_namespace_is_refused_to_a_second_launch()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var options = scope.Options(scope.Settings(withLimits: false));
+        await using var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(first);
+
+        // No PID file names it (the jailer was not asked for --new-pid-ns): found by its root and executable.
+        var refused = await Assert.ThrowsAsync<JailInUseException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
+
+        Assert.Equal(first.Pid, refused.Pid);
+        Assert.False(first.Process.HasExited);
     }
 
     [Fact]
@@ -227,6 +278,8 @@ public sealed class JailedVmmTests
         Assert.Empty(scope.LeftoverMounts());
         Assert.Equal("data", await File.ReadAllTextAsync(kernel, Ct));
     }
+
+    private static int ParentOf(int pid) => ProcFs.ParseParentPid(File.ReadAllText($"/proc/{pid}/stat")) ?? throw new InvalidOperationException($"{pid} is gone");
 
     private static string ShmFile()
     {
