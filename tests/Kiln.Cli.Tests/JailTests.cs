@@ -104,6 +104,30 @@ public sealed class JailTests : IAsyncDisposable
         }
     }
 
+    [Fact]
+    public async Task Vsock_reaches_the_guest_of_a_jailed_sandbox_through_the_sandbox_directorys_socket_path()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var id = "jvs-" + Path.GetFileName(_root.Files)[3..11];
+        await _root.RunDetachedAsync(id, ["--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, "--vsock", "3"]);
+        try
+        {
+            await using var child = _root.Start("vsock", id, "5000");
+            await child.WriteStdinAndCloseAsync("hello through the jail\n");
+            var result = await child.WaitAsync(KilnSandboxRoot.CommandTimeout, TestContext.Current.CancellationToken);
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Equal("hello through the jail\n", result.Stdout);
+        }
+        finally
+        {
+            var rm = await _root.RunAsync("rm", "--force", id);
+            Assert.True(rm.ExitCode == 0, rm.ToString());
+            Assert.False(Directory.Exists(Path.Combine(chroot, "fake-firecracker", id)));
+        }
+    }
+
     [Theory]
     [InlineData("--uid", "1")]
     [InlineData("--cpus", "1")]

@@ -69,6 +69,8 @@ public sealed partial class Microvm
             {
                 var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
                 attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed };
+                if (description.Vsock is { } vsock)
+                    LinkVsock(vsock.UdsPath, jailed.Layout);
                 // The socket's directory exists only now, inside the jail; a socket made before the watch is found by
                 // the readiness probe's own look.
                 attempt.WatchSocket(options.SocketPath);

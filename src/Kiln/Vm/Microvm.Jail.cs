@@ -8,6 +8,7 @@ namespace Kiln.Vm;
 public sealed partial class Microvm
 {
     private const string JailedLogPath = "/firecracker.log";
+    private const string JailedVsockPath = "/vsock.sock";
     private const string HotplugPrefix = "/hotplug/";
 
     /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
@@ -44,6 +45,9 @@ public sealed partial class Microvm
         }
         var devices = description.Devices.Select(device =>
         {
+            // The VMM binds its vsock socket inside the jail; the caller's path becomes a link to it (LinkVsock).
+            if (device is MachineVsock vsock)
+                return vsock with { Vsock = vsock.Vsock with { UdsPath = JailedVsockPath } };
             if (device is not MachineDrive { Drive: { PathOnHost: { } host } drive } machineDrive)
                 return device;
             var inJail = "/drives/" + drive.DriveId;
@@ -51,6 +55,40 @@ public sealed partial class Microvm
             return machineDrive with { Drive = drive with { PathOnHost = inJail } };
         }).ToList();
         return (description with { BootSource = boot, Devices = devices }, files);
+    }
+
+    /// <summary>
+    /// Makes the caller's vsock path a symbolic link to the socket the jailed VMM binds inside its chroot, so every
+    /// host-side dialer (the agent, <c>kiln vsock</c>, a <c>VsockDialer</c>) keeps using the caller's path: connect(2)
+    /// follows the link. Guest-initiated connections go the other way and need <see cref="ListenVsock"/>.
+    /// </summary>
+    private static void LinkVsock(string udsPath, JailLayout layout)
+    {
+        var link = Path.GetFullPath(udsPath);
+        DeleteFile(link);
+        File.CreateSymbolicLink(link, layout.OnHost(JailedVsockPath));
+    }
+
+    /// <summary>
+    /// Listens for the guest's connections to host port <paramref name="port"/> on this VM's vsock device: at
+    /// <c>&lt;uds_path&gt;_&lt;port&gt;</c>, which for a jailed VMM is inside its chroot (the only place it can reach),
+    /// given to the jail's uid/gid so the unprivileged VMM may connect.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The VM has no vsock device (or was re-attached without its description).</exception>
+    /// <exception cref="Kiln.Host.Vsock.VsockListenException">A live listener holds the path, or it cannot be bound.</exception>
+    public Kiln.Host.Vsock.VsockListener ListenVsock(uint port)
+    {
+        var udsPath = Description?.Vsock?.UdsPath ?? throw new InvalidOperationException("This microVM has no vsock device (or was re-attached without its description)");
+        if (_jail is null)
+            return Kiln.Host.Vsock.VsockListener.Listen(udsPath, port);
+        var listener = Kiln.Host.Vsock.VsockListener.Listen(_jail.Layout.OnHost(JailedVsockPath), port);
+        if (Kiln.Interop.LibC.LChown(listener.Path, _jail.Record.Uid, _jail.Record.Gid) != 0)
+        {
+            var errno = Kiln.Interop.LibC.LastErrno;
+            listener.Dispose();
+            throw new IOException($"cannot give {listener.Path} to the jail's {_jail.Record.Uid}:{_jail.Record.Gid}: errno {errno}");
+        }
+        return listener;
     }
 
     /// <summary>Starts the VMM under the jailer: the spawn step of a jailed boot.</summary>

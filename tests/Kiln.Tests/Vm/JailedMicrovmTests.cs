@@ -56,13 +56,49 @@ public sealed class JailedMicrovmTests
         Assert.False(File.Exists(vm.Jail.Layout.OnHost("/hotplug/extra")));
 
         var outcome = await vm.StopAsync(cancellationToken: Ct);
-        // SIGHUP, not SIGTERM, ended it: in its PID namespace SIGTERM would have been dropped and SIGKILL needed.
+        // The plan's terminate step ended it (SIGTERM: an owned VMM is no namespace's init, Kiln's namespace has one).
         Assert.Equal(ShutdownActionKind.Terminate, outcome.EndedBy);
         await vm.CleanupJailAsync(Ct);
 
         Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());
+    }
+
+    [Fact]
+    public async Task A_jailed_microvms_vsock_is_dialed_at_the_callers_path_and_the_guest_reaches_a_listener_inside_the_jail()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        var uds = root.Combine("v.sock");
+        description = description with { Devices = [.. description.Devices, new MachineVsock(new Kiln.Api.Vsock { GuestCid = 3, UdsPath = uds })] };
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+
+        // Firecracker was given a path inside its chroot; the caller's path leads there.
+        Assert.Equal("/vsock.sock", (await vm.Client.GetExportVmConfigAsync(Ct)).Vsock!.UdsPath);
+        Assert.Equal(vm.Jail!.Layout.OnHost("/vsock.sock"), new FileInfo(uds).LinkTarget);
+        var dialer = new Kiln.Host.Vsock.VsockDialer(uds, new Kiln.Host.Vsock.VsockDialerOptions { ConnectTimeout = TimeSpan.FromSeconds(30) });
+        await using var echo = await dialer.ConnectAsync(5000, Ct);
+        await echo.WriteAsync("ping\n"u8.ToArray(), Ct);
+        Assert.Equal("ping", await ReadLineAsync(echo));
+
+        // The guest's connection to the host: the unprivileged VMM connects to <uds_path>_<port> inside its jail.
+        using var listener = vm.ListenVsock(7000);
+        Assert.StartsWith(vm.Jail.Layout.Root + "/", listener.Path, StringComparison.Ordinal);
+        await using var control = await dialer.ConnectAsync(5100, Ct);
+        var accept = listener.AcceptAsync(Ct);
+        await control.WriteAsync("DIAL 7000\n"u8.ToArray(), Ct);
+        Assert.Equal("OK", await ReadLineAsync(control));
+        await using var fromGuest = await accept;
+        await fromGuest.WriteAsync("hello\n"u8.ToArray(), Ct);
+        Assert.Equal("hello", await ReadLineAsync(fromGuest));
+
+        await vm.StopAsync(cancellationToken: Ct);
+        await vm.CleanupJailAsync(Ct);
+        Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
     }
 
     [Theory]
@@ -162,5 +198,14 @@ public sealed class JailedMicrovmTests
             Assert.Equal(nameof(MachineDescription.Jail), e.PropertyName);
             Assert.False(Directory.Exists(JailLayout.For(description.Jail!, options.FirecrackerPath, scope.Id).InstanceDirectory));
         }
+    }
+
+    private static async Task<string> ReadLineAsync(Stream stream)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (await stream.ReadAsync(one, Ct) == 1 && one[0] != '\n')
+            bytes.Add(one[0]);
+        return System.Text.Encoding.ASCII.GetString([.. bytes]);
     }
 }
