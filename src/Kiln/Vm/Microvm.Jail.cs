@@ -9,6 +9,8 @@ public sealed partial class Microvm
 {
     private const string JailedLogPath = "/firecracker.log";
     private const string JailedVsockPath = "/vsock.sock";
+    private const string JailedConfigPath = "/config.json";
+    private const string JailedMetadataPath = "/metadata.json";
     private const string HotplugPrefix = "/hotplug/";
 
     /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
@@ -95,8 +97,21 @@ public sealed partial class Microvm
     private static async Task<JailedVmm> LaunchJailedAsync(MachineDescription description, MicrovmOptions options, CancellationToken ct)
     {
         var jail = description.Jail!;
-        var (_, files) = InJail(description);
+        var (inJail, files) = InJail(description);
         var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath);
+        var written = new List<JailWrittenFile>();
+        if (options.StartPath == MicrovmStartPath.ConfigFile)
+        {
+            // The document names the paths the VMM sees; a config file has no metadata key, so the first MMDS
+            // document goes beside it as --metadata.
+            written.Add(new JailWrittenFile(JailedConfigPath, ConfigFile.Serialize(inJail)));
+            arguments = arguments with { ConfigFilePath = JailedConfigPath };
+            if (description.MmdsDocument is { } document)
+            {
+                written.Add(new JailWrittenFile(JailedMetadataPath, System.Text.Encoding.UTF8.GetBytes(document.ToJsonString())));
+                arguments = arguments with { MetadataPath = JailedMetadataPath };
+            }
+        }
         return await JailedVmm.LaunchAsync(new JailedLaunchOptions
         {
             Jail = jail,
@@ -107,6 +122,7 @@ public sealed partial class Microvm
             Detached = options.Ownership == VmmOwnership.Detached,
             Files = files,
             EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+            WrittenFiles = written,
             Environment = options.Environment,
             ReadyTimeout = options.ApiReadyTimeout,
         }, options.TimeProvider, ct).ConfigureAwait(false);

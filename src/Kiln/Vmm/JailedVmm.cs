@@ -83,6 +83,15 @@ public sealed class JailedVmm : IAsyncDisposable
                 if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
                     throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
             }
+            foreach (var written in options.WrittenFiles)
+            {
+                var path = layout.OnHost(written.PathInJail);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllBytesAsync(path, written.Content, cancellationToken).ConfigureAwait(false);
+                // 0400: the VMM only reads it.
+                if (LibC.Chmod(path, 0x100) != 0 || LibC.LChown(path, settings.Uid, settings.Gid) != 0)
+                    throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
+            }
             foreach (var file in options.Files)
                 exposed.Add(ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
 

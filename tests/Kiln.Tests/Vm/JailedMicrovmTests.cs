@@ -66,6 +66,33 @@ public sealed class JailedMicrovmTests
     }
 
     [Fact]
+    public async Task A_jailed_microvm_boots_from_a_config_file_written_inside_its_chroot_with_the_paths_it_sees()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        options = options with { StartPath = MicrovmStartPath.ConfigFile };
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+
+        Assert.Equal(MicrovmState.Running, vm.State);
+        var argv = File.ReadAllText($"/proc/{vm.Pid}/cmdline").Split('\0');
+        Assert.Equal("/config.json", argv[Array.IndexOf(argv, "--config-file") + 1]);
+        var config = await vm.Client.GetExportVmConfigAsync(Ct);
+        Assert.Equal("/boot/kernel", config.BootSource!.KernelImagePath);
+        Assert.Contains(config.Drives!, d => d.DriveId == "data" && d.PathOnHost == "/drives/data");
+        var document = vm.Jail!.Layout.OnHost("/config.json");
+        Assert.Equal(UnixFileMode.UserRead, File.GetUnixFileMode(document));
+        Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Kiln.Interop.LibC.Stat(document) is { } st ? (st.Uid, st.Gid) : default);
+        Assert.False(File.Exists(options.EffectiveConfigFilePath), "nothing written outside the jail");
+
+        await vm.StopAsync(cancellationToken: Ct);
+        await vm.CleanupJailAsync(Ct);
+        Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
+    }
+
+    [Fact]
     public async Task A_jailed_microvms_vsock_is_dialed_at_the_callers_path_and_the_guest_reaches_a_listener_inside_the_jail()
     {
         JailTestScope.RequireRoot();
