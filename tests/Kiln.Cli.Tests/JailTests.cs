@@ -1,11 +1,16 @@
 // kiln run --jail against fake-jailer (root only): the sandbox starts under the jailer, inspect shows the jail with its
-// cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind.
+// cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind; a foreground run's VMM dies
+// with kiln even by SIGKILL; vsock reaches a jailed guest.
 
 namespace Kiln.Cli.Tests;
 
 public sealed class JailTests : IAsyncDisposable
 {
     private readonly KilnSandboxRoot _root = new();
+
+    // These boot the stand-in's pretend guest, so they pair fake-jailer with fake-firecracker even when KILN_JAILER
+    // names a real jailer (the real jailer's tests are in Kiln.Tests and Kiln.FakeFirecracker.Tests).
+    public JailTests() => _root.Environment["KILN_JAILER"] = null;
 
     public ValueTask DisposeAsync() => _root.DisposeAsync();
 

@@ -1,6 +1,7 @@
-// A microVM booted under the jailer (fake-jailer + the stand-in, or KILN_JAILER + KILN_FIRECRACKER): the files are
-// seen inside the chroot, the default stop works in its PID namespace, and clean-up — after a stop or a failed boot at
-// any step — leaves no tree, mount, cgroup or process.
+// A microVM booted under the jailer (fake-jailer + the stand-in: these lean on its pretend guest and fault knobs; the
+// real jailer's VM tier is JailedSandboxTests): the files, the vsock socket and a --config-file document are seen
+// inside the chroot, the default stop works, and clean-up — after a stop or a failed boot at any step — leaves no
+// tree, mount, cgroup or process.
 using Kiln.Host;
 using Kiln.Tests.Support;
 using Kiln.Vm;
@@ -25,7 +26,7 @@ public sealed class JailedMicrovmTests
                 new MachineDrive(new Kiln.Api.Drive { DriveId = "data", PathOnHost = scope.File("data.img"), IsRootDevice = false, IsReadOnly = false }),
             ],
         };
-        var options = MicrovmFixture.Options(root, knobs) with { FirecrackerPath = JailTestScope.FirecrackerPath, Id = scope.Id, WorkingDirectory = null };
+        var options = MicrovmFixture.Options(root, knobs) with { FirecrackerPath = scope.FirecrackerPath, Id = scope.Id, WorkingDirectory = null };
         return (description, options);
     }
 

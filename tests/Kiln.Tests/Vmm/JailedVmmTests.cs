@@ -59,11 +59,12 @@ public sealed class JailedVmmTests
         Assert.Empty(scope.LeftoverCgroups());
     }
 
-    [Fact]
-    public async Task A_jailed_vmm_runs_as_the_jail_user_in_its_cgroup_with_its_files_and_cleans_up_to_nothing()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_jailed_vmm_runs_as_the_jail_user_in_its_cgroup_with_its_files_and_cleans_up_to_nothing(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var kernel = scope.File("vmlinux");
         var rootfs = scope.File("rootfs.ext4");
         var settings = scope.Settings();
@@ -73,7 +74,7 @@ public sealed class JailedVmmTests
         var info = await JailTestScope.WaitForApiAsync(vmm);
 
         Assert.Equal(scope.Id, info.Id);
-        Assert.Equal(Path.Combine(scope.Base, Path.GetFileName(JailTestScope.FirecrackerPath), scope.Id, "root"), vmm.Layout.Root);
+        Assert.Equal(Path.Combine(scope.Base, Path.GetFileName(scope.FirecrackerPath), scope.Id, "root"), vmm.Layout.Root);
         Assert.Equal(vmm.Layout.ExecutableInJail, ProcFs.TryGetExecutable(vmm.Pid));
         var status = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/status", Ct);
         Assert.Contains($"\nUid:\t{JailTestScope.Uid}\t", status, StringComparison.Ordinal);
@@ -104,11 +105,12 @@ public sealed class JailedVmmTests
         Assert.True(File.Exists(kernel) && File.Exists(rootfs), "the originals stay");
     }
 
-    [Fact]
-    public async Task Without_a_pid_namespace_a_detached_jailer_becomes_the_vmm_and_sigterm_stops_it()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task Without_a_pid_namespace_a_detached_jailer_becomes_the_vmm_and_sigterm_stops_it(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
 
         await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }) with { Detached = true },
             TimeProvider.System, Ct);
@@ -122,14 +124,16 @@ public sealed class JailedVmmTests
     }
 
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, false)]
-    [InlineData(false, true)]
-    [InlineData(true, true)]
-    public async Task A_jailer_whose_exec_fails_fails_the_launch_when_it_exits_not_at_the_ready_deadline(bool newPidNamespace, bool detached)
+    [InlineData("fake", false, false)]
+    [InlineData("fake", true, false)]
+    [InlineData("fake", false, true)]
+    [InlineData("fake", true, true)]
+    [InlineData("real", false, false)]
+    [InlineData("real", true, true)]
+    public async Task A_jailer_whose_exec_fails_fails_the_launch_when_it_exits_not_at_the_ready_deadline(string target, bool newPidNamespace, bool detached)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var settings = scope.Settings(withLimits: false) with { NewPidNamespace = newPidNamespace };
         // Executable, but no program: execve fails (ENOEXEC) and the jailer exits (with --new-pid-ns after writing
         // the PID file, naming a process that is gone by then).
@@ -143,11 +147,12 @@ public sealed class JailedVmmTests
         Assert.False(Directory.Exists(JailLayout.For(settings, notAProgram, scope.Id).InstanceDirectory));
     }
 
-    [Fact]
-    public async Task An_owned_jailed_vmm_dies_with_its_owner_even_though_the_jailer_dropped_its_death_signal()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task An_owned_jailed_vmm_dies_with_its_owner_even_though_the_jailer_dropped_its_death_signal(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()), TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(vmm);
         // VMM ← its namespace's init (root, unshare) ← the launcher (unshare, with the owner thread's death signal).
@@ -171,11 +176,12 @@ public sealed class JailedVmmTests
         Assert.Empty(scope.LeftoverCgroups());
     }
 
-    [Fact]
-    public async Task A_live_jail_whose_vmm_is_in_kilns_pid_namespace_is_refused_to_a_second_launch()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_live_jail_whose_vmm_is_in_kilns_pid_namespace_is_refused_to_a_second_launch(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var options = scope.Options(scope.Settings(withLimits: false));
         await using var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(first);
@@ -187,12 +193,13 @@ public sealed class JailedVmmTests
         Assert.False(first.Process.HasExited);
     }
 
-    [Fact]
-    public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups(string target)
     {
         JailTestScope.RequireRoot();
         Assert.SkipUnless(Cgroups.HasController(CgroupVersion.V1, "cpuset"), "needs a v1 cpuset hierarchy");
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var rootfs = scope.File("rootfs.ext4");
         // A CPU this machine does not have: the jailer makes the cgroup, then fails to write it.
         var settings = scope.Settings() with { Cpuset = "63" };
@@ -201,16 +208,17 @@ public sealed class JailedVmmTests
             JailedVmm.LaunchAsync(scope.Options(settings, new JailFile(rootfs, "/rootfs.ext4", ReadOnly: false)), TimeProvider.System, Ct));
 
         Assert.Contains("cpuset.cpus", e.Message, StringComparison.Ordinal);
-        Assert.False(Directory.Exists(JailLayout.For(settings, JailTestScope.FirecrackerPath, scope.Id).InstanceDirectory));
+        Assert.False(Directory.Exists(JailLayout.For(settings, scope.FirecrackerPath, scope.Id).InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
         Assert.True(File.Exists(rootfs));
     }
 
-    [Fact]
-    public async Task A_stale_tree_from_a_crashed_owner_is_cleaned_but_a_live_one_is_refused()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_stale_tree_from_a_crashed_owner_is_cleaned_but_a_live_one_is_refused(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var options = scope.Options(scope.Settings()) with { Detached = true };
         var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(first);
@@ -231,11 +239,12 @@ public sealed class JailedVmmTests
         await second.CleanupAsync(TimeProvider.System, Ct);
     }
 
-    [Fact]
-    public async Task A_detached_jailed_vmm_is_re_attached_from_its_record_stopped_and_cleaned()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_detached_jailed_vmm_is_re_attached_from_its_record_stopped_and_cleaned(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         JailRecord record;
         await using (var launched = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()) with { Detached = true }, TimeProvider.System, Ct))
         {
@@ -254,11 +263,12 @@ public sealed class JailedVmmTests
         Assert.Null(JailedVmm.TryAttach(record, "/dev/null"));
     }
 
-    [Fact]
-    public async Task Bind_mounted_read_only_files_stay_read_only_and_hot_plugged_files_come_and_go()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task Bind_mounted_read_only_files_stay_read_only_and_hot_plugged_files_come_and_go(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var kernel = scope.File("vmlinux");
         var settings = scope.Settings(withLimits: false) with { FileExposure = JailFileExposure.BindMount };
 
