@@ -1,8 +1,9 @@
 // A firecracker launched by Firecracker's jailer: the chroot Kiln prepares (the files the VM needs, visible inside),
-// the jailer's command line, finding the real VMM (with --new-pid-ns or --daemonize the jailer's PID is not the VMM's:
-// the PID file says which, and the process is identity-checked before it is ever signalled), the stop that works in
-// a PID namespace (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never does (tree, mounts, cgroups).
-// Every failure during launch removes all of it again.
+// the jailer's command line, the PID namespace an owned VMM runs in so that it dies with its owner (the jailer's uid
+// drop clears any death signal of its own), finding the real VMM (the launcher's grandchild there; a detached one is
+// the jailer's own process, or with --new-pid-ns the PID file's; identity-checked before it is ever signalled), the
+// stop that works for a PID namespace's init (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never
+// does (tree, mounts, cgroups). Every failure during launch removes all of it again.
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Host;
