@@ -188,6 +188,23 @@ public sealed class TemplateRunTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Snapshot_diff_of_a_sandbox_restored_with_dirty_page_tracking_writes_the_diff_beside_the_full_snapshot()
+    {
+        await _root.RunDetachedAsync("src", "--vsock", "3");
+        var full = (await _root.RunAsync("snapshot", "src", "--json")).Json();
+        var restore = await _root.RunAsync("restore", "tracked", "--snapshot", full.GetProperty("statePath").GetString()!,
+            "--mem", full.GetProperty("memoryPath").GetString()!, "--track-dirty-pages");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+
+        var diff = await _root.RunAsync("snapshot", "tracked", "--diff", "--json");
+
+        Assert.True(diff.ExitCode == 0, diff.ToString());
+        Assert.Equal(Path.Combine(_root.Root, "tracked", "snapshot.diff.state"), diff.Json().GetProperty("statePath").GetString());
+        Assert.True(File.Exists(diff.Json().GetProperty("memoryPath").GetString()));
+        Assert.Equal("Running", diff.Json().GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task Restore_paused_leaves_the_sandbox_Paused_until_kiln_resume()
     {
         await _root.RunDetachedAsync("src", "--vsock", "3");

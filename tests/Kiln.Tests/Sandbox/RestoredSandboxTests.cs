@@ -151,6 +151,27 @@ public sealed class RestoredSandboxTests
         if (target.VsockEchoPort is not null)
             Assert.Equal("restored", await EchoAsync(restored, target, "restored"));
         Assert.Equal(snapshot.StatePath, restored.Config.Restore!.SnapshotStatePath);
+
+        // Restored with dirty-page tracking: a diff snapshot of it can be taken, beside (not over) the full one.
+        await restored.PauseAsync(Ct);
+        var diff = await restored.SaveDiffAsync(Ct);
+        Assert.Equal(restored.DiffSnapshotStatePath, diff.StatePath);
+        Assert.True(File.Exists(diff.StatePath));
+        Assert.Equal(new FileInfo(snapshot.MemoryPath).Length, new FileInfo(diff.MemoryPath).Length);
+    }
+
+    [Fact]
+    public async Task A_diff_snapshot_of_a_running_sandbox_is_refused_naming_the_state()
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.Fake(root);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("run", target.Config(root), Ct);
+        await driver.StartAsync(Ct);
+
+        var e = await Assert.ThrowsAsync<SandboxStateException>(() => driver.SaveDiffAsync(Ct));
+
+        Assert.Equal(SandboxState.Running, e.Actual);
     }
 
     [Fact]
