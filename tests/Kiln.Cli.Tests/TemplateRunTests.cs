@@ -77,6 +77,24 @@ public sealed class TemplateRunTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Rm_refuses_the_source_of_a_template_until_the_template_is_removed_and_a_stopped_source_still_serves_clones()
+    {
+        await TemplateAsync();
+        Assert.True((await _root.RunAsync("stop", "src")).ExitCode == 0);
+
+        var refused = await _root.RunAsync("rm", "src");
+        var clone = await _root.RunAsync("run", "--template", "base", "--name", "after-stop");
+
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains("kiln template rm base", refused.Stderr);
+        Assert.True(clone.ExitCode == 0, clone.ToString());
+        Assert.True((await _root.RunAsync("template", "rm", "base")).ExitCode == 0);
+        var removed = await _root.RunAsync("rm", "src");
+        Assert.True(removed.ExitCode == 0, removed.ToString());
+        Assert.Equal(["after-stop"], await SandboxNamesAsync());
+    }
+
+    [Fact]
     public async Task Run_template_prints_one_name_per_clone_when_piped()
     {
         await TemplateAsync();
