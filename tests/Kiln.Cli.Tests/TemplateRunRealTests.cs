@@ -68,6 +68,7 @@ public sealed class TemplateRunRealTests : IAsyncLifetime
         if (echoPort is { } echo)
             Assert.Equal("still here", await EchoAsync("c-3", echo, "still here"));
 
+        Assert.True((await _root.RunAsync("template", "rm", "base")).ExitCode == 0);
         foreach (var name in new[] { "src", "c-1", "c-2", "c-3" })
             Assert.True((await _root.RunAsync("rm", "--force", name)).ExitCode == 0);
         Assert.Empty(KilnSandboxRoot.ProcessesMentioning(_root.Root));
