@@ -1,8 +1,6 @@
 // What a restored sandbox cannot have, refused before anything starts, each error naming the property. The machine
 // is the snapshot's: the pool, the sandbox network, MMDS, memory hot-plug and the jail are fixed at boot (or not yet
 // carried through a restore), so a restored sandbox asks for none of them.
-using Kiln.Vm.Templates;
-
 namespace Kiln.Sandbox;
 
 internal static class SandboxRestoreValidator
@@ -14,17 +12,18 @@ internal static class SandboxRestoreValidator
         var fromSnapshot = restore.SnapshotStatePath is not null || restore.SnapshotMemoryPath is not null;
         if (fromTemplate == fromSnapshot)
             throw new SandboxConfigurationException(Restore, "give a template directory or a snapshot's state and memory files, not both or neither");
+        // Only the shape: whether the files are there is checked by each start, which uses them. A driver re-attaching
+        // to (or stopping, or removing) a sandbox whose template or snapshot is gone must not be refused for it.
         if (fromTemplate)
         {
-            if (!File.Exists(Path.Combine(restore.TemplateDirectory!, TemplateStore.ManifestFile)))
-                throw new SandboxConfigurationException($"{Restore}.{nameof(SandboxRestore.TemplateDirectory)}", $"'{restore.TemplateDirectory}' is not a template (no {TemplateStore.ManifestFile})");
+            RequirePath($"{Restore}.{nameof(SandboxRestore.TemplateDirectory)}", restore.TemplateDirectory);
             if (!restore.Resume)
                 throw new SandboxConfigurationException($"{Restore}.{nameof(SandboxRestore.Resume)}", "a template clone is always resumed; load a snapshot to keep it paused");
         }
         else
         {
-            RequireFile($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
-            RequireFile($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
+            RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
+            RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
         }
         if (config.BlockPoolSize != 0)
             throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a restored sandbox: its drives are the snapshot's");
@@ -38,11 +37,9 @@ internal static class SandboxRestoreValidator
             throw new SandboxConfigurationException(nameof(HypervisorConfig.Jail), "is not available to a restored sandbox yet");
     }
 
-    private static void RequireFile(string property, string? path)
+    private static void RequirePath(string property, string? path)
     {
         if (string.IsNullOrWhiteSpace(path))
             throw new SandboxConfigurationException(property, "is empty");
-        if (!File.Exists(path))
-            throw new SandboxConfigurationException(property, $"'{path}' does not exist");
     }
 }

@@ -226,21 +226,72 @@ public sealed class RestoredSandboxTests
         var target = SandboxTarget.Fake(root);
         var state = root.Combine("s.state");
         var memory = root.Combine("s.mem");
-        File.WriteAllText(state, "state");
-        File.WriteAllText(memory, "memory");
         await using var driver = new FirecrackerHypervisor();
 
         var pool = await Assert.ThrowsAsync<SandboxConfigurationException>(() =>
             driver.CreateAsync("r", Restored(root, target, SandboxRestore.FromSnapshot(state, memory)) with { BlockPoolSize = 2 }, Ct));
         var half = await Assert.ThrowsAsync<SandboxConfigurationException>(() =>
             driver.CreateAsync("r", Restored(root, target, new SandboxRestore { SnapshotStatePath = state }), Ct));
-        var missing = await Assert.ThrowsAsync<SandboxConfigurationException>(() =>
-            driver.CreateAsync("r", Restored(root, target, SandboxRestore.FromSnapshot(state, root.Combine("gone.mem"))), Ct));
+        var both = await Assert.ThrowsAsync<SandboxConfigurationException>(() =>
+            driver.CreateAsync("r", Restored(root, target, SandboxRestore.FromSnapshot(state, memory) with { TemplateDirectory = root.Path }), Ct));
 
         Assert.Equal("BlockPoolSize", pool.PropertyName);
         Assert.Equal("Restore.SnapshotMemoryPath", half.PropertyName);
-        Assert.Equal("Restore.SnapshotMemoryPath", missing.PropertyName);
+        Assert.Equal("Restore", both.PropertyName);
         await driver.CreateAsync("r", Restored(root, target, SandboxRestore.FromSnapshot(state, memory)), Ct);
         Assert.Equal(SandboxState.Created, driver.State);
+    }
+
+    [Fact]
+    public async Task A_missing_memory_file_fails_the_start_at_snapshot_load_with_firecrackers_fault_and_leaves_the_sandbox_Created()
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.Fake(root);
+        SandboxSnapshot snapshot;
+        await using (var source = new FirecrackerHypervisor())
+        {
+            await source.CreateAsync("src", target.Config(root), Ct);
+            await source.StartAsync(Ct);
+            await source.PauseAsync(Ct);
+            snapshot = await source.SaveAsync(Ct);
+            await source.StopAsync(Ct);
+        }
+        File.Delete(snapshot.MemoryPath);
+        await using var restored = new FirecrackerHypervisor();
+        await restored.CreateAsync("copy", Restored(root, target, SandboxRestore.FromSnapshot(snapshot.StatePath, snapshot.MemoryPath)), Ct);
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => restored.StartAsync(Ct));
+
+        Assert.Equal("snapshot-load", e.Step);
+        Assert.Contains("Failed to load guest memory", e.FaultMessage);
+        Assert.Equal(SandboxState.Created, restored.State);
+        Assert.Empty(ProcessScan.WithCommandLineContaining(Path.Combine(restored.SandboxDirectory, "firecracker.sock")));
+    }
+
+    [Fact]
+    public async Task A_clone_whose_template_was_deleted_can_still_be_stopped_reattached_and_removed_but_not_restarted()
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.Fake(root);
+        var (source, template) = await TemplateAsync(root, target);
+        await using var _source = source;
+        await using var clone = new FirecrackerHypervisor();
+        await clone.CreateAsync("c0", Restored(root, target, SandboxRestore.FromTemplate(template.Directory)), Ct);
+        await clone.StartAsync(Ct);
+        Assert.True(new TemplateStore(root.Combine("templates")).Delete("base"));
+
+        // Another driver re-attaches through CreateAsync with the recorded configuration (as kiln stop does).
+        await using (var other = new FirecrackerHypervisor())
+        {
+            await other.CreateAsync("c0", clone.Config, Ct);
+            Assert.Equal(SandboxState.Running, other.State);
+            await other.StopAsync(Ct);
+        }
+        var restart = await Assert.ThrowsAsync<SandboxStartException>(() => clone.StartAsync(Ct));
+        await clone.CleanupAsync(Ct);
+
+        Assert.Equal("template", restart.Step);
+        Assert.Contains("No template 'base'", restart.Message);
+        Assert.False(Directory.Exists(clone.SandboxDirectory));
     }
 }
