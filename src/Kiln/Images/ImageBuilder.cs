@@ -44,6 +44,9 @@ public static class ImageBuilder
         // Beside the output, not in /tmp: a Debian root is hundreds of MiB and /tmp is often a small tmpfs.
         var staging = Path.Combine(directory, $".{Path.GetFileName(output)}.staging-{nonce}");
         var partial = Path.Combine(directory, $".{Path.GetFileName(output)}.partial-{nonce}");
+        var step = "stage";
+        ImageBuildResult result;
+        string? left;
         try
         {
             long content;
@@ -54,14 +57,17 @@ public static class ImageBuilder
             }
             else
             {
+                step = DebianRoot.Step;
                 progress?.Report(new ImageBuildProgress(DebianRoot.Step, null, $"mmdebstrap {spec.Suite} (minbase{(spec.Packages.Count > 0 ? " + " + string.Join(' ', spec.Packages) : "")})"));
                 content = await DebianRoot.StageAsync(spec, staging, progress, cancellationToken).ConfigureAwait(false);
             }
 
             const string agentStep = "agent";
+            step = agentStep;
             content += await StagedFiles.InstallAgentAsync(agentStep, spec.AgentPath, staging, cancellationToken).ConfigureAwait(false);
             progress?.Report(new ImageBuildProgress(agentStep, content, "/sbin/kiln-agent as /sbin/init"));
 
+            step = MkfsStep;
             var size = spec.SizeBytes ?? DefaultSize(spec.Base, content);
             if (size < content)
                 throw new ImageBuildException(MkfsStep, $"the image's size ({size} bytes) is smaller than what it must hold ({content} bytes)");
@@ -71,19 +77,23 @@ public static class ImageBuilder
                 .ConfigureAwait(false);
             File.Move(partial, output, overwrite: spec.Overwrite);
             progress?.Report(new ImageBuildProgress(MkfsStep, content, output));
-            var result = new ImageBuildResult(output, new FileInfo(output).Length, content, spec.Base, Stopwatch.GetElapsedTime(started));
-            progress?.Report(new ImageBuildProgress("done", content, output));
-            return result;
+            result = new ImageBuildResult(output, new FileInfo(output).Length, content, spec.Base, Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ImageBuildException("stage", e.Message, innerException: e);
+            throw new ImageBuildException(step, e.Message, innerException: e);
         }
         finally
         {
             RemoveQuietly(partial);
-            RemoveTree(staging);
+            // After a failure, that failure is what the caller gets; the staging directory has a unique name.
+            left = RemoveStaging(staging);
         }
+
+        if (left is not null)
+            throw new ImageBuildException("cleanup", $"built {output}, but {left}");
+        progress?.Report(new ImageBuildProgress("done", result.ContentBytes, output));
+        return result;
     }
 
     /// <summary>What a build makes when no size is given: the content plus headroom, rounded up to a whole MiB.</summary>
@@ -107,10 +117,34 @@ public static class ImageBuilder
         }
     }
 
-    private static void RemoveTree(string directory)
+    /// <summary>Removes the staging directory; null when done, else what was left and why.</summary>
+    private static string? RemoveStaging(string directory)
     {
-        // Directory.Delete removes symbolic links as links: the staged root's absolute links never lead it onto the host.
-        if (Directory.Exists(directory))
+        if (!Directory.Exists(directory))
+            return null;
+        try
+        {
+            // mmdebstrap mounts /proc, /sys and /dev/pts inside while dpkg runs; one killed mid-way leaves them. Deleting
+            // through a mount would reach the host's files: unmount first, and delete nothing if a mount remains.
+            Host.ChrootFiles.UnmountAllUnder(directory);
+            if (MountedUnder(directory))
+                return $"the staging directory {directory} still has mounts inside; it was left in place";
+            // Directory.Delete removes symbolic links as links: the staged root's absolute links never lead it onto the host.
             Directory.Delete(directory, recursive: true);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"the staging directory {directory} could not be removed: {e.Message}";
+        }
+    }
+
+    private static bool MountedUnder(string directory)
+    {
+        // mountinfo writes space, tab, newline and backslash as octal escapes: compare in that form.
+        var escaped = directory.TrimEnd('/').Replace("\\", "\\134", StringComparison.Ordinal).Replace(" ", "\\040", StringComparison.Ordinal)
+            .Replace("\t", "\\011", StringComparison.Ordinal).Replace("\n", "\\012", StringComparison.Ordinal);
+        return File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4])
+            .Any(m => m == escaped || m.StartsWith(escaped + "/", StringComparison.Ordinal));
     }
 }

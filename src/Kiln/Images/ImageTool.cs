@@ -1,7 +1,8 @@
 // Runs the tools an image build needs (mmdebstrap, mkfs.ext4, ldd, busybox) — never through a shell: every argument
 // is one argv entry. Output readers are attached before the process starts; each line can be reported as progress;
-// a deadline bounds every run, and a tool that overruns it or is cancelled is killed with everything it started
-// (mmdebstrap runs apt and dpkg).
+// a deadline bounds every run, and a tool that overruns it or is cancelled is first asked to end (SIGTERM through a
+// pidfd: mmdebstrap then unmounts what it mounted in the staging directory and removes its own files), then killed
+// with everything it started (mmdebstrap runs apt and dpkg) if it has not ended within a grace period.
 using System.Diagnostics;
 using System.Text;
 
@@ -12,6 +13,9 @@ internal static class ImageTool
     private static readonly string[] SearchPath = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
     private const int TailLines = 40;
+
+    /// <summary>How long a cancelled tool may take to clean up after SIGTERM before it is killed.</summary>
+    private static readonly TimeSpan TerminateGrace = TimeSpan.FromSeconds(10);
 
     /// <summary>The absolute path of a system tool, or null when it is not installed.</summary>
     public static string? Find(string tool) => SearchPath.Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
@@ -76,8 +80,7 @@ internal static class ImageTool
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            await EndAsync(process).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             throw new ImageBuildException(step, $"'{display}' did not finish within {timeout.TotalSeconds:0} s", Tail(tail));
         }
@@ -85,6 +88,29 @@ internal static class ImageTool
             throw new ImageBuildException(step, $"'{display}' failed with exit code {process.ExitCode}", Tail(tail));
         lock (tail)
             return stdout.ToString();
+    }
+
+    // The process is our child and not yet reaped (nothing waited for it), so its PID is still its own.
+    private static async Task EndAsync(Process process)
+    {
+        using (var pidfd = Interop.PidFd.TryOpen(process.Id))
+        {
+            if (pidfd is not null && pidfd.TrySignal(15 /* SIGTERM */))
+            {
+                using var grace = new CancellationTokenSource(TerminateGrace);
+                try
+                {
+                    await process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (OperationCanceledException)
+                {
+                    // It did not end in time: killed below.
+                }
+            }
+        }
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     private static string Tail(Queue<string> tail)
