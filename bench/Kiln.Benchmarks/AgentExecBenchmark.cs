@@ -85,14 +85,14 @@ internal static class AgentExecBenchmark
             throw new InvalidOperationException($"head exited {exit.ExitCode}");
     }
 
-    private static async Task<double> TimeAsync(Func<Task> work)
+    internal static async Task<double> TimeAsync(Func<Task> work)
     {
         var start = Stopwatch.GetTimestamp();
         await work();
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted[sorted.Length / 2];
@@ -108,7 +108,7 @@ internal static class AgentExecBenchmark
     }
 
     // Hello + Exec, encoded once by hand: what a minimal client sends.
-    private static byte[] Encode(string[] argv)
+    internal static byte[] Encode(string[] argv)
     {
         var exec = "{\"argv\":[" + string.Join(',', argv.Select(a => "\"" + a + "\"")) + "]}";
         return [.. Frame(1, "{\"version\":1}"u8.ToArray()), .. Frame(32, Encoding.UTF8.GetBytes(exec))];
@@ -120,6 +120,12 @@ internal static class AgentExecBenchmark
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath));
         await socket.SendAsync(request, SocketFlags.None);
+        await ReadUntilExitAsync(socket);
+    }
+
+    /// <summary>Reads frames (discarding payloads) until the Exit frame (type 38).</summary>
+    internal static async Task ReadUntilExitAsync(Socket socket)
+    {
         var buffer = new byte[256 * 1024];
         int count = 0, start = 0;
         while (true)

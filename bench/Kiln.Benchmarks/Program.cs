@@ -44,6 +44,14 @@ if (args is ["--start-paths", var n, ..])
     return;
 }
 
+// `--agent-vsock N`: exec through a microVM's vsock (stand-in, or a real guest) against a raw hybrid-vsock floor,
+// then template restore → first exec.
+if (args is ["--agent-vsock", var vsockPairs, ..])
+{
+    await AgentVsockExecBenchmark.RunPairedAsync(int.Parse(vsockPairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 // `--agent N`: exec through the guest agent (round trip of `true`, 100 MiB stdout) against a raw-socket floor.
 if (args is ["--agent", var agentPairs, ..])
 {

@@ -39,6 +39,7 @@ internal static class KilnApp
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
         root.Subcommands.Add(TemplateCommands.Create(globals));
         root.Subcommands.Add(RestoreCommand.Create(globals));
+        root.Subcommands.Add(ImageCommands.Create(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
         OptionValueGuard.Install(root);

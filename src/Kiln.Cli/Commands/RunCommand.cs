@@ -18,6 +18,7 @@ internal static class RunCommand
         var kernel = new Option<string>("--kernel") { Description = "Guest kernel (vmlinux); required unless --template." };
         var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk." };
         var rootfs = new Option<string?>("--rootfs") { Description = "Root filesystem image (attached read-only)." };
+        var image = new Option<string?>("--image") { Description = "An image from 'kiln image build' (PATH or NAME): boots a private writable copy with the agent as init and a vsock; --detach returns once the agent answers." };
         var vcpus = new Option<int>("--vcpus") { Description = $"vCPUs (1-{MaxVcpus}).", DefaultValueFactory = _ => 1 };
         var memory = new Option<int>("--memory") { Description = "Guest memory in MiB.", DefaultValueFactory = _ => 128 };
         var kernelArgs = new Option<string?>("--kernel-args") { Description = "Extra kernel command line, e.g. \"console=ttyS0 quiet\"." };
@@ -47,7 +48,7 @@ internal static class RunCommand
         jail.Cpus.Check(value => value is { } cpus && (double.IsNaN(cpus) || cpus <= 0) ? "--cpus must be a positive number of CPUs, e.g. 1.5." : null);
         var command = new Command("run", "Create and start a microVM.")
         {
-            name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
+            name, kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
             template, count,
         };
         foreach (var option in jail.All)
@@ -58,7 +59,7 @@ internal static class RunCommand
             {
                 return await RunTemplate.RunAsync(context,
                     new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
-                    [kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, .. jail.All], cancellationToken);
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, .. jail.All], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");
@@ -73,6 +74,7 @@ internal static class RunCommand
                 Network = context.Value(network),
                 Ip = context.Value(ip),
                 Metadata = context.Value(metadata),
+                Image = context.Value(image),
             };
             return await RunAsync(context, request, cancellationToken);
         });
@@ -87,6 +89,8 @@ internal static class RunCommand
         public string? Ip { get; init; }
 
         public string? Metadata { get; init; }
+
+        public string? Image { get; init; }
     }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
@@ -99,8 +103,11 @@ internal static class RunCommand
         if (request.Remove && request.Detach)
             throw new UsageException("--rm applies to a foreground run; a detached sandbox is removed with 'kiln rm'.");
         Sandboxes.ValidateName(request.Name, context.Root);
-        if (request.Initrd is null && request.Rootfs is null)
-            throw new UsageException("give the guest something to boot: --rootfs, --initrd, or both.");
+        if (request.Image is not null && request.Rootfs is not null)
+            throw new UsageException("--image and --rootfs both give the root filesystem: give one of them.");
+        if (request.Initrd is null && request.Rootfs is null && request.Image is null)
+            throw new UsageException("give the guest something to boot: --image, --rootfs, --initrd, or --rootfs with --initrd.");
+        var image = request.Image is null ? null : ImageFiles.Resolve(context.Root, request.Image);
         var kernel = Specs.RequireFile(request.Kernel, "--kernel");
         var initrd = request.Initrd is null ? null : Specs.RequireFile(request.Initrd, "--initrd");
         var rootfs = request.Rootfs is null ? null : Specs.RequireFile(request.Rootfs, "--rootfs");
@@ -111,6 +118,10 @@ internal static class RunCommand
         var metadataDocument = request.Metadata is null ? null : Specs.ParseMetadata(request.Metadata);
         var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
         var jail = request.Jail.Build(context, firecrackerPath);
+        // A jailed VMM's vsock is a link into the chroot; a jailed agent image (its copy linked into the chroot too) has
+        // not been tried yet, so it is refused rather than left to fail at the agent wait.
+        if (jail is not null && image is not null)
+            throw new UsageException("--image is not available with --jail yet.");
         if (jail?.NetworkNamespacePath is not null && sandboxNetwork is not null)
             throw new UsageException("--netns and --network both choose the VMM's network namespace: give one of them.");
         var config = new HypervisorConfig
@@ -131,15 +142,28 @@ internal static class RunCommand
         var devices = new List<HypervisorDevice>();
         devices.AddRange(request.Drives.Select(Specs.ParseDrive));
         devices.AddRange(request.Nets.Select(Specs.ParseNet));
-        if (request.VsockCid is { } cid)
+        if ((request.VsockCid ?? (image is null ? null : ImageRun.DefaultGuestCid)) is { } cid)
             devices.Add(new VsockDevice(cid, Path.Combine(context.Root, request.Name, "vsock.sock")));
         if (await ExistsAsync(context.Root, request.Name, cancellationToken))
             throw new CliFailureException($"a sandbox named '{request.Name}' already exists under {context.Root} (remove it with 'kiln rm {request.Name}').");
 
         Directory.CreateDirectory(context.Root);
+        if (image is not null)
+        {
+            var copy = await ImageRun.CopyAsync(context.Root, request.Name, image, cancellationToken);
+            config = config with { ImagePath = copy, ImageReadOnly = false, KernelParams = ImageRun.WithImageParams(config.KernelParams) };
+        }
         var ownership = request.Detach ? VmmOwnership.Detached : VmmOwnership.Owned;
         await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(ownership));
-        await hypervisor.CreateAsync(request.Name, config, cancellationToken);
+        try
+        {
+            await hypervisor.CreateAsync(request.Name, config, cancellationToken);
+        }
+        catch when (image is not null)
+        {
+            ImageRun.RemoveCopy(config.ImagePath!);
+            throw;
+        }
         // Another kiln run with this name got past the check above and started first: this driver re-attached to its
         // VMM, which is not ours to stop or remove.
         if (hypervisor.State is not SandboxState.Created)
@@ -157,6 +181,20 @@ internal static class RunCommand
             if (!Sandboxes.IsLive(hypervisor.State))
                 await CleanupAfterFailedStartAsync(context.Output, hypervisor);
             throw;
+        }
+
+        if (image is not null && request.Detach)
+        {
+            // Readiness of an agent image is its agent answering: a guest that never gets there is a failed start.
+            try
+            {
+                await context.Output.ProgressAsync($"Waiting for {request.Name}'s agent…", () => ImageRun.WaitForAgentAsync(hypervisor, request.Name, cancellationToken));
+            }
+            catch
+            {
+                await CleanupAfterFailedStartAsync(context.Output, hypervisor);
+                throw;
+            }
         }
 
         if (request.Detach)

@@ -8,10 +8,16 @@ public sealed partial class Microvm
 {
     private AgentClient? _agent;
 
+    // A restored machine has no description; its vsock socket is the one the restore gave Firecracker (vsock_override),
+    // which is how a template's clones reach the agent that was listening when the template was made.
+    private string? _restoredVsockPath;
+
     /// <summary>The guest agent of this microVM.</summary>
-    /// <exception cref="MicrovmStateException">The machine has no vsock device (or was attached, not booted here).</exception>
-    public AgentClient Agent => _agent ??= Description?.Vsock is { } vsock
-        ? new AgentClient(HybridVsockConnector.Create(Path.GetFullPath(vsock.UdsPath), AgentClient.DefaultPort, _options.TimeProvider), _options.TimeProvider)
+    /// <exception cref="MicrovmStateException">
+    /// The machine has no vsock device (or was attached, or restored without a vsock override, so its socket is unknown).
+    /// </exception>
+    public AgentClient Agent => _agent ??= (Description?.Vsock?.UdsPath ?? _restoredVsockPath) is { } udsPath
+        ? new AgentClient(HybridVsockConnector.Create(Path.GetFullPath(udsPath), AgentClient.DefaultPort, _options.TimeProvider), _options.TimeProvider)
         : throw new MicrovmStateException("reach the guest agent: the machine has no vsock device", State, MicrovmState.Running);
 
     /// <summary>Files in the guest, through its agent.</summary>

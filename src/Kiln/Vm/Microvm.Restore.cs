@@ -52,7 +52,7 @@ public sealed partial class Microvm
                 PrivateMountNamespace = restore.DriveBindings.Count > 0,
             };
             var vmm = await VmmProcess.LaunchAsync(launch, ct).ConfigureAwait(false);
-            attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);
+            attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description) { _restoredVsockPath = restore.VsockUdsPath };
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);
         }));
         steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
