@@ -2,7 +2,7 @@
 // or process group (POSIX_SPAWN_SETSID, POSIX_SPAWN_SETPGROUP) and have its stdio wired to pipes or a file in the one vfork-style clone, with no setsid(1) or
 // /bin/sh exec in front of the program. Each such exec costs a dynamic-linker start and a trip through the scheduler,
 // which on a loaded machine is milliseconds per start. The child is ours alone: .NET does not know it, so we reap it
-// (waitpid on a dedicated thread; an unreaped child's PID cannot be reused, so the PID is safe until then) and its
+// (ChildReaper; an unreaped child's PID cannot be reused, so the PID is safe until then) and its
 // pidfd, opened at once, is the only way anything signals it.
 using System.ComponentModel;
 using System.IO.Pipes;
@@ -50,8 +50,10 @@ internal sealed unsafe class SpawnedProcess : IDisposable
         PidFd = pidFd;
         StandardInput = stdin;
         Readers = readers;
-        _waitStatus = Task.Factory.StartNew(() => Reap(pid), CancellationToken.None,
-            TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+        // With a pidfd, the one reaper thread of the process; without (kernel < 5.3), a thread of its own in waitpid.
+        _waitStatus = (pidFd is null ? null : ChildReaper.TryWaitAsync(pid, pidFd))
+            ?? Task.Factory.StartNew(() => ChildReaper.Reap(pid, 0) ?? -1, CancellationToken.None,
+                TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
     }
 
     public int Pid { get; }
@@ -191,22 +193,6 @@ internal sealed unsafe class SpawnedProcess : IDisposable
     {
         if (error != 0)
             throw new Win32Exception(error, $"{call} failed");
-    }
-
-    private static int Reap(int pid)
-    {
-        int status;
-        while (true)
-        {
-            var n = LibC.WaitPid(pid, &status, 0);
-            if (n == pid)
-                return status;
-            var errno = LibC.LastErrno;
-            if (n < 0 && errno == LibC.EINTR)
-                continue;
-            // ECHILD: reaped by someone else (a SIGCHLD handler that reaps every child); the status is lost.
-            return -1;
-        }
     }
 
     public void Dispose()
