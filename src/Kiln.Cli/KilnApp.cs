@@ -38,6 +38,7 @@ internal static class KilnApp
         root.Subcommands.Add(PauseResumeCommands.CreateResume(globals));
         root.Subcommands.Add(PauseResumeCommands.CreateSnapshot(globals));
         root.Subcommands.Add(TemplateCommands.Create(globals));
+        root.Subcommands.Add(RestoreCommand.Create(globals));
         root.Subcommands.Add(VersionCommand.Create(globals));
         root.Subcommands.Add(DemoCommand.Create(globals));
         OptionValueGuard.Install(root);

@@ -100,6 +100,8 @@ internal static class InspectCommand
         Row("API socket", r.Paths.Socket);
         Row("Console", r.Paths.Console);
         Row("Firecracker log", r.Paths.VmmLog);
+        if (r.Config.Restore is { } restore)
+            Row("Restored from", restore.Template is { } t ? $"template {t} ({restore.TemplateDirectory})" : $"snapshot {restore.SnapshotStatePath} + {restore.SnapshotMemoryPath}");
         Row("Firecracker", r.Config.FirecrackerPath);
         Row("Kernel", r.Config.KernelPath);
         Row("Initrd", r.Config.InitrdPath);

@@ -31,7 +31,8 @@ internal static class PauseResumeCommands
     {
         var name = CommandExtensions.NameArgument();
         var leavePaused = new Option<bool>("--leave-paused") { Description = "Do not resume a VM that was running before the snapshot." };
-        var command = new Command("snapshot", "Save a snapshot (state + memory) into the sandbox directory; a running VM is paused for it.") { name, leavePaused };
+        var diff = new Option<bool>("--diff") { Description = "A diff snapshot: only the pages written since the VM was restored with --track-dirty-pages (snapshot.diff.*)." };
+        var command = new Command("snapshot", "Save a snapshot (state + memory) into the sandbox directory; a running VM is paused for it.") { name, leavePaused, diff };
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var id = context.Value(name);
@@ -46,7 +47,8 @@ internal static class PauseResumeCommands
             SandboxSnapshot snapshot;
             try
             {
-                snapshot = await context.Output.ProgressAsync($"Saving {id}…", () => hypervisor.SaveAsync(cancellationToken));
+                snapshot = await context.Output.ProgressAsync($"Saving {id}…",
+                    () => context.Value(diff) ? hypervisor.SaveDiffAsync(cancellationToken) : hypervisor.SaveAsync(cancellationToken));
             }
             catch when (wasRunning && hypervisor.State == SandboxState.Paused)
             {

@@ -15,7 +15,7 @@ internal static class RunCommand
     public static Command Create(GlobalOptions globals)
     {
         var name = new Option<string?>("--name") { Description = "Sandbox name (default: kiln-<8 hex>)." };
-        var kernel = new Option<string>("--kernel") { Description = "Guest kernel (vmlinux).", Required = true };
+        var kernel = new Option<string>("--kernel") { Description = "Guest kernel (vmlinux); required unless --template." };
         var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk." };
         var rootfs = new Option<string?>("--rootfs") { Description = "Root filesystem image (attached read-only)." };
         var vcpus = new Option<int>("--vcpus") { Description = $"vCPUs (1-{MaxVcpus}).", DefaultValueFactory = _ => 1 };
@@ -30,6 +30,8 @@ internal static class RunCommand
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
         var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
+        var template = new Option<string?>("--template") { Description = "Start clones of this template (kiln template create) instead of booting: each a sandbox of its own, detached." };
+        var count = new Option<int?>("--count") { Description = $"With --template: how many clones (1-{RunTemplate.MaxCount}); named PREFIX-1 … PREFIX-N after --name PREFIX." };
         var stopTimeout = new Option<double>("--stop-timeout")
         {
             Description = "Seconds 'kiln stop' waits between SIGTERM and SIGKILL (0-3600).",
@@ -46,11 +48,22 @@ internal static class RunCommand
         var command = new Command("run", "Create and start a microVM.")
         {
             name, kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
+            template, count,
         };
         foreach (var option in jail.All)
             command.Options.Add(option);
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
+            if (context.Value(template) is { } templateName)
+            {
+                return await RunTemplate.RunAsync(context,
+                    new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
+                    [kernel, initrd, rootfs, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, .. jail.All], cancellationToken);
+            }
+            if (context.Value(count) is not null)
+                throw new UsageException("--count needs --template: only clones of a template start in numbers.");
+            if (context.Value(kernel) is null)
+                throw new UsageException("Option '--kernel' is required (or start clones of a template with --template).");
             var request = new RunRequest(
                 context.Value(name) ?? GenerateName(), context.Value(kernel)!, context.Value(initrd), context.Value(rootfs),
                 context.Value(vcpus), context.Value(memory), context.Value(kernelArgs), context.Value(drives) ?? [],
@@ -203,7 +216,7 @@ internal static class RunCommand
         }
     }
 
-    private static async Task<bool> ExistsAsync(string root, string name, CancellationToken cancellationToken)
+    internal static async Task<bool> ExistsAsync(string root, string name, CancellationToken cancellationToken)
     {
         if (!Directory.Exists(root))
             return false;

@@ -59,6 +59,7 @@ internal static class RemoveCommand
         {
             var id = context.Value(name);
             var info = await Sandboxes.GetAsync(context, id, cancellationToken);
+            TemplateCommands.RefuseRemovingASource(context, id, info.Directory);
             if (Sandboxes.IsLive(info.State))
             {
                 if (!context.Value(force))

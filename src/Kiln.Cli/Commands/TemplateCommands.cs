@@ -19,6 +19,27 @@ internal static class TemplateCommands
 
     internal static TemplateStore Store(CommandContext context) => new(Path.Combine(context.Root, ".templates"));
 
+    /// <summary>
+    /// Refuses to remove a sandbox a template was made from while the template needs it: the snapshot recorded the
+    /// paths of its writable drives (the block pool's placeholders live in the sandbox directory), and every clone binds
+    /// its own copy over those paths, which must therefore exist.
+    /// </summary>
+    /// <exception cref="CliFailureException">A template's drive was recorded inside <paramref name="directory"/>.</exception>
+    internal static void RefuseRemovingASource(CommandContext context, string id, string directory)
+    {
+        var inside = Path.GetFullPath(directory).TrimEnd('/') + "/";
+        var users = Store(context).List()
+            .Where(t => t.Manifest.Drives.Any(d => !d.IsReadOnly && d.RecordedPath.StartsWith(inside, StringComparison.Ordinal)))
+            .Select(t => t.Name)
+            .ToList();
+        if (users.Count > 0)
+        {
+            throw new CliFailureException(
+                $"sandbox '{id}' holds drive files that template{(users.Count == 1 ? "" : "s")} {string.Join(", ", users.Select(u => $"'{u}'"))} " +
+                $"clone{(users.Count == 1 ? "s" : "")} from (a snapshot records its drives' paths); remove the template first ('kiln template rm {users[0]}'). Stopping it is fine.");
+        }
+    }
+
     private static Argument<string> TemplateArgument()
     {
         var argument = new Argument<string>("template") { Description = "The template name." };

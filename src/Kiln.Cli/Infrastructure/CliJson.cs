@@ -13,11 +13,21 @@ internal sealed record SandboxSummaryJson(
 internal sealed record RunResultJson(
     string Name, SandboxState State, int? Pid, string Directory, string SocketPath, string ConsolePath);
 
+internal sealed record CloneResultJson(
+    string Name, SandboxState State, int? Pid, string Directory, string SocketPath, string ConsolePath, string? VsockPath, string Template);
+
 internal sealed record PathsJson(string Directory, string Socket, string Console, string VmmLog);
 
 internal sealed record ConfigJson(
     string FirecrackerPath, string KernelPath, string? InitrdPath, string? RootfsPath, bool RootfsReadOnly,
-    IReadOnlyList<string> KernelArgs, int Vcpus, int MemoryMiB, int BlockPoolSize, double StopTimeoutSeconds);
+    IReadOnlyList<string> KernelArgs, int Vcpus, int MemoryMiB, int BlockPoolSize, double StopTimeoutSeconds)
+{
+    /// <summary>What the sandbox's VM is restored from (every start loads it); null for a sandbox that boots.</summary>
+    public RestoreJson? Restore { get; init; }
+}
+
+internal sealed record RestoreJson(string? Template, string? TemplateDirectory, string? SnapshotStatePath, string? SnapshotMemoryPath,
+    bool TrackDirtyPages, bool ClockRealtime, bool Resume);
 
 internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
 
@@ -93,6 +103,7 @@ internal sealed record CopyResultJson(string Source, string Destination, long By
 [JsonSerializable(typeof(CopyResultJson))]
 [JsonSerializable(typeof(IReadOnlyList<SandboxSummaryJson>))]
 [JsonSerializable(typeof(RunResultJson))]
+[JsonSerializable(typeof(IReadOnlyList<CloneResultJson>))]
 [JsonSerializable(typeof(InspectJson))]
 [JsonSerializable(typeof(StateJson))]
 [JsonSerializable(typeof(TemplateJson))]

@@ -99,7 +99,13 @@ internal static class Sandboxes
     public static ConfigJson Config(HypervisorConfig config) => new(
         config.FirecrackerPath, config.KernelPath, config.InitrdPath, config.ImagePath, config.ImageReadOnly,
         [.. config.KernelParams.Select(p => p.ToString())], config.VcpuCount, config.MemoryMiB, config.BlockPoolSize,
-        config.StopTimeout.TotalSeconds);
+        config.StopTimeout.TotalSeconds)
+    {
+        Restore = config.Restore is { } r
+            ? new RestoreJson(r.TemplateDirectory is null ? null : Path.GetFileName(r.TemplateDirectory), r.TemplateDirectory, r.SnapshotStatePath,
+                r.SnapshotMemoryPath, r.TrackDirtyPages, r.ClockRealtime, r.Resume)
+            : null,
+    };
 
     public static PoolSlotJson Slot(PoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, slot.ReadOnly);
 

@@ -12,6 +12,11 @@ public sealed partial class FirecrackerHypervisor
 {
     private async Task UnsafeStartAsync(CancellationToken cancellationToken)
     {
+        if (Config.Restore is { } restore)
+        {
+            await UnsafeRestoreAsync(restore, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         if (_vm is not null)
             await ReleaseVmAsync().ConfigureAwait(false); // the handles of a VMM that ended on its own
         var previousState = _state;

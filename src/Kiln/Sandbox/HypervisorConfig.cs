@@ -69,6 +69,12 @@ public sealed record HypervisorConfig
 
     /// <summary>Run the VMM under Firecracker's jailer (docs/jail.md); directly when null.</summary>
     public Kiln.Vmm.JailSettings? Jail { get; init; }
+
+    /// <summary>
+    /// Restore the VM from a template or snapshot instead of booting <see cref="KernelPath"/> (which is then only a
+    /// record of the machine and need not exist); null: boot. See <see cref="SandboxRestore"/>.
+    /// </summary>
+    public SandboxRestore? Restore { get; init; }
 }
 
 /// <summary>MMDS for a sandbox: its version (V2, session tokens, unless V1 is asked for) and the first document.</summary>

@@ -17,13 +17,21 @@ public static class HypervisorConfigValidator
             throw Bad(nameof(config.FirecrackerPath), "is empty");
         if (VmmProcess.ResolveExecutable(config.FirecrackerPath) is null)
             throw Bad(nameof(config.FirecrackerPath), $"'{config.FirecrackerPath}' was not found");
-        RequireFile(nameof(config.KernelPath), config.KernelPath);
-        if (config.InitrdPath is null && config.ImagePath is null)
-            throw Bad(nameof(config.ImagePath), "set an image, an initrd, or both");
-        if (config.InitrdPath is not null)
-            RequireFile(nameof(config.InitrdPath), config.InitrdPath);
-        if (config.ImagePath is not null)
-            RequireFile(nameof(config.ImagePath), config.ImagePath);
+        if (config.Restore is { } restore)
+        {
+            // A restore loads a machine that exists already: there is no kernel to boot and no pool to attach.
+            SandboxRestoreValidator.Validate(restore, config);
+        }
+        else
+        {
+            RequireFile(nameof(config.KernelPath), config.KernelPath);
+            if (config.InitrdPath is null && config.ImagePath is null)
+                throw Bad(nameof(config.ImagePath), "set an image, an initrd, or both");
+            if (config.InitrdPath is not null)
+                RequireFile(nameof(config.InitrdPath), config.InitrdPath);
+            if (config.ImagePath is not null)
+                RequireFile(nameof(config.ImagePath), config.ImagePath);
+        }
         if (config.VcpuCount is < 1 or > 32)
             throw Bad(nameof(config.VcpuCount), $"is {config.VcpuCount}; Firecracker takes 1 to 32");
         if (config.MemoryMiB < 1)

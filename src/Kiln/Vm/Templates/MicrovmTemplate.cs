@@ -30,6 +30,23 @@ public sealed class MicrovmTemplate
     /// <summary>Its snapshot files.</summary>
     public SnapshotFiles Snapshot => new(Path.Combine(Directory, Manifest.StateFile), Path.Combine(Directory, Manifest.MemoryFile));
 
+    /// <summary>The machine as Firecracker exported it when the template was made (<c>GET /vm/config</c>).</summary>
+    /// <exception cref="TemplateStoreException">The file is missing or unreadable.</exception>
+    public async Task<FullVmConfiguration> ReadVmConfigurationAsync(CancellationToken cancellationToken = default)
+    {
+        var path = Path.Combine(Directory, TemplateStore.ConfigFile);
+        try
+        {
+            await using var file = File.OpenRead(path);
+            return await System.Text.Json.JsonSerializer.DeserializeAsync(file, FirecrackerJsonContext.Default.FullVmConfiguration, cancellationToken).ConfigureAwait(false)
+                ?? throw new TemplateStoreException(Name, $"Template '{Name}' has an empty {TemplateStore.ConfigFile}.");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            throw new TemplateStoreException(Name, $"Template '{Name}' has an unreadable {TemplateStore.ConfigFile}: {e.Message}");
+        }
+    }
+
     /// <summary>
     /// Refuses a template that must not be loaded by <paramref name="firecrackerPath"/>: another Firecracker release
     /// wrote it, one of its files changed since, or a writable drive's recorded path is gone.

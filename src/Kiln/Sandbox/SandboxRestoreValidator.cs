@@ -1,0 +1,45 @@
+// What a restored sandbox cannot have, refused before anything starts, each error naming the property. The machine
+// is the snapshot's: the pool, the sandbox network, MMDS, memory hot-plug and the jail are fixed at boot (or not yet
+// carried through a restore), so a restored sandbox asks for none of them.
+namespace Kiln.Sandbox;
+
+internal static class SandboxRestoreValidator
+{
+    public static void Validate(SandboxRestore restore, HypervisorConfig config)
+    {
+        const string Restore = nameof(HypervisorConfig.Restore);
+        var fromTemplate = restore.TemplateDirectory is not null;
+        var fromSnapshot = restore.SnapshotStatePath is not null || restore.SnapshotMemoryPath is not null;
+        if (fromTemplate == fromSnapshot)
+            throw new SandboxConfigurationException(Restore, "give a template directory or a snapshot's state and memory files, not both or neither");
+        // Only the shape: whether the files are there is checked by each start, which uses them. A driver re-attaching
+        // to (or stopping, or removing) a sandbox whose template or snapshot is gone must not be refused for it.
+        if (fromTemplate)
+        {
+            RequirePath($"{Restore}.{nameof(SandboxRestore.TemplateDirectory)}", restore.TemplateDirectory);
+            if (!restore.Resume)
+                throw new SandboxConfigurationException($"{Restore}.{nameof(SandboxRestore.Resume)}", "a template clone is always resumed; load a snapshot to keep it paused");
+        }
+        else
+        {
+            RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
+            RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
+        }
+        if (config.BlockPoolSize != 0)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a restored sandbox: its drives are the snapshot's");
+        if (config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.Network), "is not available to a restored sandbox yet: give its interfaces TAPs as NetworkDevices with the snapshot's interface ids");
+        if (config.Metadata is not null)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.Metadata), "is restored with the snapshot; it cannot be set for a restored sandbox");
+        if (config.MemoryHotplug is not null)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), "is the snapshot's; it cannot be set for a restored sandbox");
+        if (config.Jail is not null)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.Jail), "is not available to a restored sandbox yet");
+    }
+
+    private static void RequirePath(string property, string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+            throw new SandboxConfigurationException(property, "is empty");
+    }
+}
