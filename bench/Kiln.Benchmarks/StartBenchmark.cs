@@ -113,59 +113,93 @@ public class StartBenchmark
     public async Task Floor()
     {
         _floorStart = Stopwatch.GetTimestamp();
-        _floorDir = Path.Combine(_root, $"f{_counter++}");
-        Directory.CreateDirectory(_floorDir);
-        var socketPath = Path.Combine(_floorDir, "firecracker.sock");
-        var logPath = Path.Combine(_floorDir, "firecracker.log");
-        File.Create(logPath).Dispose(); // --log-path wants the file to exist
-        for (var i = 0; i < PoolSize; i++)
+        var vm = new FloorVm(this, $"f{_counter++}", Phase);
+        _floorDir = vm.Directory;
+        await vm.StartAsync();
+        _floorProcess = vm.Process;
+        _floorConsole = vm.Console;
+    }
+
+    /// <summary>
+    /// One VM started by hand: the directory, Firecracker's log file and the placeholders, Process.Start (console piped
+    /// to a file), a FileSystemWatcher for the API socket, then the API requests as hand-written HTTP on one raw socket.
+    /// </summary>
+    internal sealed class FloorVm(StartBenchmark bench, string name, Action<string>? phase = null) : IAsyncDisposable
+    {
+        public string Directory { get; } = Path.Combine(bench._root, name);
+
+        public Process? Process { get; private set; }
+
+        public Task? Console { get; private set; }
+
+        public async Task StartAsync()
         {
-            using var placeholder = File.Create(Path.Combine(_floorDir, $"pool-{i}.img"));
-            placeholder.SetLength(1024 * 1024);
+            System.IO.Directory.CreateDirectory(Directory);
+            var socketPath = Path.Combine(Directory, "firecracker.sock");
+            var logPath = Path.Combine(Directory, "firecracker.log");
+            File.Create(logPath).Dispose(); // --log-path wants the file to exist
+            for (var i = 0; i < PoolSize; i++)
+            {
+                using var placeholder = File.Create(Path.Combine(Directory, $"pool-{i}.img"));
+                placeholder.SetLength(1024 * 1024);
+            }
+
+            using var appeared = new SemaphoreSlim(0);
+            using var watcher = new FileSystemWatcher(Directory, "firecracker.sock") { NotifyFilter = NotifyFilters.FileName };
+            watcher.Created += (_, _) => appeared.Release();
+            watcher.EnableRaisingEvents = true;
+            var start = new ProcessStartInfo(bench._firecracker)
+            {
+                UseShellExecute = false,
+                WorkingDirectory = Directory,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            // The driver's command line, so that both pay for Firecracker's log file.
+            foreach (var arg in new[] { "--api-sock", socketPath, "--id", name, "--log-path", logPath })
+                start.ArgumentList.Add(arg);
+            phase?.Invoke("floor.files");
+            Process = Process.Start(start)!;
+            Console = CaptureConsoleAsync(Process, Path.Combine(Directory, "console.log"));
+            phase?.Invoke("floor.spawned");
+            if (!File.Exists(socketPath))
+                await appeared.WaitAsync(TimeSpan.FromMinutes(2));
+            phase?.Invoke("floor.socket");
+
+            using var socket = await ConnectAsync(socketPath);
+            await RequestAsync(socket, "GET", "/", null);
+            phase?.Invoke("floor.api-ready");
+            await RequestAsync(socket, "PUT", "/machine-config", """{"vcpu_count":1,"mem_size_mib":128}""");
+            var initrd = bench._initrd is null ? "" : $",\"initrd_path\":\"{bench._initrd}\"";
+            var root = bench._rootDevice is null ? "" : " root=" + bench._rootDevice;
+            await RequestAsync(socket, "PUT", "/boot-source",
+                $"{{\"kernel_image_path\":\"{bench._kernel}\"{initrd},\"boot_args\":\"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd{root}\"}}");
+            if (bench._image is not null)
+                await RequestAsync(socket, "PUT", "/drives/rootfs", $"{{\"drive_id\":\"rootfs\",\"path_on_host\":\"{bench._image}\",\"is_root_device\":false,\"is_read_only\":true}}");
+            for (var i = 0; i < PoolSize; i++)
+            {
+                await RequestAsync(socket, "PUT", $"/drives/drive_{i}",
+                    $"{{\"drive_id\":\"drive_{i}\",\"path_on_host\":\"{Path.Combine(Directory, $"pool-{i}.img")}\",\"is_root_device\":false,\"is_read_only\":false}}");
+            }
+            await RequestAsync(socket, "PUT", "/actions", """{"action_type":"InstanceStart"}""");
+            var state = await RequestAsync(socket, "GET", "/", null);
+            if (!state.Contains("\"Running\"", StringComparison.Ordinal))
+                throw new InvalidOperationException("not running: " + state);
         }
 
-        using var appeared = new SemaphoreSlim(0);
-        using var watcher = new FileSystemWatcher(_floorDir, "firecracker.sock") { NotifyFilter = NotifyFilters.FileName };
-        watcher.Created += (_, _) => appeared.Release();
-        watcher.EnableRaisingEvents = true;
-        var start = new ProcessStartInfo(_firecracker)
+        /// <summary>Kills the VMM and removes its directory.</summary>
+        public async ValueTask DisposeAsync()
         {
-            UseShellExecute = false,
-            WorkingDirectory = _floorDir,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        // The driver's command line, so that both pay for Firecracker's log file.
-        foreach (var arg in new[] { "--api-sock", socketPath, "--id", "floor", "--log-path", logPath })
-            start.ArgumentList.Add(arg);
-        Phase("floor.files");
-        _floorProcess = Process.Start(start)!;
-        _floorConsole = CaptureConsoleAsync(_floorProcess, Path.Combine(_floorDir, "console.log"));
-        Phase("floor.spawned");
-        if (!File.Exists(socketPath))
-            await appeared.WaitAsync(TimeSpan.FromSeconds(10));
-        Phase("floor.socket");
-
-        using var socket = await ConnectAsync(socketPath);
-        await RequestAsync(socket, "GET", "/", null);
-        Phase("floor.api-ready");
-        await RequestAsync(socket, "PUT", "/machine-config", """{"vcpu_count":1,"mem_size_mib":128}""");
-        var initrd = _initrd is null ? "" : $",\"initrd_path\":\"{_initrd}\"";
-        var root = _rootDevice is null ? "" : " root=" + _rootDevice;
-        await RequestAsync(socket, "PUT", "/boot-source",
-            $"{{\"kernel_image_path\":\"{_kernel}\"{initrd},\"boot_args\":\"console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd{root}\"}}");
-        if (_image is not null)
-            await RequestAsync(socket, "PUT", "/drives/rootfs", $"{{\"drive_id\":\"rootfs\",\"path_on_host\":\"{_image}\",\"is_root_device\":false,\"is_read_only\":true}}");
-        for (var i = 0; i < PoolSize; i++)
-        {
-            await RequestAsync(socket, "PUT", $"/drives/drive_{i}",
-                $"{{\"drive_id\":\"drive_{i}\",\"path_on_host\":\"{Path.Combine(_floorDir, $"pool-{i}.img")}\",\"is_root_device\":false,\"is_read_only\":false}}");
+            if (Process is { } process)
+            {
+                process.Kill();
+                await process.WaitForExitAsync();
+                await Console!;
+                process.Dispose();
+            }
+            System.IO.Directory.Delete(Directory, recursive: true);
         }
-        await RequestAsync(socket, "PUT", "/actions", """{"action_type":"InstanceStart"}""");
-        var state = await RequestAsync(socket, "GET", "/", null);
-        if (!state.Contains("\"Running\"", StringComparison.Ordinal))
-            throw new InvalidOperationException("not running: " + state);
     }
 
     /// <summary>The floor's console: stdout and stderr appended to one file, as the driver does.</summary>
@@ -273,6 +307,9 @@ public class StartBenchmark
         var a = values.Order().ToArray();
         return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
     }
+
+    /// <summary>The driver's configuration (the density benchmark's too).</summary>
+    internal HypervisorConfig DensityConfig() => Config();
 
     private HypervisorConfig Config() => new()
     {

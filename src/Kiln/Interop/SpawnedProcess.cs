@@ -2,7 +2,7 @@
 // or process group (POSIX_SPAWN_SETSID, POSIX_SPAWN_SETPGROUP) and have its stdio wired to pipes or a file in the one vfork-style clone, with no setsid(1) or
 // /bin/sh exec in front of the program. Each such exec costs a dynamic-linker start and a trip through the scheduler,
 // which on a loaded machine is milliseconds per start. The child is ours alone: .NET does not know it, so we reap it
-// (waitpid on a dedicated thread; an unreaped child's PID cannot be reused, so the PID is safe until then) and its
+// (ChildReaper; an unreaped child's PID cannot be reused, so the PID is safe until then) and its
 // pidfd, opened at once, is the only way anything signals it.
 using System.ComponentModel;
 using System.IO.Pipes;
@@ -16,7 +16,10 @@ internal abstract record SpawnStdio
 {
     private SpawnStdio() { }
 
-    /// <summary>stdin a pipe we hold the write end of (never written); stdout and stderr pipes we read.</summary>
+    /// <summary>
+    /// stdin a pipe we hold the write end of (never written); stdout and stderr one pipe we read. One pipe for both:
+    /// the reader sees them in the order the child wrote them, and one reader (one buffer) per child is enough.
+    /// </summary>
     public sealed record Pipes : SpawnStdio;
 
     /// <summary>
@@ -47,8 +50,10 @@ internal sealed unsafe class SpawnedProcess : IDisposable
         PidFd = pidFd;
         StandardInput = stdin;
         Readers = readers;
-        _waitStatus = Task.Factory.StartNew(() => Reap(pid), CancellationToken.None,
-            TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+        // With a pidfd, the one reaper thread of the process; without (kernel < 5.3), a thread of its own in waitpid.
+        _waitStatus = (pidFd is null ? null : ChildReaper.TryWaitAsync(pid, pidFd))
+            ?? Task.Factory.StartNew(() => ChildReaper.Reap(pid, 0) ?? -1, CancellationToken.None,
+                TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
     }
 
     public int Pid { get; }
@@ -59,7 +64,7 @@ internal sealed unsafe class SpawnedProcess : IDisposable
     /// <summary>The write end of its stdin pipe (with <see cref="SpawnStdio.Pipes"/>): held, never written.</summary>
     public SafePipeHandle? StandardInput { get; }
 
-    /// <summary>The readers of its stdout and stderr (with <see cref="SpawnStdio.Pipes"/>): done at end of output.</summary>
+    /// <summary>The reader of its output (with <see cref="SpawnStdio.Pipes"/>): done at end of output.</summary>
     public Task Readers { get; }
 
     /// <summary>The raw wait status once it has ended and been reaped; -1 when someone else reaped it.</summary>
@@ -69,12 +74,12 @@ internal sealed unsafe class SpawnedProcess : IDisposable
     /// Starts <paramref name="argv"/>[0] (an absolute path) with the given environment, in the group or session asked,
     /// with every signal at its default disposition and none blocked (.NET ignores SIGPIPE, which would otherwise be
     /// inherited across exec). Call it on the thread whose exit a PR_SET_PDEATHSIG in the child should follow.
-    /// With <see cref="SpawnStdio.Pipes"/>, <paramref name="attachReaders"/> gets the child's stdout and stderr before
-    /// the child exists, so nothing it writes can find no reader.
+    /// With <see cref="SpawnStdio.Pipes"/>, <paramref name="attachReader"/> gets the child's output (stdout and stderr)
+    /// before the child exists, so nothing it writes can find no reader.
     /// </summary>
     /// <exception cref="Win32Exception">posix_spawn failed (e.g. the program cannot be executed).</exception>
     public static SpawnedProcess Start(IReadOnlyList<string> argv, IEnumerable<KeyValuePair<string, string>> environment,
-        string? workingDirectory, SpawnStdio stdio, SpawnGroup group, Func<Stream, Stream, Task>? attachReaders = null)
+        string? workingDirectory, SpawnStdio stdio, SpawnGroup group, Func<Stream, Task>? attachReader = null)
     {
         ArgumentOutOfRangeException.ThrowIfZero(argv.Count);
         var envList = environment.Select(kv => $"{kv.Key}={kv.Value}").ToList();
@@ -88,7 +93,7 @@ internal sealed unsafe class SpawnedProcess : IDisposable
         var sigset = NativeMemory.AllocZeroed(LibC.SigSetBytes);
         int[] childEnds = [];
         int stdinWrite = -1;
-        Stream? stdout = null, stderr = null;
+        Stream? output = null;
         var readers = Task.CompletedTask;
         var actionsReady = false;
         var attributesReady = false;
@@ -113,15 +118,13 @@ internal sealed unsafe class SpawnedProcess : IDisposable
                 case SpawnStdio.Pipes:
                     var (inRead, inWrite) = Pipe();
                     var (outRead, outWrite) = Pipe();
-                    var (errRead, errWrite) = Pipe();
                     stdinWrite = inWrite;
-                    childEnds = [inRead, outWrite, errWrite];
-                    stdout = ReadStream(outRead);
-                    stderr = ReadStream(errRead);
+                    childEnds = [inRead, outWrite];
+                    output = ReadStream(outRead);
                     // dup2 onto 0-2 clears close-on-exec there; the originals close at exec (O_CLOEXEC).
                     Check(LibC.FileActionsAddDup2(actions, inRead, 0), "posix_spawn_file_actions_adddup2");
                     Check(LibC.FileActionsAddDup2(actions, outWrite, 1), "posix_spawn_file_actions_adddup2");
-                    Check(LibC.FileActionsAddDup2(actions, errWrite, 2), "posix_spawn_file_actions_adddup2");
+                    Check(LibC.FileActionsAddDup2(actions, outWrite, 2), "posix_spawn_file_actions_adddup2");
                     break;
                 case SpawnStdio.AppendToFile file:
                     Check(file.InputPath is null
@@ -135,12 +138,12 @@ internal sealed unsafe class SpawnedProcess : IDisposable
             if (workingDirectory is not null)
                 Check(LibC.FileActionsAddChdir(actions, strings.Add(workingDirectory)), "posix_spawn_file_actions_addchdir_np");
 
-            if (stdout is not null && attachReaders is not null)
+            if (output is not null && attachReader is not null)
             {
-                // The readers own the streams from here: they end (and close them) at end of output, which comes when
-                // the child's ends close, at its exit or, if the spawn fails, in the finally below.
-                readers = attachReaders(stdout, stderr!);
-                stdout = stderr = null;
+                // The reader owns the stream from here: it ends (and closes it) at end of output, which comes when the
+                // child's end closes, at its exit or, if the spawn fails, in the finally below.
+                readers = attachReader(output);
+                output = null;
             }
             int pid;
             var error = LibC.Spawn(&pid, path, actions, attributes, argvPtr, envPtr);
@@ -159,8 +162,7 @@ internal sealed unsafe class SpawnedProcess : IDisposable
                 LibC.Close(fd);
             if (stdinWrite >= 0)
                 LibC.Close(stdinWrite);
-            stdout?.Dispose();
-            stderr?.Dispose();
+            output?.Dispose();
             if (actionsReady)
                 _ = LibC.FileActionsDestroy(actions);
             if (attributesReady)
@@ -191,22 +193,6 @@ internal sealed unsafe class SpawnedProcess : IDisposable
     {
         if (error != 0)
             throw new Win32Exception(error, $"{call} failed");
-    }
-
-    private static int Reap(int pid)
-    {
-        int status;
-        while (true)
-        {
-            var n = LibC.WaitPid(pid, &status, 0);
-            if (n == pid)
-                return status;
-            var errno = LibC.LastErrno;
-            if (n < 0 && errno == LibC.EINTR)
-                continue;
-            // ECHILD: reaped by someone else (a SIGCHLD handler that reaps every child); the status is lost.
-            return -1;
-        }
     }
 
     public void Dispose()

@@ -83,13 +83,25 @@ public sealed partial class FirecrackerHypervisor
                 await networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
             _state = previousState;
             StartedAt = previousStartedAt;
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            // The record put back; when even that write fails (the file system that failed the start is full or
+            // read-only), the start's error still goes to the caller, saying so, instead of the write's IOException
+            // (found by DiskFaultTests). A record left saying Starting names a VMM that is gone: readers see Exited.
+            SandboxException? recordFailure = null;
+            try
+            {
+                await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (SandboxException persist)
+            {
+                recordFailure = persist;
+            }
             var cause = boot?.InnerException ?? e;
             var fault = boot?.FaultMessage;
             var reason = cause is OperationCanceledException && cancellationToken.IsCancellationRequested ? "cancelled" : cause.Message;
+            var record = recordFailure is null || reason.Contains(recordFailure.Message, StringComparison.Ordinal) ? "" : $"; and {recordFailure.Message}";
             throw new SandboxStartException(step,
-                $"Sandbox '{Id}' failed to start at step '{step}': {reason}{(fault is null || reason.Contains(fault, StringComparison.Ordinal) ? "" : $" (Firecracker: {fault})")}",
-                fault, boot?.OutputTail ?? "", cause)
+                $"Sandbox '{Id}' failed to start at step '{step}': {reason}{(fault is null || reason.Contains(fault, StringComparison.Ordinal) ? "" : $" (Firecracker: {fault})")}{record}",
+                fault, boot?.OutputTail ?? "", recordFailure is null ? cause : new AggregateException(cause, recordFailure))
             { SandboxId = SandboxId };
         }
         _vm = booted;

@@ -127,30 +127,51 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 ValidateJail(jail, sandboxId, config);
             if (OperatingSystem.IsWindows())
                 throw new PlatformNotSupportedException("Firecracker runs on Linux only.");
-            // Private to its owner: it holds the API socket, which is full control of the VM.
-            Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            // Also when it existed already (made by hand, or by an older Kiln): the mode above applies only to a new one.
-            File.SetUnixFileMode(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var made = !Directory.Exists(paths.Directory);
+            try
+            {
+                // Private to its owner: it holds the API socket, which is full control of the VM.
+                Directory.CreateDirectory(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                // Also when it existed already (made by hand, or by an older Kiln): the mode above applies only to a new one.
+                File.SetUnixFileMode(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new SandboxException($"The sandbox directory {paths.Directory} could not be made: {e.Message}", e) { SandboxId = sandboxId };
+            }
 
-            // Under the lock: another driver may be creating or starting this very sandbox now.
-            using var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, sandboxId, LockTimeoutFor(config), _time, cancellationToken).ConfigureAwait(false);
-            var persisted = await SandboxStateFile.TryReadAsync(paths.StatePath, cancellationToken).ConfigureAwait(false);
-            if (persisted is not null && SandboxCatalog.IsAlive(persisted))
+            try
             {
-                // A VMM from an earlier driver still runs: it was configured with the persisted configuration.
-                Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
-                Adopt(persisted);
-                return;
+                // Under the lock: another driver may be creating or starting this very sandbox now.
+                using var sandboxLock = await SandboxLock.AcquireAsync(paths.Directory, sandboxId, LockTimeoutFor(config), _time, cancellationToken).ConfigureAwait(false);
+                var persisted = await SandboxStateFile.TryReadAsync(paths.StatePath, cancellationToken).ConfigureAwait(false);
+                if (persisted is not null && SandboxCatalog.IsAlive(persisted))
+                {
+                    // A VMM from an earlier driver still runs: it was configured with the persisted configuration.
+                    Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
+                    Adopt(persisted);
+                    return;
+                }
+                Bind(sandboxId, config, paths);
+                if (persisted is not null)
+                {
+                    // Its VMM is gone: what is left is a record; the next start follows this driver's options, with the
+                    // boot-time devices queued for this sandbox.
+                    _state = SandboxCatalog.LiveState(persisted);
+                    _devices.AddRange(persisted.Devices);
+                }
+                await PersistAsync(cancellationToken).ConfigureAwait(false);
             }
-            Bind(sandboxId, config, paths);
-            if (persisted is not null)
+            catch
             {
-                // Its VMM is gone: what is left is a record; the next start follows this driver's options, with the
-                // boot-time devices queued for this sandbox.
-                _state = SandboxCatalog.LiveState(persisted);
-                _devices.AddRange(persisted.Devices);
+                // Nothing recorded (a full or read-only file system, say): this driver is unbound again, and a
+                // directory it made is removed, unless something else has been put in it meanwhile (found by
+                // DiskFaultTests: an empty sandbox directory was left behind).
+                Unbind();
+                if (made)
+                    RemoveDirectoryIfEmpty(paths.Directory);
+                throw;
             }
-            await PersistAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -164,6 +185,30 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _config = config;
         _paths = paths;
         _pool = new BlockPool(config.BlockPoolSize, config.ImagePath is null ? 0 : 1, paths.PlaceholderPath);
+    }
+
+    private void Unbind()
+    {
+        SandboxId = null;
+        _config = null;
+        _paths = null;
+        _pool = null;
+        _state = SandboxState.Created;
+        _devices.Clear();
+        _ownership = _options.Ownership;
+        StartedAt = null;
+    }
+
+    private static void RemoveDirectoryIfEmpty(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: false);
+        }
+        catch (IOException)
+        {
+            // Not empty (another driver's record) or already gone: not this create's to remove.
+        }
     }
 
     private void Adopt(SandboxStateFile state)

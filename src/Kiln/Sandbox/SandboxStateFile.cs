@@ -62,7 +62,22 @@ internal sealed record SandboxStateFile
     }
 
     /// <summary>Writes the state file atomically: a reader sees the old or the new file, never a mix.</summary>
+    /// <exception cref="SandboxException">The file could not be written (a full or read-only file system, say); the
+    /// old file is unchanged and no temporary file is left.</exception>
     public async Task WriteAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await UnsafeWriteAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Found by DiskFaultTests: a raw IOException escaped from create and start on a full file system.
+            throw new SandboxException($"The state file {path} could not be written: {e.Message}", e);
+        }
+    }
+
+    private async Task UnsafeWriteAsync(string path, CancellationToken cancellationToken)
     {
         var temp = path + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..8];
         try
@@ -78,6 +93,7 @@ internal sealed record SandboxStateFile
         }
         catch
         {
+            // Nothing half-written stays: a full file system fails the write (or the close that flushes it).
             File.Delete(temp);
             throw;
         }

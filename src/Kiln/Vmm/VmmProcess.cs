@@ -106,9 +106,7 @@ public sealed class VmmProcess : IAsyncDisposable
         RotatingFileWriter? outputFile = null;
         if (!options.Detached)
             outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
-        var outputGate = new Lock();
-        Func<Stream, Stream, Task>? attachReaders = outputFile is null ? null
-            : (stdout, stderr) => Task.WhenAll(PumpAsync(stdout, outputFile, outputGate, tail), PumpAsync(stderr, outputFile, outputGate, tail));
+        Func<Stream, Task>? attachReader = outputFile is null ? null : output => PumpAsync(output, outputFile, tail);
 
         SpawnedProcess child;
         try
@@ -118,7 +116,7 @@ public sealed class VmmProcess : IAsyncDisposable
             // death signal follows that thread.
             child = options.Detached
                 ? Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable)
-                : await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReaders)).ConfigureAwait(false);
+                : await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReader)).ConfigureAwait(false);
         }
         catch
         {
@@ -237,11 +235,14 @@ public sealed class VmmProcess : IAsyncDisposable
         return final;
     }
 
-    /// <summary>Copies one output stream into the output file (flushed per chunk) and the tail, until end of output.</summary>
-    private static async Task PumpAsync(Stream stream, RotatingFileWriter outputFile, Lock gate, OutputTail tail)
+    /// <summary>
+    /// Copies the output (stdout and stderr share one pipe) into the output file (flushed per chunk) and the tail, until
+    /// end of output. The buffer is small: it is held for as long as the VMM runs, once per VMM, and a read never
+    /// takes more than the pipe holds anyway.
+    /// </summary>
+    private static async Task PumpAsync(Stream stream, RotatingFileWriter outputFile, OutputTail tail)
     {
-        var buffer = new byte[16 * 1024];
-        var chars = new char[Encoding.UTF8.GetMaxCharCount(buffer.Length)];
+        var buffer = new byte[OutputChunkBytes];
         var decoder = Encoding.UTF8.GetDecoder();
         await using (stream.ConfigureAwait(false))
         {
@@ -252,19 +253,30 @@ public sealed class VmmProcess : IAsyncDisposable
                     var n = await stream.ReadAsync(buffer).ConfigureAwait(false);
                     if (n == 0)
                         break;
-                    lock (gate)
-                    {
-                        // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
-                        outputFile.Write(buffer.AsSpan(0, n));
-                    }
-                    var c = decoder.GetChars(buffer, 0, n, chars, 0);
-                    tail.Append(chars.AsSpan(0, c));
+                    // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
+                    outputFile.Write(buffer.AsSpan(0, n));
+                    AppendDecoded(decoder, buffer.AsSpan(0, n), tail);
                 }
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
                 tail.AppendLine($"[kiln: output capture ended: {e.Message}]");
             }
+        }
+    }
+
+    private const int OutputChunkBytes = 4096;
+
+    /// <summary>Decodes <paramref name="bytes"/> into the tail through a stack buffer (a UTF-8 sequence split across chunks is kept by the decoder).</summary>
+    private static void AppendDecoded(Decoder decoder, ReadOnlySpan<byte> bytes, OutputTail tail)
+    {
+        Span<char> chars = stackalloc char[1024];
+        while (!bytes.IsEmpty)
+        {
+            // Stops when the chars are full (then the next round goes on) or the bytes are used up.
+            decoder.Convert(bytes, chars, flush: false, out var used, out var written, out _);
+            tail.Append(chars[..written]);
+            bytes = bytes[used..];
         }
     }
 
@@ -331,7 +343,7 @@ public sealed class VmmProcess : IAsyncDisposable
     }
 
     private static SpawnedProcess Spawn(List<string> argv, Dictionary<string, string> environment, VmmLaunchOptions options,
-        SpawnStdio stdio, string executable, Func<Stream, Stream, Task>? attachReaders = null)
+        SpawnStdio stdio, string executable, Func<Stream, Task>? attachReader = null)
     {
         try
         {
@@ -341,7 +353,7 @@ public sealed class VmmProcess : IAsyncDisposable
             // session: a terminal's Ctrl-C goes to the foreground process group, and the owner, not the VMM, decides
             // how a VM stops. Not a session of its own: with CONFIG_SCHED_AUTOGROUP a new session is a new scheduler
             // group, which on a loaded machine was measured to slow the VMM's start by tens of milliseconds.
-            return SpawnedProcess.Start(argv, environment, options.WorkingDirectory, stdio, options.Detached ? SpawnGroup.NewSession : SpawnGroup.NewProcessGroup, attachReaders);
+            return SpawnedProcess.Start(argv, environment, options.WorkingDirectory, stdio, options.Detached ? SpawnGroup.NewSession : SpawnGroup.NewProcessGroup, attachReader);
         }
         catch (Win32Exception e)
         {

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Kiln.Sandbox;
+using Kiln.Tests.Support;
+using static Kiln.Tests.Reliability.FaultHarness;
+
+namespace Kiln.Tests.Reliability;
+
+/// <summary>
+/// The sandbox directory on a full file system or a read-only one (a small tmpfs each test mounts on its own temp
+/// directory, unmounted when the test ends, passed or not; we are root, so only a read-only mount, not file modes,
+/// makes a directory unwritable): the start fails with a typed error, no VMM runs, no file is left half-written.
+/// </summary>
+public sealed class DiskFaultTests
+{
+    [Fact]
+    public async Task A_start_on_a_full_file_system_fails_with_a_typed_error_and_leaves_nothing_behind()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("full", config, Ct);
+        tmpfs.Fill();
+        var before = Files(config.RootDirectory);
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
+
+        Assert.Contains("No space left on device", e.Message, StringComparison.Ordinal);
+        AssertNoVmm(driver.SocketPath);
+        Assert.Equal(before, Files(config.RootDirectory));
+        Assert.Equal(SandboxState.Created, (await RecordAsync(driver.SandboxDirectory)).State);
+
+        // Room again: the same sandbox starts.
+        tmpfs.Unfill();
+        await driver.StartAsync(Ct);
+        Assert.Equal(SandboxState.Running, driver.State);
+        await driver.StopAsync(Ct);
+    }
+
+    [Fact]
+    public async Task A_start_in_a_read_only_sandbox_directory_fails_with_a_typed_error_and_leaves_nothing_behind()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("ro", config, Ct);
+        tmpfs.Remount("ro");
+        var before = Files(config.RootDirectory);
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
+
+        Assert.Contains("Read-only file system", e.Message, StringComparison.Ordinal);
+        AssertNoVmm(driver.SocketPath);
+        Assert.Equal(before, Files(config.RootDirectory));
+        Assert.Equal(SandboxState.Created, (await RecordAsync(driver.SandboxDirectory)).State);
+    }
+
+    [Fact]
+    public async Task Creating_a_sandbox_on_a_full_file_system_fails_with_a_typed_error_and_leaves_no_state_file()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        tmpfs.Fill();
+        var before = Files(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+
+        var e = await Assert.ThrowsAnyAsync<SandboxException>(() => driver.CreateAsync("late", config, Ct));
+
+        Assert.Contains("No space left on device", e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, Files(config.RootDirectory));
+    }
+
+    /// <summary>A 256 KiB tmpfs mounted on a directory of the test's own, detached when disposed.</summary>
+    private sealed class SmallTmpfs : IDisposable
+    {
+        private readonly string _path;
+        private readonly string _filler;
+
+        private SmallTmpfs(string path)
+        {
+            _path = path;
+            _filler = Path.Combine(path, "filler");
+        }
+
+        public static SmallTmpfs Mount(string path)
+        {
+            Assert.SkipUnless(Environment.UserName == "root", "mounting a tmpfs needs root");
+            Directory.CreateDirectory(path);
+            Run("mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "kiln-test", path);
+            return new SmallTmpfs(path);
+        }
+
+        /// <summary>Writes a file until the file system is full.</summary>
+        public void Fill()
+        {
+            using var file = new FileStream(_filler, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
+            var block = new byte[4096];
+            try
+            {
+                while (true)
+                    file.Write(block);
+            }
+            catch (IOException)
+            {
+                // ENOSPC: full.
+            }
+        }
+
+        public void Unfill() => File.Delete(_filler);
+
+        public void Remount(string options) => Run("mount", "-o", "remount," + options, _path);
+
+        public void Dispose() => _ = Kiln.Interop.LibC.Umount2(_path, Kiln.Interop.LibC.MNT_DETACH);
+
+        private static void Run(string program, params string[] arguments)
+        {
+            var start = new ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in arguments)
+                start.ArgumentList.Add(a);
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEndAsync(Ct);
+            _ = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            if (process.ExitCode != 0)
+                throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed ({process.ExitCode}): {error.Result}");
+        }
+    }
+}
