@@ -187,6 +187,16 @@ public sealed partial class FirecrackerHypervisor
             MemoryHotplug = config.MemoryHotplug is { } hotplug
                 ? new MemoryHotplugConfig { TotalSizeMib = hotplug.TotalSizeMiB, SlotSizeMib = hotplug.SlotSizeMiB, BlockSizeMib = hotplug.BlockSizeMiB }
                 : null,
+            Balloon = config.Balloon is { } balloon
+                ? new Balloon
+                {
+                    AmountMib = balloon.InitialMiB,
+                    DeflateOnOom = balloon.DeflateOnOom,
+                    StatsPollingIntervalS = balloon.StatisticsIntervalSeconds,
+                    FreePageHinting = balloon.FreePageHinting ? true : null,
+                    FreePageReporting = balloon.FreePageReporting ? true : null,
+                }
+                : null,
         };
     }
 

@@ -74,6 +74,18 @@ public sealed record MicrovmOptions
     /// <summary>The SIGTERM grace of the default shutdown plan (and of disposing an owned VMM).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long a balloon change waits for the guest's virtio-balloon driver to activate the device (Firecracker refuses
+    /// changes until then); <see cref="BalloonNotActivatedException"/> after it.
+    /// </summary>
+    public TimeSpan BalloonActivationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long <see cref="Microvm.ResizeMemoryAsync"/> waits for the guest to plug or give up what was asked before it
+    /// reports what the guest has (not an error: the guest moves memory at its own pace).
+    /// </summary>
+    public TimeSpan MemorySettleTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The clock for every deadline.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -107,6 +119,8 @@ public sealed record MicrovmOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(ApiReadyTimeout, TimeSpan.Zero, nameof(ApiReadyTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(BootTimeout, TimeSpan.Zero, nameof(BootTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(StopTimeout, TimeSpan.Zero, nameof(StopTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(BalloonActivationTimeout, TimeSpan.Zero, nameof(BalloonActivationTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MemorySettleTimeout, TimeSpan.Zero, nameof(MemorySettleTimeout));
         ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
     }
 
