@@ -30,6 +30,8 @@ public sealed partial class Microvm
         description.Validate();
         if (description.Jail is { } jailSettings)
         {
+            if (options.MetricsPath is not null)
+                throw new ArgumentException("A jailed microVM has no metrics path yet (it would have to be inside the chroot).", nameof(options));
             if (options.StartPath == MicrovmStartPath.ConfigFile)
                 throw new MachineDescriptionException(nameof(MachineDescription.Jail), "a jailed microVM boots through the API, not --config-file");
             options = JailedOptions(options, jailSettings);
@@ -77,7 +79,7 @@ public sealed partial class Microvm
             }
 
             attempt.WatchSocket(options.SocketPath);
-            var arguments = new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath);
+            var arguments = Arguments(options);
             if (options.StartPath == MicrovmStartPath.ConfigFile)
             {
                 arguments = arguments with
@@ -121,6 +123,10 @@ public sealed partial class Microvm
         (0, _) => log,
         _ => $"{log.TrimEnd('\n')}\n--- output ---\n{output}",
     };
+
+    /// <summary>The flags every unjailed start gives Firecracker: its socket, id, log and metrics.</summary>
+    private static VmmArguments Arguments(MicrovmOptions options) =>
+        new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath) with { MetricsPath = options.MetricsPath };
 
     /// <summary>How every unjailed start launches the VMM; each adds what only it needs with <c>with</c>.</summary>
     private static VmmLaunchOptions LaunchOptions(MicrovmOptions options, VmmArguments arguments) => new()

@@ -245,6 +245,7 @@ public sealed partial class Microvm : IAsyncDisposable
 
     private async Task ReleaseAsync()
     {
+        await StopReadersAsync().ConfigureAwait(false);
         if (_client is not null)
         {
             await _client.DisposeAsync().ConfigureAwait(false);

@@ -32,6 +32,16 @@ public sealed record MicrovmOptions
     /// <summary>Firecracker's own log (<c>--log-path</c>): fresh for every boot, the previous one kept as <c>.1</c>.</summary>
     public string? LogPath { get; init; }
 
+    /// <summary>
+    /// Firecracker's metrics (<c>--metrics-path</c>): a FIFO made at the start when nothing is there (Firecracker
+    /// writes it without blocking and nothing grows on disk), or an existing file it appends to. A microVM launched
+    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>); not with a jail yet.
+    /// </summary>
+    public string? MetricsPath { get; init; }
+
+    /// <summary>The meter Firecracker's metrics are published on; <see cref="Kiln.Vmm.Telemetry.FirecrackerTelemetry.Meter"/> when null.</summary>
+    public System.Diagnostics.Metrics.Meter? Meter { get; init; }
+
     /// <summary>Firecracker's <c>--id</c> (letters, digits and '-').</summary>
     public string? Id { get; init; }
 
@@ -89,7 +99,10 @@ public sealed record MicrovmOptions
     /// <summary>The clock for every deadline.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>Where log events go; nowhere when null.</summary>
+    /// <summary>
+    /// Where log events go; nowhere when null. With a <see cref="LogPath"/>, Firecracker's own log lines go there too
+    /// (category <c>Kiln.Firecracker</c>, at their levels) for a microVM launched here.
+    /// </summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>
@@ -116,6 +129,8 @@ public sealed record MicrovmOptions
         ArgumentException.ThrowIfNullOrEmpty(FirecrackerPath, nameof(FirecrackerPath));
         UnixSocketPath.Validate(SocketPath, nameof(SocketPath));
         ArgumentException.ThrowIfNullOrEmpty(ConsolePath, nameof(ConsolePath));
+        if (MetricsPath is not null)
+            ArgumentException.ThrowIfNullOrEmpty(MetricsPath, nameof(MetricsPath));
         ArgumentOutOfRangeException.ThrowIfLessThan(ApiReadyTimeout, TimeSpan.Zero, nameof(ApiReadyTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(BootTimeout, TimeSpan.Zero, nameof(BootTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(StopTimeout, TimeSpan.Zero, nameof(StopTimeout));

@@ -17,4 +17,7 @@ internal static partial class VmLog
 
     [LoggerMessage(104, LogLevel.Warning, "microVM {VmId}: shutdown action {Action} failed; trying the next")]
     public static partial void ShutdownActionFailed(ILogger logger, Exception exception, string vmId, ShutdownActionKind action);
+
+    [LoggerMessage(105, LogLevel.Warning, "microVM {VmId}: the Firecracker {Reader} reader failed and stopped")]
+    public static partial void ReaderFailed(ILogger logger, Exception exception, string vmId, string reader);
 }
