@@ -207,6 +207,7 @@ public sealed partial class FirecrackerHypervisor
         SocketPath = Paths.SocketPath,
         ConsolePath = Paths.ConsolePath,
         LogPath = Paths.VmmLogPath,
+        MetricsPath = Config.Metrics ? Paths.MetricsPath : null,
         Id = InstanceId(Id),
         WorkingDirectory = Paths.Directory,
         Ownership = _ownership,

@@ -79,6 +79,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <inheritdoc />
     public string VmmLogPath => Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost("/firecracker.log") : Paths.VmmLogPath;
 
+    /// <summary>Firecracker's metrics FIFO, when <see cref="HypervisorConfig.Metrics"/> is on; null otherwise.</summary>
+    public string? MetricsPath => Config.Metrics ? Paths.MetricsPath : null;
+
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;
 

@@ -46,6 +46,13 @@ public sealed record HypervisorConfig
     public BalloonSettings? Balloon { get; init; }
 
     /// <summary>
+    /// Firecracker writes its metrics into a FIFO in the sandbox directory (<c>metrics.fifo</c>): a driver that started
+    /// the VM publishes every line through the <c>Kiln.Firecracker</c> meter, and <c>kiln stats</c> reads the latest.
+    /// Not with <see cref="Jail"/> yet.
+    /// </summary>
+    public bool Metrics { get; init; }
+
+    /// <summary>
     /// The sandbox's own network (<see cref="Kiln.Host.Network.SandboxNetworks"/>): a TAP in a namespace of its
     /// own (isolated or NAT) or in the user's, the guest's address as the kernel's <c>ip=</c> argument, the MAC
     /// derived from the id unless given. Null (or mode None): none. TAPs the user made stay <c>NetworkDevice</c>s.
