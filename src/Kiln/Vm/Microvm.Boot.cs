@@ -134,6 +134,7 @@ public sealed partial class Microvm
         ExecutablePath = options.FirecrackerPath,
         Arguments = arguments,
         OutputPath = options.ConsolePath,
+        OutputRotation = options.ConsoleRotation,
         Detached = options.Ownership == VmmOwnership.Detached,
         Environment = options.Environment,
         WorkingDirectory = options.WorkingDirectory,

@@ -123,6 +123,7 @@ public sealed partial class Microvm
             var vm = Vm;
             vm._state = reached;
             vm.StartReaders();
+            vm.StartConsoleBound();
             return vm;
         }
 

@@ -29,6 +29,12 @@ public sealed record MicrovmOptions
     /// <summary>Where the VMM's stdout and stderr (the guest's serial console) go.</summary>
     public required string ConsolePath { get; init; }
 
+    /// <summary>
+    /// How large the console log may grow (<see cref="OutputRotation.Default"/>: 2 files of 8 MiB). An owned VMM's
+    /// output is rotated as it is written; a detached one's is rotated (copytruncate) by whoever holds it.
+    /// </summary>
+    public OutputRotation ConsoleRotation { get; init; } = OutputRotation.Default;
+
     /// <summary>Firecracker's own log (<c>--log-path</c>): fresh for every boot, the previous one kept as <c>.1</c>.</summary>
     public string? LogPath { get; init; }
 
@@ -129,6 +135,8 @@ public sealed record MicrovmOptions
         ArgumentException.ThrowIfNullOrEmpty(FirecrackerPath, nameof(FirecrackerPath));
         UnixSocketPath.Validate(SocketPath, nameof(SocketPath));
         ArgumentException.ThrowIfNullOrEmpty(ConsolePath, nameof(ConsolePath));
+        ArgumentNullException.ThrowIfNull(ConsoleRotation, nameof(ConsoleRotation));
+        ConsoleRotation.Validate();
         if (MetricsPath is not null)
             ArgumentException.ThrowIfNullOrEmpty(MetricsPath, nameof(MetricsPath));
         ArgumentOutOfRangeException.ThrowIfLessThan(ApiReadyTimeout, TimeSpan.Zero, nameof(ApiReadyTimeout));

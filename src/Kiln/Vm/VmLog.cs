@@ -20,4 +20,10 @@ internal static partial class VmLog
 
     [LoggerMessage(105, LogLevel.Warning, "microVM {VmId}: the Firecracker {Reader} reader failed and stopped")]
     public static partial void ReaderFailed(ILogger logger, Exception exception, string vmId, string reader);
+
+    [LoggerMessage(106, LogLevel.Debug, "microVM {VmId}: console log {Path} reached its bound and was rotated")]
+    public static partial void ConsoleRotated(ILogger logger, string vmId, string path);
+
+    [LoggerMessage(107, LogLevel.Warning, "microVM {VmId}: console log {Path} could not be rotated")]
+    public static partial void ConsoleRotationFailed(ILogger logger, Exception exception, string vmId, string path);
 }
