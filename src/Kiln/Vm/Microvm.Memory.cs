@@ -56,8 +56,10 @@ public sealed partial class Microvm
     public Task SetBalloonStatisticsIntervalAsync(int seconds, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seconds);
-        return LockedAsync("set the balloon statistics interval", [MicrovmState.Running, MicrovmState.Paused],
-            ct => Client.PatchBalloonStatsIntervalAsync(new BalloonStatsUpdate { StatsPollingIntervalS = seconds }, ct), cancellationToken);
+        // Firecracker asks the guest for fresh statistics on the change, which needs the device active.
+        return WhenBalloonActiveAsync("set the balloon statistics interval",
+            ct => Client.PatchBalloonStatsIntervalAsync(new BalloonStatsUpdate { StatsPollingIntervalS = seconds }, ct), cancellationToken,
+            MicrovmState.Running, MicrovmState.Paused);
     }
 
     /// <summary>
@@ -167,8 +169,11 @@ public sealed partial class Microvm
     /// <c>Device not activated yet</c>, tries again after a growing pause, racing the VMM's exit, until
     /// <see cref="MicrovmOptions.BalloonActivationTimeout"/>.
     /// </summary>
-    private async Task WhenBalloonActiveAsync(string operation, Func<CancellationToken, Task> request, CancellationToken cancellationToken)
+    private async Task WhenBalloonActiveAsync(string operation, Func<CancellationToken, Task> request, CancellationToken cancellationToken,
+        params MicrovmState[] expected)
     {
+        if (expected.Length == 0)
+            expected = [MicrovmState.Running];
         var time = _options.TimeProvider;
         var start = time.GetTimestamp();
         var backoff = TimeSpan.FromMilliseconds(1);
@@ -176,7 +181,7 @@ public sealed partial class Microvm
         {
             try
             {
-                await LockedAsync(operation, [MicrovmState.Running], request, cancellationToken).ConfigureAwait(false);
+                await LockedAsync(operation, expected, request, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (FirecrackerApiException e) when (e.FaultMessage?.Contains(BalloonNotActiveFault, StringComparison.Ordinal) == true)
