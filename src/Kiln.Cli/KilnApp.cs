@@ -31,6 +31,8 @@ internal static class KilnApp
         root.Subcommands.Add(LogsCommand.Create(globals));
         root.Subcommands.Add(AttachCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));
+        root.Subcommands.Add(MemoryCommands.CreateMem(globals));
+        root.Subcommands.Add(MemoryCommands.CreateStats(globals));
         root.Subcommands.Add(VsockCommand.Create(globals));
         root.Subcommands.Add(ExecCommand.Create(globals));
         root.Subcommands.Add(CpCommand.Create(globals));

@@ -28,6 +28,9 @@ internal static class RunCommand
         var ip = new Option<string?>("--ip") { Description = "The guest's address ADDR/PREFIX on --network (default 172.16.0.2/30); given to the guest as the kernel's ip= argument." };
         var metadata = new Option<string?>("--metadata") { Description = "A JSON file: the MMDS document (V2) the guest reads on the --network interface." };
         var vsock = new Option<uint?>("--vsock") { Description = "Add a vsock with this guest CID (>= 3); its socket is in the sandbox directory." };
+        var balloon = new Option<bool>("--balloon") { Description = "Add a balloon device (statistics every second, deflated when the guest runs out of memory): 'kiln mem' can then take memory below --memory and give it back." };
+        var memoryHotplug = new Option<int?>("--memory-hotplug") { Description = "A virtio-mem region of this many MiB (a multiple of 128; Firecracker 1.14+): 'kiln mem' can then grow the guest above --memory." };
+        var metrics = new Option<bool>("--metrics") { Description = "Have Firecracker write its metrics into a FIFO in the sandbox directory ('kiln stats' reads them)." };
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
         var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
@@ -42,6 +45,7 @@ internal static class RunCommand
         vcpus.Check(value => value is < 1 or > MaxVcpus ? $"--vcpus must be between 1 and {MaxVcpus}, not {value}." : null);
         memory.Check(value => value is < 1 or > MaxMemoryMiB ? $"--memory must be between 1 and {MaxMemoryMiB} MiB, not {value}." : null);
         vsock.Check(value => value is < 3 ? "--vsock: guest CIDs 0-2 are reserved; use 3 or more." : null);
+        memoryHotplug.Check(value => value is { } v && (v < 128 || v > MaxMemoryMiB || v % 128 != 0) ? $"--memory-hotplug must be a multiple of 128 between 128 and {MaxMemoryMiB} MiB, not {value}." : null);
         stopTimeout.Check(value => value is < 0 or > 3600 || double.IsNaN(value) ? "--stop-timeout must be between 0 and 3600 seconds." : null);
 
         var jail = new JailSpecs();
@@ -49,7 +53,7 @@ internal static class RunCommand
         var command = new Command("run", "Create and start a microVM.")
         {
             name, kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
-            template, count,
+            template, count, balloon, memoryHotplug, metrics,
         };
         foreach (var option in jail.All)
             command.Options.Add(option);
@@ -59,7 +63,7 @@ internal static class RunCommand
             {
                 return await RunTemplate.RunAsync(context,
                     new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
-                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, .. jail.All], cancellationToken);
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, .. jail.All], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");
@@ -75,6 +79,9 @@ internal static class RunCommand
                 Ip = context.Value(ip),
                 Metadata = context.Value(metadata),
                 Image = context.Value(image),
+                Balloon = context.Value(balloon),
+                MemoryHotplugMiB = context.Value(memoryHotplug),
+                Metrics = context.Value(metrics),
             };
             return await RunAsync(context, request, cancellationToken);
         });
@@ -91,6 +98,12 @@ internal static class RunCommand
         public string? Metadata { get; init; }
 
         public string? Image { get; init; }
+
+        public bool Balloon { get; init; }
+
+        public int? MemoryHotplugMiB { get; init; }
+
+        public bool Metrics { get; init; }
     }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
@@ -138,6 +151,9 @@ internal static class RunCommand
             RootDirectory = context.Root,
             Network = sandboxNetwork,
             Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument },
+            Balloon = request.Balloon ? new BalloonSettings() : null,
+            MemoryHotplug = request.MemoryHotplugMiB is { } region ? new MemoryHotplugSettings(region) : null,
+            Metrics = request.Metrics,
         };
         var devices = new List<HypervisorDevice>();
         devices.AddRange(request.Drives.Select(Specs.ParseDrive));

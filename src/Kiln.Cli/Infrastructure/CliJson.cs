@@ -118,6 +118,8 @@ internal sealed record CopyResultJson(string Source, string Destination, long By
 [JsonSerializable(typeof(SnapshotJson))]
 [JsonSerializable(typeof(DemoJson))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(MemJson))]
+[JsonSerializable(typeof(StatsJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 /// <summary>Firecracker's own configuration export, embedded verbatim in <c>inspect --json</c>.</summary>

@@ -122,6 +122,13 @@ internal static class Balloon
                         throw new VmmActionException($"Balloon update error: Balloon: Requested memory should be less than {amount}MiB");
                     }
 
+                    // The pretend guest moves the pages at once: one inflate or deflate queue event, counted as
+                    // balloon/device.rs process_inflate and process_deflate_queue count theirs.
+                    if (amount != b.AmountMib)
+                    {
+                        vmm.Metrics.Count(amount > b.AmountMib ? "balloon.inflate_count" : "balloon.deflate_count");
+                    }
+
                     vmm.Resources.Balloon = b with { AmountMib = amount };
                     return ApiResponse.NoContent;
                 }

@@ -204,6 +204,16 @@ public sealed partial class FirecrackerHypervisor
             MemoryHotplug = config.MemoryHotplug is { } hotplug
                 ? new MemoryHotplugConfig { TotalSizeMib = hotplug.TotalSizeMiB, SlotSizeMib = hotplug.SlotSizeMiB, BlockSizeMib = hotplug.BlockSizeMiB }
                 : null,
+            Balloon = config.Balloon is { } balloon
+                ? new Balloon
+                {
+                    AmountMib = balloon.InitialMiB,
+                    DeflateOnOom = balloon.DeflateOnOom,
+                    StatsPollingIntervalS = balloon.StatisticsIntervalSeconds,
+                    FreePageHinting = balloon.FreePageHinting ? true : null,
+                    FreePageReporting = balloon.FreePageReporting ? true : null,
+                }
+                : null,
         };
     }
 
@@ -214,6 +224,7 @@ public sealed partial class FirecrackerHypervisor
         SocketPath = Paths.SocketPath,
         ConsolePath = Paths.ConsolePath,
         LogPath = Paths.VmmLogPath,
+        MetricsPath = Config.Metrics ? Paths.MetricsPath : null,
         Id = InstanceId(Id),
         WorkingDirectory = Paths.Directory,
         Ownership = _ownership,

@@ -79,6 +79,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     /// <inheritdoc />
     public string VmmLogPath => Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost("/firecracker.log") : Paths.VmmLogPath;
 
+    /// <summary>Firecracker's metrics FIFO, when <see cref="HypervisorConfig.Metrics"/> is on; null otherwise.</summary>
+    public string? MetricsPath => Config.Metrics ? Paths.MetricsPath : null;
+
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;
 
@@ -448,29 +451,31 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     /// <inheritdoc />
     /// <remarks>
-    /// Through Firecracker's virtio-mem device, only when <see cref="HypervisorConfig.MemoryHotplug"/> is set: the
-    /// region is configured at boot, and <paramref name="requestedMiB"/> is the total guest memory wanted (boot memory
-    /// plus plugged), rounded up to <paramref name="blockSizeMiB"/> (the configured block size when 0).
-    /// <paramref name="probe"/> has no meaning for virtio-mem and is ignored.
+    /// <see cref="Microvm.ResizeMemoryAsync"/> chooses the device: the virtio-mem region
+    /// (<see cref="HypervisorConfig.MemoryHotplug"/>) above <see cref="HypervisorConfig.MemoryMiB"/>, the balloon
+    /// (<see cref="HypervisorConfig.Balloon"/>) below it. <paramref name="requestedMiB"/> is the total guest memory
+    /// wanted; <paramref name="blockSizeMiB"/> and <paramref name="probe"/> have no meaning for Firecracker (the region's
+    /// own block size applies) and are ignored. The result is what the guest has once its devices settled.
     /// </remarks>
     public async Task<MemoryResizeResult> ResizeMemoryAsync(uint requestedMiB, uint blockSizeMiB, bool probe, CancellationToken cancellationToken = default)
     {
+        if (Config.MemoryHotplug is null && Config.Balloon is null)
+            throw new HypervisorNotSupportedException("ResizeMemory", "neither memory hot-plug (HypervisorConfig.MemoryHotplug) nor a balloon (HypervisorConfig.Balloon) is configured; without one Firecracker cannot change guest memory after boot") { SandboxId = SandboxId };
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(requestedMiB, (uint)int.MaxValue);
         MemoryResizeResult? result = null;
         await LockedAsync(async ct =>
         {
-            var hotplug = Config.MemoryHotplug
-                ?? throw new HypervisorNotSupportedException("ResizeMemory", "memory hot-plug is not configured (set HypervisorConfig.MemoryHotplug); without its virtio-mem region Firecracker cannot change guest memory after boot") { SandboxId = SandboxId };
             RequireState("resize memory", SandboxState.Running);
-            var block = blockSizeMiB == 0 ? (uint)hotplug.BlockSizeMiB : blockSizeMiB;
-            var baseMiB = (uint)Config.MemoryMiB;
-            var plug = requestedMiB <= baseMiB ? 0u : (requestedMiB - baseMiB + block - 1) / block * block;
-            if (plug > (uint)hotplug.TotalSizeMiB)
-                throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), $"{requestedMiB} MiB needs {plug} MiB plugged, over the configured {hotplug.TotalSizeMiB} MiB") { SandboxId = SandboxId };
-            var client = RequireVm().Client;
-            await client.PatchMemoryHotplugAsync(new MemoryHotplugSizeUpdate { RequestedSizeMib = (int)plug }, ct).ConfigureAwait(false);
-            var status = await client.GetMemoryHotplugAsync(ct).ConfigureAwait(false);
-            var plugged = (uint)(status.PluggedSizeMib ?? 0);
-            result = new MemoryResizeResult(baseMiB + plugged, plugged);
+            MemoryResizeOutcome outcome;
+            try
+            {
+                outcome = await RequireVm().ResizeMemoryAsync((int)requestedMiB, ct).ConfigureAwait(false);
+            }
+            catch (MemoryResizeException e)
+            {
+                throw new SandboxConfigurationException(Config.MemoryHotplug is null ? nameof(HypervisorConfig.Balloon) : nameof(HypervisorConfig.MemoryHotplug), e.Message) { SandboxId = SandboxId };
+            }
+            result = new MemoryResizeResult((uint)outcome.Memory.GuestMib, (uint)outcome.Memory.PluggedMib);
         }, cancellationToken).ConfigureAwait(false);
         return result!;
     }

@@ -40,6 +40,19 @@ public sealed record HypervisorConfig
     public MemoryHotplugSettings? MemoryHotplug { get; init; }
 
     /// <summary>
+    /// A virtio-balloon device: lets <c>ResizeMemory</c> take memory below <see cref="MemoryMiB"/> and give it back,
+    /// and reports the guest's memory statistics. None when null.
+    /// </summary>
+    public BalloonSettings? Balloon { get; init; }
+
+    /// <summary>
+    /// Firecracker writes its metrics into a FIFO in the sandbox directory (<c>metrics.fifo</c>): a driver that started
+    /// the VM publishes every line through the <c>Kiln.Firecracker</c> meter, and <c>kiln stats</c> reads the latest.
+    /// Not with <see cref="Jail"/> yet.
+    /// </summary>
+    public bool Metrics { get; init; }
+
+    /// <summary>
     /// The sandbox's own network (<see cref="Kiln.Host.Network.SandboxNetworks"/>): a TAP in a namespace of its
     /// own (isolated or NAT) or in the user's, the guest's address as the kernel's <c>ip=</c> argument, the MAC
     /// derived from the id unless given. Null (or mode None): none. TAPs the user made stay <c>NetworkDevice</c>s.
@@ -95,6 +108,15 @@ public sealed record MetadataSettings
 /// <param name="SlotSizeMiB">The host-side granularity.</param>
 /// <param name="BlockSizeMiB">The guest-side granularity.</param>
 public sealed record MemoryHotplugSettings(int TotalSizeMiB, int SlotSizeMiB = 128, int BlockSizeMiB = 2);
+
+/// <summary>The balloon device a sandbox boots with.</summary>
+/// <param name="InitialMiB">What the balloon holds from boot (taken from <see cref="HypervisorConfig.MemoryMiB"/>).</param>
+/// <param name="DeflateOnOom">Whether the guest may deflate it when it runs out of memory.</param>
+/// <param name="StatisticsIntervalSeconds">How often the guest reports statistics; 0 turns them off (for good).</param>
+/// <param name="FreePageHinting">Whether free page hinting runs can be started.</param>
+/// <param name="FreePageReporting">Whether the guest reports freed pages to the host as it frees them.</param>
+public sealed record BalloonSettings(int InitialMiB = 0, bool DeflateOnOom = true, int StatisticsIntervalSeconds = 1,
+    bool FreePageHinting = false, bool FreePageReporting = false);
 
 /// <summary>A kernel command-line parameter: <c>key</c> or <c>key=value</c>.</summary>
 public sealed record KernelParam(string Key, string? Value = null)

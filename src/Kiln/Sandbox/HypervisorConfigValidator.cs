@@ -36,6 +36,16 @@ public static class HypervisorConfigValidator
             throw Bad(nameof(config.VcpuCount), $"is {config.VcpuCount}; Firecracker takes 1 to 32");
         if (config.MemoryMiB < 1)
             throw Bad(nameof(config.MemoryMiB), $"is {config.MemoryMiB}; it must be positive");
+        if (config.Balloon is { } balloon)
+        {
+            if (balloon.InitialMiB < 0 || balloon.InitialMiB > config.MemoryMiB)
+                throw Bad($"{nameof(config.Balloon)}.{nameof(BalloonSettings.InitialMiB)}", $"is {balloon.InitialMiB}; it must be 0 to the {config.MemoryMiB} MiB of MemoryMiB");
+            // Firecracker's stats_polling_interval_s is a u16.
+            if (balloon.StatisticsIntervalSeconds is < 0 or > ushort.MaxValue)
+                throw Bad($"{nameof(config.Balloon)}.{nameof(BalloonSettings.StatisticsIntervalSeconds)}", $"is {balloon.StatisticsIntervalSeconds}; it must be 0 to {ushort.MaxValue}");
+        }
+        if (config.Metrics && config.Jail is not null)
+            throw Bad(nameof(config.Metrics), "a jailed sandbox has no metrics FIFO yet (it would have to be inside the chroot)");
         if (config.BlockPoolSize is < 0 or > MaxBlockPoolSize)
             throw Bad(nameof(config.BlockPoolSize), $"is {config.BlockPoolSize}; it must be 0 to {MaxBlockPoolSize}");
         if (string.IsNullOrWhiteSpace(config.RootDirectory))

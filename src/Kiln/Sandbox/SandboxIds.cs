@@ -71,6 +71,9 @@ public sealed record SandboxPaths(string Directory)
     /// <summary>Firecracker's own log (<c>--log-path</c>), kept out of the console. Fresh for every start.</summary>
     public string VmmLogPath => Path.Combine(Directory, "firecracker.log");
 
+    /// <summary>Firecracker's metrics FIFO (<c>--metrics-path</c>), when <see cref="HypervisorConfig.Metrics"/> is on.</summary>
+    public string MetricsPath => Path.Combine(Directory, "metrics.fifo");
+
     /// <summary>The previous start's <see cref="VmmLogPath"/>, kept for one more start.</summary>
     public string PreviousVmmLogPath => VmmLogPath + ".1";
 

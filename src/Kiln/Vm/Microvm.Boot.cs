@@ -29,7 +29,11 @@ public sealed partial class Microvm
         }
         description.Validate();
         if (description.Jail is { } jailSettings)
+        {
+            if (options.MetricsPath is not null)
+                throw new ArgumentException("A jailed microVM has no metrics path yet (it would have to be inside the chroot).", nameof(options));
             options = JailedOptions(options, jailSettings);
+        }
         options.Validate();
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
@@ -76,7 +80,7 @@ public sealed partial class Microvm
             }
 
             attempt.WatchSocket(options.SocketPath);
-            var arguments = new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath);
+            var arguments = Arguments(options);
             if (options.StartPath == MicrovmStartPath.ConfigFile)
             {
                 arguments = arguments with
@@ -121,12 +125,17 @@ public sealed partial class Microvm
         _ => $"{log.TrimEnd('\n')}\n--- output ---\n{output}",
     };
 
+    /// <summary>The flags every unjailed start gives Firecracker: its socket, id, log and metrics.</summary>
+    private static VmmArguments Arguments(MicrovmOptions options) =>
+        new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath) with { MetricsPath = options.MetricsPath };
+
     /// <summary>How every unjailed start launches the VMM; each adds what only it needs with <c>with</c>.</summary>
     private static VmmLaunchOptions LaunchOptions(MicrovmOptions options, VmmArguments arguments) => new()
     {
         ExecutablePath = options.FirecrackerPath,
         Arguments = arguments,
         OutputPath = options.ConsolePath,
+        OutputRotation = options.ConsoleRotation,
         Detached = options.Ownership == VmmOwnership.Detached,
         Environment = options.Environment,
         WorkingDirectory = options.WorkingDirectory,

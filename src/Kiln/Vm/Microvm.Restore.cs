@@ -47,7 +47,7 @@ public sealed partial class Microvm
         steps.Add(new("spawn", async ct =>
         {
             attempt.WatchSocket(options.SocketPath);
-            var launch = LaunchOptions(options, new VmmArguments(options.SocketPath).WithId(options.Id).WithLog(options.LogPath)) with
+            var launch = LaunchOptions(options, Arguments(options)) with
             {
                 PrivateMountNamespace = restore.DriveBindings.Count > 0,
             };

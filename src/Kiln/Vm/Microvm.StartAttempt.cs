@@ -66,6 +66,11 @@ public sealed partial class Microvm
                 new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
                 Created.Add(log);
             }
+            if (options.MetricsPath is { } metrics && !Path.Exists(metrics))
+            {
+                Kiln.Interop.FileNodes.CreateFifo(metrics);
+                Created.Add(metrics);
+            }
             return Task.CompletedTask;
         }
 
@@ -117,6 +122,8 @@ public sealed partial class Microvm
             _watcher?.Dispose();
             var vm = Vm;
             vm._state = reached;
+            vm.StartReaders();
+            vm.StartConsoleBound();
             return vm;
         }
 

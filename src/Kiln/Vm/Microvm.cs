@@ -46,7 +46,11 @@ public sealed partial class Microvm : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var vmm = VmmProcess.TryAttach(identity, options.ConsolePath);
-        return vmm is null ? null : new Microvm(options, options.CreateLogger(), vmm, state, description: null);
+        if (vmm is null)
+            return null;
+        var vm = new Microvm(options, options.CreateLogger(), vmm, state, description: null);
+        vm.StartConsoleBound();
+        return vm;
     }
 
     /// <summary>What it was booted with; null when attached.</summary>
@@ -245,6 +249,8 @@ public sealed partial class Microvm : IAsyncDisposable
 
     private async Task ReleaseAsync()
     {
+        await StopConsoleBoundAsync().ConfigureAwait(false);
+        await StopReadersAsync().ConfigureAwait(false);
         if (_client is not null)
         {
             await _client.DisposeAsync().ConfigureAwait(false);

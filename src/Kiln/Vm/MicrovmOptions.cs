@@ -29,8 +29,24 @@ public sealed record MicrovmOptions
     /// <summary>Where the VMM's stdout and stderr (the guest's serial console) go.</summary>
     public required string ConsolePath { get; init; }
 
+    /// <summary>
+    /// How large the console log may grow (<see cref="OutputRotation.Default"/>: 2 files of 8 MiB). An owned VMM's
+    /// output is rotated as it is written; a detached one's is rotated (copytruncate) by whoever holds it.
+    /// </summary>
+    public OutputRotation ConsoleRotation { get; init; } = OutputRotation.Default;
+
     /// <summary>Firecracker's own log (<c>--log-path</c>): fresh for every boot, the previous one kept as <c>.1</c>.</summary>
     public string? LogPath { get; init; }
+
+    /// <summary>
+    /// Firecracker's metrics (<c>--metrics-path</c>): a FIFO made at the start when nothing is there (Firecracker
+    /// writes it without blocking and nothing grows on disk), or an existing file it appends to. A microVM launched
+    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>); not with a jail yet.
+    /// </summary>
+    public string? MetricsPath { get; init; }
+
+    /// <summary>The meter Firecracker's metrics are published on; <see cref="Kiln.Vmm.Telemetry.FirecrackerTelemetry.Meter"/> when null.</summary>
+    public System.Diagnostics.Metrics.Meter? Meter { get; init; }
 
     /// <summary>Firecracker's <c>--id</c> (letters, digits and '-').</summary>
     public string? Id { get; init; }
@@ -74,10 +90,25 @@ public sealed record MicrovmOptions
     /// <summary>The SIGTERM grace of the default shutdown plan (and of disposing an owned VMM).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long a balloon change waits for the guest's virtio-balloon driver to activate the device (Firecracker refuses
+    /// changes until then); <see cref="BalloonNotActivatedException"/> after it.
+    /// </summary>
+    public TimeSpan BalloonActivationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long <see cref="Microvm.ResizeMemoryAsync"/> waits for the guest to plug or give up what was asked before it
+    /// reports what the guest has (not an error: the guest moves memory at its own pace).
+    /// </summary>
+    public TimeSpan MemorySettleTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The clock for every deadline.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>Where log events go; nowhere when null.</summary>
+    /// <summary>
+    /// Where log events go; nowhere when null. With a <see cref="LogPath"/>, Firecracker's own log lines go there too
+    /// (category <c>Kiln.Firecracker</c>, at their levels) for a microVM launched here.
+    /// </summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>
@@ -104,9 +135,15 @@ public sealed record MicrovmOptions
         ArgumentException.ThrowIfNullOrEmpty(FirecrackerPath, nameof(FirecrackerPath));
         UnixSocketPath.Validate(SocketPath, nameof(SocketPath));
         ArgumentException.ThrowIfNullOrEmpty(ConsolePath, nameof(ConsolePath));
+        ArgumentNullException.ThrowIfNull(ConsoleRotation, nameof(ConsoleRotation));
+        ConsoleRotation.Validate();
+        if (MetricsPath is not null)
+            ArgumentException.ThrowIfNullOrEmpty(MetricsPath, nameof(MetricsPath));
         ArgumentOutOfRangeException.ThrowIfLessThan(ApiReadyTimeout, TimeSpan.Zero, nameof(ApiReadyTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(BootTimeout, TimeSpan.Zero, nameof(BootTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(StopTimeout, TimeSpan.Zero, nameof(StopTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(BalloonActivationTimeout, TimeSpan.Zero, nameof(BalloonActivationTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MemorySettleTimeout, TimeSpan.Zero, nameof(MemorySettleTimeout));
         ArgumentNullException.ThrowIfNull(TimeProvider, nameof(TimeProvider));
     }
 

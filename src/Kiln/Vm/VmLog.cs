@@ -17,4 +17,13 @@ internal static partial class VmLog
 
     [LoggerMessage(104, LogLevel.Warning, "microVM {VmId}: shutdown action {Action} failed; trying the next")]
     public static partial void ShutdownActionFailed(ILogger logger, Exception exception, string vmId, ShutdownActionKind action);
+
+    [LoggerMessage(105, LogLevel.Warning, "microVM {VmId}: the Firecracker {Reader} reader failed and stopped")]
+    public static partial void ReaderFailed(ILogger logger, Exception exception, string vmId, string reader);
+
+    [LoggerMessage(106, LogLevel.Debug, "microVM {VmId}: console log {Path} reached its bound and was rotated")]
+    public static partial void ConsoleRotated(ILogger logger, string vmId, string path);
+
+    [LoggerMessage(107, LogLevel.Warning, "microVM {VmId}: console log {Path} could not be rotated")]
+    public static partial void ConsoleRotationFailed(ILogger logger, Exception exception, string vmId, string path);
 }
