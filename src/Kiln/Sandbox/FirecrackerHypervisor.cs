@@ -680,12 +680,18 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                     if (block.Id is RootfsDriveId || block.Id.StartsWith("drive_", StringComparison.Ordinal) || block.Id.StartsWith("disk_", StringComparison.Ordinal))
                         throw new SandboxConfigurationException(nameof(BlockDevice.Id), $"'{block.Id}' is reserved for the rootfs, the block pool and generated ids");
                 }
+                RateLimits.ValidateAtBoot(nameof(BlockDevice.Bandwidth), block.Bandwidth);
+                RateLimits.ValidateAtBoot(nameof(BlockDevice.Ops), block.Ops);
                 break;
             case NetworkDevice net:
                 if (string.IsNullOrEmpty(net.TapName) || System.Text.Encoding.UTF8.GetByteCount(net.TapName) > 15)
                     throw new SandboxConfigurationException(nameof(NetworkDevice.TapName), $"'{net.TapName}' must be 1 to 15 bytes (IFNAMSIZ)");
                 if (net.Id is not null)
                     ValidateResourceId(nameof(NetworkDevice.Id), net.Id);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.RxBandwidth), net.RxBandwidth);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.RxOps), net.RxOps);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.TxBandwidth), net.TxBandwidth);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.TxOps), net.TxOps);
                 break;
             case VsockDevice vsock:
                 if (vsock.GuestCid < 3)
