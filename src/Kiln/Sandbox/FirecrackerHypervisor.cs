@@ -56,6 +56,15 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         var driver = new FirecrackerHypervisor(options);
         driver.Bind(sandboxId, state.Config with { RootDirectory = rootDirectory }, paths);
         driver.Adopt(state);
+        try
+        {
+            await driver.SweepIfNoVmmAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await driver.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         return driver;
     }
 
@@ -141,6 +150,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
                 Adopt(persisted);
                 return;
+            }
+            if (persisted is not null)
+            {
+                // Its VMM is gone, and with it whatever network the recorded configuration had.
+                Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
+                await SweepNetworkAsync(cancellationToken).ConfigureAwait(false);
             }
             Bind(sandboxId, config, paths);
             if (persisted is not null)
@@ -505,6 +520,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 await UnsafeStopAsync(Config.StopTimeout, CancellationToken.None).ConfigureAwait(false);
             else
                 await ReleaseVmAsync().ConfigureAwait(false); // detached and re-attached VMMs keep running
+            // A sweep the exit watcher started runs host tools: it finishes before the driver is gone (it logs its own failure).
+            await _networkSweep.ConfigureAwait(false);
         }
         finally
         {
@@ -616,6 +633,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 return;
             _state = SandboxState.Exited;
             Log.VmmEnded(_logger, SandboxId ?? "?", t.Result);
+            SweepNetworkAfterExit();
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
 
     private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
