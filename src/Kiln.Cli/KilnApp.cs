@@ -29,6 +29,7 @@ internal static class KilnApp
         root.Subcommands.Add(RemoveCommand.Create(globals));
         root.Subcommands.Add(DriveCommands.Create(globals));
         root.Subcommands.Add(LimitCommand.Create(globals));
+        root.Subcommands.Add(MetadataCommand.Create(globals));
         root.Subcommands.Add(LogsCommand.Create(globals));
         root.Subcommands.Add(AttachCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));
