@@ -57,4 +57,32 @@ public sealed class MetadataCommandTests : IAsyncLifetime
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("Metadata: is not configured", result.Stderr);
     }
+
+    [Fact]
+    public async Task Metadata_version_v1_is_what_firecracker_is_configured_with()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "needs root (network namespaces, TAP devices)");
+        _name = "km" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        var first = _root.CreateFile("v1.json", 0);
+        await File.WriteAllTextAsync(first, """{"old": "guest"}""", TestContext.Current.CancellationToken);
+        await _root.RunDetachedAsync(_name, "--network", "isolated", "--metadata", first, "--metadata-version", "v1");
+
+        var inspect = await _root.RunAsync("inspect", _name, "--json");
+        var stop = await _root.RunAsync("stop", _name);
+
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        Assert.Equal("V1", inspect.Json().GetProperty("vmConfig").GetProperty("mmds-config").GetProperty("version").GetString());
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+    }
+
+    [Theory]
+    [InlineData("--metadata-version|v1", "--metadata-version needs --metadata")]
+    [InlineData("--metadata-version|v3", "v3")]
+    public async Task A_metadata_version_without_metadata_or_unknown_is_a_usage_error(string args, string message)
+    {
+        var result = await _root.RunAsync(["run", "--detach", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs, .. args.Split('|')]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(message, result.Stderr);
+    }
 }

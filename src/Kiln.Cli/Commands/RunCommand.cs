@@ -26,6 +26,8 @@ internal static class RunCommand
         var network = new Option<string?>("--network") { Description = "The sandbox's own network: isolated (a TAP in a fresh namespace, no egress), nat (egress through NAT), netns:PATH (a TAP in your namespace) or none (the default)." };
         var ip = new Option<string?>("--ip") { Description = "The guest's address ADDR/PREFIX on --network (default 172.16.0.2/30); given to the guest as the kernel's ip= argument." };
         var metadata = new Option<string?>("--metadata") { Description = "A JSON file: the MMDS document (V2) the guest reads on the --network interface." };
+        var metadataVersion = new Option<string?>("--metadata-version") { Description = "The MMDS version of --metadata: v2 (the default: session tokens) or v1 (plain GETs, for old guests)." };
+        metadataVersion.AcceptOnlyFromAmong("v1", "v2", "V1", "V2");
         var vsock = new Option<uint?>("--vsock") { Description = "Add a vsock with this guest CID (>= 3); its socket is in the sandbox directory." };
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
@@ -49,6 +51,7 @@ internal static class RunCommand
         };
         foreach (var option in jail.All)
             command.Options.Add(option);
+        command.Options.Add(metadataVersion);
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var request = new RunRequest(
@@ -60,6 +63,7 @@ internal static class RunCommand
                 Network = context.Value(network),
                 Ip = context.Value(ip),
                 Metadata = context.Value(metadata),
+                MetadataVersion = context.Value(metadataVersion),
             };
             return await RunAsync(context, request, cancellationToken);
         });
@@ -74,6 +78,8 @@ internal static class RunCommand
         public string? Ip { get; init; }
 
         public string? Metadata { get; init; }
+
+        public string? MetadataVersion { get; init; }
     }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
@@ -96,6 +102,9 @@ internal static class RunCommand
         if (request.Metadata is not null && sandboxNetwork is null)
             throw new UsageException("--metadata needs --network isolated, nat or netns:PATH: the guest reads it on that interface.");
         var metadataDocument = request.Metadata is null ? null : Specs.ParseMetadata(request.Metadata);
+        if (request.MetadataVersion is not null && metadataDocument is null)
+            throw new UsageException("--metadata-version needs --metadata: it is the version of that metadata service.");
+        var mmdsVersion = request.MetadataVersion?.ToLowerInvariant() == "v1" ? Kiln.Api.MmdsVersion.V1 : Kiln.Api.MmdsVersion.V2;
         var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
         var jail = request.Jail.Build(context, firecrackerPath);
         if (jail is not null && request.VsockCid is not null)
@@ -115,7 +124,7 @@ internal static class RunCommand
             StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
             Network = sandboxNetwork,
-            Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument },
+            Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument, Version = mmdsVersion },
         };
         var devices = new List<HypervisorDevice>();
         devices.AddRange(request.Drives.Select(Specs.ParseDrive));
