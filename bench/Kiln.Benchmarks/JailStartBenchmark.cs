@@ -1,6 +1,7 @@
 // Jailed start against plain start, paired: spawn → Running through the same hand-written HTTP requests, once on a
 // firecracker spawned directly (VmmProcess) and once under the jailer (JailedVmm: validation, stale-tree check, hard
-// links into the chroot, the jailer's tree, cgroups and PID namespace, the PID file and the identity check). The
+// links into the chroot, the jailer's tree and cgroups, the owned VMM's PID namespace — two unshare(1) processes, so
+// that it dies with its owner — finding the VMM in it and the identity check). The
 // difference is what the jail costs. Needs root. Runs fake-jailer + fake-firecracker, or KILN_JAILER +
 // KILN_FIRECRACKER (with KILN_TEST_KERNEL and KILN_TEST_ROOTFS) when set.
 using System.Diagnostics;

@@ -1,11 +1,16 @@
 // kiln run --jail against fake-jailer (root only): the sandbox starts under the jailer, inspect shows the jail with its
-// cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind.
+// cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind; a foreground run's VMM dies
+// with kiln even by SIGKILL; vsock reaches a jailed guest.
 
 namespace Kiln.Cli.Tests;
 
 public sealed class JailTests : IAsyncDisposable
 {
     private readonly KilnSandboxRoot _root = new();
+
+    // These boot the stand-in's pretend guest, so they pair fake-jailer with fake-firecracker even when KILN_JAILER
+    // names a real jailer (the real jailer's tests are in Kiln.Tests and Kiln.FakeFirecracker.Tests).
+    public JailTests() => _root.Environment["KILN_JAILER"] = null;
 
     public ValueTask DisposeAsync() => _root.DisposeAsync();
 
@@ -59,6 +64,75 @@ public sealed class JailTests : IAsyncDisposable
         }
     }
 
+    [Fact]
+    public async Task A_foreground_jailed_run_killed_by_sigkill_leaves_no_process_and_rm_sweeps_its_jail()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var memory = File.Exists("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+        var id = "jfg-" + Path.GetFileName(_root.Files)[3..11];
+        await using var run = _root.Start(["run", "--name", id, "--kernel", _root.Kernel, "--rootfs", _root.Rootfs,
+            "--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, .. memory ? new[] { "--memory-limit", "256M" } : []]);
+        var pid = await WaitForRunningAsync(id);
+        var jail = (await _root.RunAsync("inspect", id, "--json")).Json().GetProperty("jail");
+        var instance = Path.Combine(chroot, "fake-firecracker", id);
+        var cgroups = jail.GetProperty("cgroups").EnumerateArray().Select(c => c.GetProperty("directory").GetString()!).ToList();
+        try
+        {
+            Assert.Contains("\nUid:\t65534\t", await File.ReadAllTextAsync($"/proc/{pid}/status", TestContext.Current.CancellationToken), StringComparison.Ordinal);
+            // The jailer, its namespace's init and the launcher all carry the id on their command lines, as does the VMM.
+            Assert.NotEmpty(KilnSandboxRoot.ProcessesMentioning(id));
+
+            // SIGKILL runs no exit handler in kiln, and the jailer's uid drop cleared any death signal of its own.
+            run.Signal(NativeMethods.SIGKILL);
+            await run.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (KilnSandboxRoot.ProcessesMentioning(id).Any() && DateTime.UtcNow < deadline)
+                await Task.Delay(20, TestContext.Current.CancellationToken);
+            Assert.Empty(KilnSandboxRoot.ProcessesMentioning(id));
+            Assert.True(Directory.Exists(instance), "nobody cleaned the jail yet: its owner was killed");
+
+            var rm = await _root.RunAsync("rm", id);
+            Assert.True(rm.ExitCode == 0, rm.ToString());
+            Assert.False(Directory.Exists(instance));
+            Assert.All(cgroups, c => Assert.False(Directory.Exists(c), c));
+        }
+        finally
+        {
+            foreach (var dir in cgroups)
+            {
+                if (Directory.Exists(dir))
+                    TryRemove(dir);
+                TryRemove(Path.GetDirectoryName(dir)!);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Vsock_reaches_the_guest_of_a_jailed_sandbox_through_the_sandbox_directorys_socket_path()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var id = "jvs-" + Path.GetFileName(_root.Files)[3..11];
+        await _root.RunDetachedAsync(id, ["--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, "--vsock", "3"]);
+        try
+        {
+            await using var child = _root.Start("vsock", id, "5000");
+            await child.WriteStdinAndCloseAsync("hello through the jail\n");
+            var result = await child.WaitAsync(KilnSandboxRoot.CommandTimeout, TestContext.Current.CancellationToken);
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Equal("hello through the jail\n", result.Stdout);
+        }
+        finally
+        {
+            var rm = await _root.RunAsync("rm", "--force", id);
+            Assert.True(rm.ExitCode == 0, rm.ToString());
+            Assert.False(Directory.Exists(Path.Combine(chroot, "fake-firecracker", id)));
+        }
+    }
+
     [Theory]
     [InlineData("--uid", "1")]
     [InlineData("--cpus", "1")]
@@ -69,6 +143,19 @@ public sealed class JailTests : IAsyncDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains($"{option} applies to a jailed run: add --jail.", result.Stderr, StringComparison.Ordinal);
+    }
+
+    private async Task<int> WaitForRunningAsync(string name)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var ps = (await _root.RunAsync("ps", "--json")).Json();
+            var entry = ps.EnumerateArray().FirstOrDefault(s => s.GetProperty("name").GetString() == name);
+            if (entry.ValueKind != System.Text.Json.JsonValueKind.Undefined && entry.GetProperty("state").GetString() == "Running")
+                return entry.GetProperty("pid").GetInt32();
+        }
+        throw new TimeoutException($"{name} did not reach Running");
     }
 
     private static void TryRemove(string dir)

@@ -1,6 +1,6 @@
 // fake-jailer against Firecracker's jailer contract (tests/assets/jailer/FACTS.md). Root-only and real: the chroot,
-// the uid drop, the cgroups, the namespaces. With KILN_JAILER (and KILN_FIRECRACKER) the same tests run the real one.
-using System.Globalization;
+// the uid drop, the cgroups, the namespaces. Each runs against the stand-in and, with KILN_JAILER (and KILN_FIRECRACKER),
+// against the real jailer too; without them the real variant is reported skipped with the reason.
 using Kiln.FakeFirecracker.Tests.Infrastructure;
 
 namespace Kiln.FakeFirecracker.Tests;
@@ -35,19 +35,34 @@ public sealed class JailerTests
         { ["{required}", "--resource-limit", "no-file=abc"], "Invalid limit value for resource: abc: invalid digit found in string", "ResLimitValue(\"abc\", \"invalid digit found in string\")" },
     };
 
+    public static TheoryData<string, string[], string, string> BadInputOnTargets()
+    {
+        var data = new TheoryData<string, string[], string, string>();
+        foreach (var target in new[] { "fake", "real" })
+        {
+            foreach (var row in BadInput)
+            {
+                var (args, display, debug) = row.Data;
+                data.Add(target, args, display, debug);
+            }
+        }
+
+        return data;
+    }
+
     [Theory]
-    [MemberData(nameof(BadInput))]
-    public async Task Bad_input_is_refused_with_the_jailers_text_and_exit_1(string[] args, string display, string debug)
+    [MemberData(nameof(BadInputOnTargets))]
+    public async Task Bad_input_is_refused_with_the_jailers_text_and_exit_1(string target, string[] args, string display, string debug)
     {
         RequireRoot();
-        await using var jail = new JailScope();
+        await using var jail = new JailScope(target);
         await File.WriteAllTextAsync(Path.Combine(jail.Base, "notdir"), "", Ct);
         var cpu = JailScope.CgroupMounts().FirstOrDefault(m => m.EndsWith("/cpu", StringComparison.Ordinal)) ?? "/sys/fs/cgroup/cpu";
-        string Fill(string s) => s.Replace("{base}", jail.Base, StringComparison.Ordinal).Replace("{exec}", JailScope.ExecFile, StringComparison.Ordinal)
+        string Fill(string s) => s.Replace("{base}", jail.Base, StringComparison.Ordinal).Replace("{exec}", jail.ExecFile, StringComparison.Ordinal)
             .Replace("{cpu}", cpu, StringComparison.Ordinal).Replace("{parent}", jail.ParentCgroup, StringComparison.Ordinal);
         var argv = args.SelectMany(a => a == "{required}" ? jail.Args(JailUid, JailGid) : [Fill(a)]).ToArray();
 
-        await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, argv);
+        await using var jailer = FakeProcess.StartProgram(jail.Jailer, argv);
         var code = await jailer.WaitExitAsync(Within, Ct);
 
         Assert.Equal(1, code);
@@ -55,36 +70,38 @@ public sealed class JailerTests
         Assert.Contains("Error: " + Fill(debug) + "\n", jailer.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Help_prints_the_jailers_help_text()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task Help_prints_the_jailers_help_text(string target)
     {
         var expected = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "assets", "jailer", "help.txt"), Ct);
 
-        await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, ["--help"]);
+        await using var jailer = FakeProcess.StartProgram(JailScope.JailerFor(target).Jailer, ["--help"]);
 
         Assert.Equal(0, await jailer.WaitExitAsync(Within, Ct));
         Assert.StartsWith(expected.TrimEnd('\n'), jailer.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_jailed_run_builds_the_tree_drops_to_the_uid_and_applies_cgroups_and_limits()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task A_jailed_run_builds_the_tree_drops_to_the_uid_and_applies_cgroups_and_limits(string target)
     {
         RequireRoot();
-        await using var jail = new JailScope();
+        await using var jail = new JailScope(target);
         var cgroups = CgroupV1("cpu") is null || CgroupV1("memory") is null
             ? []
             : new[] { "--cgroup", "cpu.cfs_quota_us=50000", "--cgroup", "memory.limit_in_bytes=268435456" };
 
-        await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, [.. cgroups, "--resource-limit", "no-file=512"]), jail.ApiSocket);
+        await using var jailer = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid, [.. cgroups, "--resource-limit", "no-file=512"]), jail.ApiSocket);
         Assert.True(await jailer.WaitForApiAsync(Within, Ct), jailer.Output);
-        var pid = await jail.WaitForPidFileAsync(Within, Ct);
-
-        // Without --daemonize/--new-pid-ns the exec file replaces the jailer: same PID.
-        Assert.Equal(jailer.Pid, pid);
+        // Without --daemonize/--new-pid-ns the exec file replaces the jailer: same PID, and no PID file (env.rs
+        // writes it only from exec_into_new_pid_ns).
+        var pid = jailer.Pid;
+        Assert.False(File.Exists(jail.PidFile), "no PID file without --new-pid-ns");
         var status = await File.ReadAllTextAsync($"/proc/{pid}/status", Ct);
         Assert.Matches($@"\nUid:\t{JailUid}\t{JailUid}\t{JailUid}\t{JailUid}\n", status);
         Assert.Matches($@"\nGid:\t{JailGid}\t{JailGid}\t{JailGid}\t{JailGid}\n", status);
-        Assert.Equal("/" + JailScope.ExecName, new FileInfo($"/proc/{pid}/exe").LinkTarget);
+        Assert.Equal("/" + jail.ExecName, new FileInfo($"/proc/{pid}/exe").LinkTarget);
         Assert.Equal("/", new FileInfo($"/proc/{pid}/root").LinkTarget);
 
         AssertEntry(jail.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, JailUid, JailGid);
@@ -100,11 +117,9 @@ public sealed class JailerTests
             Assert.Equal((major, minor), NativeMethods.CharDevice(path));
         }
 
-        var copy = Path.Combine(jail.Root, JailScope.ExecName);
-        Assert.Equal(new FileInfo(JailScope.ExecFile).Length, new FileInfo(copy).Length);
-        Assert.NotEqual(NativeMethods.Inode(JailScope.ExecFile), NativeMethods.Inode(copy));
-        AssertEntry(jail.PidFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, 0, 0);
-        Assert.Equal(pid!.Value.ToString(CultureInfo.InvariantCulture), await File.ReadAllTextAsync(jail.PidFile, Ct));
+        var copy = Path.Combine(jail.Root, jail.ExecName);
+        Assert.Equal(new FileInfo(jail.ExecFile).Length, new FileInfo(copy).Length);
+        Assert.NotEqual(NativeMethods.Inode(jail.ExecFile), NativeMethods.Inode(copy));
 
         Assert.Contains("Max open files            512                  512", await File.ReadAllTextAsync($"/proc/{pid}/limits", Ct), StringComparison.Ordinal);
         if (cgroups.Length > 0)
@@ -117,18 +132,20 @@ public sealed class JailerTests
         }
     }
 
-    [Fact]
-    public async Task Daemonize_with_a_new_pid_namespace_exits_0_and_the_pid_file_names_a_namespace_init_that_ignores_sigterm()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task Daemonize_with_a_new_pid_namespace_exits_0_and_the_pid_file_names_a_namespace_init_that_ignores_sigterm(string target)
     {
         RequireRoot();
-        await using var jail = new JailScope();
+        await using var jail = new JailScope(target);
 
-        await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, "--daemonize", "--new-pid-ns"));
+        await using var jailer = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid, "--daemonize", "--new-pid-ns"));
         Assert.Equal(0, await jailer.WaitExitAsync(Within, Ct));
         var pid = await jail.WaitForPidFileAsync(Within, Ct);
 
         Assert.NotNull(pid);
         Assert.NotEqual(jailer.Pid, pid);
+        AssertEntry(jail.PidFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, 0, 0);
         Assert.Matches($@"\nNSpid:\t{pid}\t1\n", await File.ReadAllTextAsync($"/proc/{pid}/status", Ct));
         Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/2").LinkTarget);
         await WaitForApiAsync(jail.ApiSocket);
@@ -148,12 +165,13 @@ public sealed class JailerTests
         Assert.False(JailScope.IsAlive(pid.Value), "SIGHUP ends a jailed Firecracker");
     }
 
-    [Fact]
-    public async Task A_second_run_over_a_leftover_tree_fails_at_the_tun_device()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task A_second_run_over_a_leftover_tree_fails_at_the_tun_device(string target)
     {
         RequireRoot();
-        await using var jail = new JailScope();
-        await using (var first = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, "--daemonize", "--new-pid-ns")))
+        await using var jail = new JailScope(target);
+        await using (var first = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid, "--daemonize", "--new-pid-ns")))
         {
             Assert.Equal(0, await first.WaitExitAsync(Within, Ct));
         }
@@ -161,24 +179,25 @@ public sealed class JailerTests
         var pid = await jail.WaitForPidFileAsync(Within, Ct);
         _ = NativeMethods.kill(pid!.Value, NativeMethods.SIGKILL);
 
-        await using var second = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid));
+        await using var second = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid));
 
         Assert.Equal(1, await second.WaitExitAsync(Within, Ct));
         Assert.Contains("Failed to create /dev/net/tun via mknod inside the jail: File exists (os error 17)\n", second.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task The_jailed_process_joins_the_given_network_namespace()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task The_jailed_process_joins_the_given_network_namespace(string target)
     {
         RequireRoot();
         Assert.SkipUnless(File.Exists("/usr/sbin/ip") || File.Exists("/sbin/ip") || File.Exists("/usr/bin/ip"), "needs ip(8) (iproute2) to make a network namespace");
-        await using var jail = new JailScope();
+        await using var jail = new JailScope(target);
         var name = "kiln-" + jail.Id[5..];
         Assert.Equal(0, await RunAsync("ip", "netns", "add", name));
         try
         {
             var nsPath = "/var/run/netns/" + name;
-            await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, "--netns", nsPath), jail.ApiSocket);
+            await using var jailer = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid, "--netns", nsPath), jail.ApiSocket);
             Assert.True(await jailer.WaitForApiAsync(Within, Ct), jailer.Output);
 
             Assert.Equal(NativeMethods.Inode(nsPath), NativeMethods.Inode($"/proc/{jailer.Pid}/ns/net"));
@@ -190,16 +209,17 @@ public sealed class JailerTests
         }
     }
 
-    [Fact]
-    public async Task Cgroup_version_2_is_used_as_this_machine_has_it()
+    [Theory]
+    [MemberData(nameof(JailScope.Targets), MemberType = typeof(JailScope))]
+    public async Task Cgroup_version_2_is_used_as_this_machine_has_it(string target)
     {
         RequireRoot();
         var unified = JailScope.CgroupMounts().FirstOrDefault(m => File.Exists(Path.Combine(m, "cgroup.controllers")));
         Assert.SkipWhen(unified is null, "this machine has no cgroup2 hierarchy");
-        await using var jail = new JailScope();
+        await using var jail = new JailScope(target);
         var controllers = (await File.ReadAllTextAsync(Path.Combine(unified!, "cgroup.controllers"), Ct)).Split(' ', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
-        await using var jailer = FakeProcess.StartProgram(JailScope.Jailer, jail.Args(JailUid, JailGid, "--cgroup-version", "2", "--cgroup", "cpu.max=50000 100000"), jail.ApiSocket);
+        await using var jailer = FakeProcess.StartProgram(jail.Jailer, jail.Args(JailUid, JailGid, "--cgroup-version", "2", "--cgroup", "cpu.max=50000 100000"), jail.ApiSocket);
 
         if (!controllers.Contains("cpu"))
         {

@@ -129,6 +129,38 @@ public static class RealFirecracker
         var port => int.Parse(port, CultureInfo.InvariantCulture),
     };
 
+    /// <summary>KILN_JAILER (with KILN_FIRECRACKER, its exec file) when both name executables; otherwise null and why.</summary>
+    public static (string Jailer, string Firecracker)? JailerPair(out string skipReason)
+    {
+        var jailer = Env("KILN_JAILER");
+        if (jailer is null)
+        {
+            skipReason = "real jailer not configured: set KILN_JAILER to a jailer v1.16.1 binary (and KILN_FIRECRACKER to its firecracker)";
+            return null;
+        }
+
+        if (!File.Exists(jailer) || (File.GetUnixFileMode(jailer) & UnixFileMode.UserExecute) == 0)
+        {
+            skipReason = $"KILN_JAILER={jailer} is not an executable file";
+            return null;
+        }
+
+        return Binary(out skipReason) is { } firecracker ? (Path.GetFullPath(jailer), firecracker) : null;
+    }
+
+    /// <summary>The real jailer and firecracker (API tier: no KVM needed); skips the test with the reason when absent.</summary>
+    public static (string Jailer, string Firecracker) RequireJailer()
+    {
+        var pair = JailerPair(out var reason);
+        if (pair is null)
+        {
+            Assert.Skip(reason);
+        }
+
+        RecordRun();
+        return pair!.Value;
+    }
+
     /// <summary>The API tier's binary; skips the test with the reason when there is none.</summary>
     public static string RequireBinary()
     {

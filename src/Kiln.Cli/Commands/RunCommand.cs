@@ -107,8 +107,6 @@ internal static class RunCommand
         var mmdsVersion = request.MetadataVersion?.ToLowerInvariant() == "v1" ? Kiln.Api.MmdsVersion.V1 : Kiln.Api.MmdsVersion.V2;
         var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
         var jail = request.Jail.Build(context, firecrackerPath);
-        if (jail is not null && request.VsockCid is not null)
-            throw new UsageException("--vsock is not available with --jail yet.");
         if (jail?.NetworkNamespacePath is not null && sandboxNetwork is not null)
             throw new UsageException("--netns and --network both choose the VMM's network namespace: give one of them.");
         var config = new HypervisorConfig

@@ -150,11 +150,10 @@ internal static class JailerProgram
             NativeMethods.Close(devNull);
         }
 
+        // env.rs writes the PID file only from exec_into_new_pid_ns (the clone's parent): without --new-pid-ns the
+        // exec file replaces the jailer in its own process and no PID file is written.
         if (!s.NewPidNs)
-        {
-            WritePidFile(s, Environment.ProcessId);
             return EnterAndExec(s, startUs, startCpuUs, 0);
-        }
 
         return SpawnInNewPidNamespace(s, args);
     }

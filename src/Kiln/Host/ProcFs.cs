@@ -113,6 +113,68 @@ public static class ProcFs
             || string.Equals(recorded.ExecutablePath, live.ExecutablePath, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The PIDs of a process's children, found by scanning every <c>/proc/PID/stat</c>'s parent field (the kernel's own
+    /// children list needs CONFIG_PROC_CHILDREN, which Debian's kernels lack). Empty when it has none or is gone.
+    /// </summary>
+    public static IReadOnlyList<int> GetChildren(int pid)
+    {
+        var children = new List<int>();
+        foreach (var entry in Directory.EnumerateDirectories(Root))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var candidate))
+                continue;
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(entry, "stat"));
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+            {
+                continue;
+            }
+            if (ParseParentPid(stat) == pid)
+                children.Add(candidate);
+        }
+        children.Sort();
+        return children;
+    }
+
+    /// <summary>Field 4 of a stat line (the parent's PID), counted from the last ')' as the comm may hold anything.</summary>
+    public static int? ParseParentPid(string statLine)
+    {
+        ArgumentNullException.ThrowIfNull(statLine);
+        var close = statLine.LastIndexOf(')');
+        if (close < 0)
+            return null;
+        var fields = statLine[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return fields.Length > 1 && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var ppid) ? ppid : null;
+    }
+
+    /// <summary>
+    /// The process's PID in each PID namespace from procfs's own (the host's) down to the process's
+    /// (<c>NSpid</c> in <c>/proc/PID/status</c>): one entry outside any nested namespace, and the last is 1 for a
+    /// namespace's init. Empty when it is gone.
+    /// </summary>
+    public static IReadOnlyList<int> GetNamespacePids(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"{Root}/{pid.ToString(CultureInfo.InvariantCulture)}/status"))
+            {
+                if (!line.StartsWith("NSpid:", StringComparison.Ordinal))
+                    continue;
+                return line["NSpid:".Length..].Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
+                    .Select(f => int.Parse(f, NumberStyles.None, CultureInfo.InvariantCulture)).ToList();
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+            // Gone.
+        }
+        return [];
+    }
+
     /// <summary>The threads of a process (empty when it is gone). Threads that end while listing are skipped.</summary>
     public static IReadOnlyList<ProcessThread> GetThreads(int pid)
     {

@@ -29,11 +29,7 @@ public sealed partial class Microvm
         }
         description.Validate();
         if (description.Jail is { } jailSettings)
-        {
-            if (options.StartPath == MicrovmStartPath.ConfigFile)
-                throw new MachineDescriptionException(nameof(MachineDescription.Jail), "a jailed microVM boots through the API, not --config-file");
             options = JailedOptions(options, jailSettings);
-        }
         options.Validate();
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
@@ -49,7 +45,8 @@ public sealed partial class Microvm
             new("stale-files", _ => attempt.RemoveStaleFiles(description.Vsock?.UdsPath, freshLog: description.Jail is null)),
         };
         steps.AddRange(options.Preparation);
-        if (options.StartPath == MicrovmStartPath.ConfigFile)
+        // A jailed VMM's document is written inside its chroot, with the paths it sees there, by the spawn step.
+        if (options.StartPath == MicrovmStartPath.ConfigFile && description.Jail is null)
         {
             steps.Add(new("config-file", async ct =>
             {
@@ -69,6 +66,8 @@ public sealed partial class Microvm
             {
                 var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
                 attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed };
+                if (description.Vsock is { } vsock)
+                    LinkVsock(vsock.UdsPath, jailed.Layout);
                 // The socket's directory exists only now, inside the jail; a socket made before the watch is found by
                 // the readiness probe's own look.
                 attempt.WatchSocket(options.SocketPath);

@@ -8,6 +8,9 @@ namespace Kiln.Vm;
 public sealed partial class Microvm
 {
     private const string JailedLogPath = "/firecracker.log";
+    private const string JailedVsockPath = "/vsock.sock";
+    private const string JailedConfigPath = "/config.json";
+    private const string JailedMetadataPath = "/metadata.json";
     private const string HotplugPrefix = "/hotplug/";
 
     /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
@@ -44,6 +47,9 @@ public sealed partial class Microvm
         }
         var devices = description.Devices.Select(device =>
         {
+            // The VMM binds its vsock socket inside the jail; the caller's path becomes a link to it (LinkVsock).
+            if (device is MachineVsock vsock)
+                return vsock with { Vsock = vsock.Vsock with { UdsPath = JailedVsockPath } };
             if (device is not MachineDrive { Drive: { PathOnHost: { } host } drive } machineDrive)
                 return device;
             var inJail = "/drives/" + drive.DriveId;
@@ -53,12 +59,59 @@ public sealed partial class Microvm
         return (description with { BootSource = boot, Devices = devices }, files);
     }
 
+    /// <summary>
+    /// Makes the caller's vsock path a symbolic link to the socket the jailed VMM binds inside its chroot, so every
+    /// host-side dialer (the agent, <c>kiln vsock</c>, a <c>VsockDialer</c>) keeps using the caller's path: connect(2)
+    /// follows the link. Guest-initiated connections go the other way and need <see cref="ListenVsock"/>.
+    /// </summary>
+    private static void LinkVsock(string udsPath, JailLayout layout)
+    {
+        var link = Path.GetFullPath(udsPath);
+        DeleteFile(link);
+        File.CreateSymbolicLink(link, layout.OnHost(JailedVsockPath));
+    }
+
+    /// <summary>
+    /// Listens for the guest's connections to host port <paramref name="port"/> on this VM's vsock device: at
+    /// <c>&lt;uds_path&gt;_&lt;port&gt;</c>, which for a jailed VMM is inside its chroot (the only place it can reach),
+    /// given to the jail's uid/gid so the unprivileged VMM may connect.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The VM has no vsock device (or was re-attached without its description).</exception>
+    /// <exception cref="Kiln.Host.Vsock.VsockListenException">A live listener holds the path, or it cannot be bound.</exception>
+    public Kiln.Host.Vsock.VsockListener ListenVsock(uint port)
+    {
+        var udsPath = Description?.Vsock?.UdsPath ?? throw new InvalidOperationException("This microVM has no vsock device (or was re-attached without its description)");
+        if (_jail is null)
+            return Kiln.Host.Vsock.VsockListener.Listen(udsPath, port);
+        var listener = Kiln.Host.Vsock.VsockListener.Listen(_jail.Layout.OnHost(JailedVsockPath), port);
+        if (Kiln.Interop.LibC.LChown(listener.Path, _jail.Record.Uid, _jail.Record.Gid) != 0)
+        {
+            var errno = Kiln.Interop.LibC.LastErrno;
+            listener.Dispose();
+            throw new IOException($"cannot give {listener.Path} to the jail's {_jail.Record.Uid}:{_jail.Record.Gid}: errno {errno}");
+        }
+        return listener;
+    }
+
     /// <summary>Starts the VMM under the jailer: the spawn step of a jailed boot.</summary>
     private static async Task<JailedVmm> LaunchJailedAsync(MachineDescription description, MicrovmOptions options, CancellationToken ct)
     {
         var jail = description.Jail!;
-        var (_, files) = InJail(description);
+        var (inJail, files) = InJail(description);
         var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath);
+        var written = new List<JailWrittenFile>();
+        if (options.StartPath == MicrovmStartPath.ConfigFile)
+        {
+            // The document names the paths the VMM sees; a config file has no metadata key, so the first MMDS
+            // document goes beside it as --metadata.
+            written.Add(new JailWrittenFile(JailedConfigPath, ConfigFile.Serialize(inJail)));
+            arguments = arguments with { ConfigFilePath = JailedConfigPath };
+            if (description.MmdsDocument is { } document)
+            {
+                written.Add(new JailWrittenFile(JailedMetadataPath, System.Text.Encoding.UTF8.GetBytes(document.ToJsonString())));
+                arguments = arguments with { MetadataPath = JailedMetadataPath };
+            }
+        }
         return await JailedVmm.LaunchAsync(new JailedLaunchOptions
         {
             Jail = jail,
@@ -69,6 +122,7 @@ public sealed partial class Microvm
             Detached = options.Ownership == VmmOwnership.Detached,
             Files = files,
             EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+            WrittenFiles = written,
             Environment = options.Environment,
             ReadyTimeout = options.ApiReadyTimeout,
         }, options.TimeProvider, ct).ConfigureAwait(false);

@@ -37,7 +37,11 @@ public sealed record JailSettings
     /// <summary>A network namespace to join (<c>--netns</c>), e.g. <c>/var/run/netns/NAME</c>.</summary>
     public string? NetworkNamespacePath { get; init; }
 
-    /// <summary>Run the VMM in its own PID namespace (<c>--new-pid-ns</c>). It then ignores SIGTERM; Kiln stops it with SIGHUP.</summary>
+    /// <summary>
+    /// Run a detached VMM in its own PID namespace (<c>--new-pid-ns</c>); it is then that namespace's init, ignores
+    /// SIGTERM, and Kiln stops it with SIGHUP. An owned VMM always runs in a PID namespace Kiln makes (whose init dies
+    /// with the owner; docs/jail.md), as a plain member, whatever this says.
+    /// </summary>
     public bool NewPidNamespace { get; init; } = true;
 
     /// <summary>Largest file the VMM may create, in bytes (<c>--resource-limit fsize=</c>).</summary>

@@ -8,6 +8,11 @@ namespace Kiln.Vmm;
 /// <param name="ReadOnly">Whether the VMM only reads it.</param>
 public sealed record JailFile(string HostPath, string PathInJail, bool ReadOnly);
 
+/// <summary>A file Kiln writes inside the chroot before the VMM starts (a <c>--config-file</c> document), read-only to the jail.</summary>
+/// <param name="PathInJail">Its absolute path inside the chroot.</param>
+/// <param name="Content">Its bytes.</param>
+public sealed record JailWrittenFile(string PathInJail, ReadOnlyMemory<byte> Content);
+
 /// <summary>How to launch one firecracker under the jailer.</summary>
 public sealed record JailedLaunchOptions
 {
@@ -35,6 +40,9 @@ public sealed record JailedLaunchOptions
     /// <summary>Empty files to create inside the chroot (owned by the jail) before the VMM starts: Firecracker opens
     /// its log file without creating it.</summary>
     public IReadOnlyList<string> EmptyFiles { get; init; } = [];
+
+    /// <summary>Files to write inside the chroot (owned by the jail, mode 0400) before the VMM starts.</summary>
+    public IReadOnlyList<JailWrittenFile> WrittenFiles { get; init; } = [];
 
     /// <summary>How long the jailer may take to produce a running VMM.</summary>
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);

@@ -1,8 +1,9 @@
 // A firecracker launched by Firecracker's jailer: the chroot Kiln prepares (the files the VM needs, visible inside),
-// the jailer's command line, finding the real VMM (with --new-pid-ns or --daemonize the jailer's PID is not the VMM's:
-// the PID file says which, and the process is identity-checked before it is ever signalled), the stop that works in
-// a PID namespace (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never does (tree, mounts, cgroups).
-// Every failure during launch removes all of it again.
+// the jailer's command line, the PID namespace an owned VMM runs in so that it dies with its owner (the jailer's uid
+// drop clears any death signal of its own), finding the real VMM (the launcher's grandchild there; a detached one is
+// the jailer's own process, or with --new-pid-ns the PID file's; identity-checked before it is ever signalled), the
+// stop that works for a PID namespace's init (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never
+// does (tree, mounts, cgroups). Every failure during launch removes all of it again.
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Host;
@@ -83,12 +84,36 @@ public sealed class JailedVmm : IAsyncDisposable
                 if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
                     throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
             }
+            foreach (var written in options.WrittenFiles)
+            {
+                var path = layout.OnHost(written.PathInJail);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllBytesAsync(path, written.Content, cancellationToken).ConfigureAwait(false);
+                // 0400: the VMM only reads it.
+                if (LibC.Chmod(path, 0x100) != 0 || LibC.LChown(path, settings.Uid, settings.Gid) != 0)
+                    throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
+            }
             foreach (var file in options.Files)
                 exposed.Add(ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
 
-            var commandLine = JailerCommandLine(settings, options, cgroups);
+            // An owned VMM runs in a PID namespace Kiln makes (see KilnNamespaceCommandLine); the jailer's own
+            // --new-pid-ns would end it there, so that namespace stands in for it.
+            var kilnNamespace = !options.Detached;
+            var commandLine = JailerCommandLine(settings, options, cgroups, jailerPidNamespace: settings.NewPidNamespace && !kilnNamespace);
             var jailer = VmmProcess.ResolveExecutable(settings.JailerPath)!;
-            if (settings.Daemonize)
+            if (kilnNamespace)
+            {
+                var (unshare, inNamespace) = KilnNamespaceCommandLine(jailer, commandLine);
+                launcher = await VmmProcess.LaunchAsync(new VmmLaunchOptions
+                {
+                    ExecutablePath = unshare,
+                    Arguments = options.Arguments,
+                    CommandLine = inNamespace,
+                    OutputPath = options.OutputPath,
+                    Environment = options.Environment,
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            else if (settings.Daemonize)
             {
                 // The jailer calls setsid() itself, which a session leader may not: no setsid(1) wrapper here, and
                 // the jailer's own output is captured only until it daemonizes.
@@ -102,19 +127,34 @@ public sealed class JailedVmm : IAsyncDisposable
                     Arguments = options.Arguments,
                     CommandLine = commandLine,
                     OutputPath = options.OutputPath,
-                    Detached = options.Detached,
+                    Detached = true,
                     Environment = options.Environment,
                 }, cancellationToken).ConfigureAwait(false);
             }
 
+            // Which process becomes the VMM: the jailer's own --new-pid-ns names it in the PID file (a host PID, the
+            // jailer being in the host's namespace); in Kiln's namespace it is the jailer, the grandchild of the
+            // launcher (unshare → unshare → jailer, which execs firecracker); otherwise the jailer's own process.
+            Func<ProcessIdentity?> candidate;
+            if (kilnNamespace)
+                candidate = GrandchildOf(launcher!.Pid);
+            else if (settings.NewPidNamespace)
+                candidate = () => FromPidFile(layout);
+            else
+            {
+                var inPlace = launcher?.Pid ?? daemonizing!.Id;
+                candidate = () => ProcFs.TryGetIdentity(inPlace);
+            }
             var failed = launcher?.Exited ?? daemonizing!.WaitForExitAsync(cancellationToken);
-            var identity = await WaitForVmmAsync(layout, failed, options.ReadyTimeout, timeProvider, cancellationToken).ConfigureAwait(false)
-                ?? throw new JailStartException($"The jailer produced no running VMM within {options.ReadyTimeout.TotalSeconds:0.#} s (PID file {layout.PidFile})",
+            var identity = await WaitForVmmAsync(layout, candidate, failed, options.ReadyTimeout, timeProvider, cancellationToken).ConfigureAwait(false)
+                ?? throw new JailStartException($"The jailer produced no running VMM within {options.ReadyTimeout.TotalSeconds:0.#} s (jail {layout.Root})",
                     launcher?.ReadOutputTail() ?? await ReadAllAsync(daemonizing!).ConfigureAwait(false));
             var sameProcess = launcher is not null && launcher.Pid == identity.Pid;
             vmm = sameProcess ? launcher! : VmmProcess.TryAttach(identity, options.OutputPath)
                 ?? throw new JailStartException($"The jailed VMM (PID {identity.Pid}) ended at once", launcher?.ReadOutputTail() ?? "");
-            var record = new JailRecord(layout, identity, settings.Uid, settings.Gid, settings.NewPidNamespace, cgroups,
+            // SIGTERM does nothing to a PID namespace's init: whether the VMM is one decides how it is stopped.
+            var isNamespaceInit = ProcFs.GetNamespacePids(identity.Pid) is [_, .., 1];
+            var record = new JailRecord(layout, identity, settings.Uid, settings.Gid, isNamespaceInit, cgroups,
                 cgroups.Select(c => c.Directory).Distinct().ToList(), exposed);
             return new JailedVmm(record, vmm, sameProcess ? null : launcher, owned: !options.Detached);
         }
@@ -221,24 +261,27 @@ public sealed class JailedVmm : IAsyncDisposable
     }
 
     /// <summary>
-    /// The PID of a live VMM using this jail: the PID file's process, if it runs the jail's exec file with the jail's
-    /// root as its <c>/</c> (its mount table says which directory that is).
+    /// The PID of a live VMM using this jail: a process running the jail's exec file with the jail's root as its
+    /// <c>/</c> (its mount table says which directory that is). The PID file's process is looked at first; when it is
+    /// not one (no PID file, or it holds a PID inside Kiln's PID namespace), every process is.
     /// </summary>
     public static int? FindLiveUser(JailLayout layout)
     {
         ArgumentNullException.ThrowIfNull(layout);
-        string text;
-        try
+        if (FromPidFile(layout) is { } named && UsesJail(named.Pid, layout))
+            return named.Pid;
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
         {
-            text = File.ReadAllText(layout.PidFile).Trim();
+            if (int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && UsesJail(pid, layout))
+                return pid;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-            || ProcFs.TryGetExecutable(pid) != layout.ExecutableInJail)
-            return null;
+        return null;
+    }
+
+    private static bool UsesJail(int pid, JailLayout layout)
+    {
+        if (ProcFs.TryGetExecutable(pid) != layout.ExecutableInJail)
+            return false;
         try
         {
             foreach (var line in File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/mountinfo"))
@@ -246,14 +289,14 @@ public sealed class JailedVmm : IAsyncDisposable
                 // Field 4 is the mount's root within its file system, field 5 its mount point: the jail's root is "/".
                 var f = line.Split(' ');
                 if (f.Length > 4 && f[4] == "/" && layout.Root.EndsWith(f[3], StringComparison.Ordinal))
-                    return pid;
+                    return true;
             }
         }
         catch (IOException)
         {
             // The process ended while its mount table was read: no live user.
         }
-        return null;
+        return false;
     }
 
     private static async Task RemoveJailAsync(JailLayout layout, IReadOnlyList<ExposedFile> files, IReadOnlyList<string> cgroupDirectories, TimeProvider timeProvider, CancellationToken ct)
@@ -294,29 +337,74 @@ public sealed class JailedVmm : IAsyncDisposable
         await RemoveJailAsync(layout, exposed, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, CancellationToken.None).ConfigureAwait(false);
     }
 
-    // Races the PID file (and the process it names becoming the jail's exec file) against the jailer's failure.
-    private static async Task<ProcessIdentity?> WaitForVmmAsync(JailLayout layout, Task failed, TimeSpan within, TimeProvider timeProvider, CancellationToken ct)
+    // Races the process that is to become the VMM (becoming the jail's exec file) against the jailer's failure.
+    private static async Task<ProcessIdentity?> WaitForVmmAsync(JailLayout layout, Func<ProcessIdentity?> candidate, Task failed, TimeSpan within, TimeProvider timeProvider, CancellationToken ct)
     {
         var started = timeProvider.GetTimestamp();
         while (timeProvider.GetElapsedTime(started) < within)
         {
-            // Seen before the PID file is read: the jailer writes that file before it exits (or execs), so what is
-            // read after its exit is final.
+            // Seen before the candidate is looked at: the jailer writes its PID file before it exits (or execs), so
+            // what is seen after its exit is final.
             var exited = failed.IsCompleted;
-            var identity = File.Exists(layout.PidFile)
-                && int.TryParse(await File.ReadAllTextAsync(layout.PidFile, ct).ConfigureAwait(false), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                    ? ProcFs.TryGetIdentity(pid)
-                    : null;
+            var identity = candidate();
             if (identity is not null && identity.ExecutablePath == layout.ExecutableInJail)
                 return identity;
             // A jailer that succeeds with --new-pid-ns exits 0 while the VMM it cloned may not have exec'd yet: its
-            // exit is a failure only when no process is named (no PID file) or the one named is gone. Without
-            // --new-pid-ns the jailer's process is the VMM, so its exit always is.
+            // exit is a failure only when no process is named (no PID file) or the one named is gone. Otherwise the
+            // launcher's exit always is one (its process is the VMM, or the namespace the VMM lived in).
             if (exited && identity is null)
                 throw new JailStartException("The jailer exited without starting the VMM", "");
             await Task.Delay(TimeSpan.FromMilliseconds(2), timeProvider, ct).ConfigureAwait(false);
         }
         return null;
+    }
+
+    // The PID file's process (the jailer's --new-pid-ns writes it, with the host PID, before it exits).
+    private static ProcessIdentity? FromPidFile(JailLayout layout)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(layout.PidFile), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                ? ProcFs.TryGetIdentity(pid)
+                : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    // In Kiln's PID namespace the VMM is the launcher's grandchild (unshare → unshare, the namespace's init → the
+    // jailer, which execs firecracker in place). Its PID never changes, so it is looked for (a /proc scan) until
+    // found, then only its identity is read again. The jailer's PID file, if any, would hold its in-namespace PID.
+    private static Func<ProcessIdentity?> GrandchildOf(int launcherPid)
+    {
+        int? found = null;
+        return () =>
+        {
+            if (found is null)
+            {
+                var init = ProcFs.GetChildren(launcherPid);
+                found = init.Count == 1 && ProcFs.GetChildren(init[0]) is [var jailer] ? jailer : null;
+            }
+            return found is { } pid ? ProcFs.TryGetIdentity(pid) : null;
+        };
+    }
+
+    // unshare(1) twice: the outer one (the process Kiln spawns, with PR_SET_PDEATHSIG bound to Kiln's owner thread
+    // through setpriv) makes a PID namespace whose init is the inner one, which stays root (its credentials never
+    // change, so its own death signal, bound to the outer one by --kill-child, is never cleared) and runs the jailer
+    // as its only child. The jailer's drop to the jail's uid/gid clears the death signal it inherited, which is why
+    // it cannot hold one itself. When the owner dies, even by SIGKILL: outer unshare → SIGKILL → inner unshare, the
+    // namespace's init → SIGKILL → the kernel kills every process in the namespace, the VMM too.
+    private static (string Unshare, List<string> CommandLine) KilnNamespaceCommandLine(string jailer, IReadOnlyList<string> jailerArguments)
+    {
+        var unshare = VmmProcess.FindSystemTool("unshare");
+        if (unshare is null || VmmProcess.FindSystemTool("setpriv") is null)
+            throw new VmmLaunchException(jailer, "an owned jailed VMM needs unshare(1) and setpriv(1) (util-linux) to die with its owner; one was not found");
+        List<string> commandLine = ["--pid", "--fork", "--kill-child=SIGKILL", "--", unshare, "--fork", "--kill-child=SIGKILL", "--", jailer];
+        commandLine.AddRange(jailerArguments);
+        return (unshare, commandLine);
     }
 
     /// <summary>The cgroup directories the jailer makes for these settings and this jail.</summary>
@@ -334,7 +422,7 @@ public sealed class JailedVmm : IAsyncDisposable
             .ToList();
     }
 
-    private static List<string> JailerCommandLine(JailSettings s, JailedLaunchOptions o, IReadOnlyList<JailCgroup> cgroups)
+    private static List<string> JailerCommandLine(JailSettings s, JailedLaunchOptions o, IReadOnlyList<JailCgroup> cgroups, bool jailerPidNamespace)
     {
         var args = new List<string>
         {
@@ -355,7 +443,7 @@ public sealed class JailedVmm : IAsyncDisposable
             args.AddRange(["--resource-limit", $"fsize={fsize.ToString(CultureInfo.InvariantCulture)}"]);
         if (s.OpenFilesLimit is { } noFile)
             args.AddRange(["--resource-limit", $"no-file={noFile.ToString(CultureInfo.InvariantCulture)}"]);
-        if (s.NewPidNamespace)
+        if (jailerPidNamespace)
             args.Add("--new-pid-ns");
         if (s.Daemonize)
             args.Add("--daemonize");

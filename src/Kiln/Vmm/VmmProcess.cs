@@ -349,7 +349,7 @@ public sealed class VmmProcess : IAsyncDisposable
         }
     }
 
-    private static string? FindSystemTool(string name)
+    internal static string? FindSystemTool(string name)
     {
         foreach (var dir in new[] { "/usr/bin", "/bin", "/usr/sbin", "/sbin" })
         {

@@ -6,8 +6,14 @@ namespace Kiln.FakeFirecracker.Tests.Infrastructure;
 
 public sealed class JailScope : IAsyncDisposable
 {
-    public JailScope()
+    /// <summary>The jailers a contract test runs against: the stand-in's always, the real one when configured.</summary>
+    public static TheoryData<string> Targets => ["fake", "real"];
+
+    /// <param name="target">"fake": fake-jailer with fake-firecracker as its exec file, whatever the environment says;
+    /// "real": KILN_JAILER with KILN_FIRECRACKER, the test skipped with the reason when they are not set.</param>
+    public JailScope(string target = "fake")
     {
+        (Jailer, ExecFile) = JailerFor(target);
         var tag = Guid.NewGuid().ToString("N")[..10];
         Base = Path.Combine("/tmp", "kj-" + tag);
         Directory.CreateDirectory(Base);
@@ -15,16 +21,21 @@ public sealed class JailScope : IAsyncDisposable
         Id = "jail-" + tag;
     }
 
-    /// <summary>The jailer under test: KILN_JAILER (with KILN_FIRECRACKER as its exec file) or the stand-in's.</summary>
-    public static string Jailer => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 } real
-        ? real
-        : Path.Combine(AppContext.BaseDirectory, "fake-jailer");
+    /// <summary>The jailer and its exec file for a target (a real one skips the test with the reason when absent).</summary>
+    public static (string Jailer, string ExecFile) JailerFor(string target) => target switch
+    {
+        "fake" => (Path.Combine(AppContext.BaseDirectory, "fake-jailer"), FakeProcess.BinaryPath),
+        "real" => Kiln.Testing.RealFirecracker.RequireJailer(),
+        _ => throw new ArgumentOutOfRangeException(nameof(target)),
+    };
 
-    public static string ExecFile => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 }
-        ? Environment.GetEnvironmentVariable("KILN_FIRECRACKER") ?? throw new InvalidOperationException("KILN_JAILER needs KILN_FIRECRACKER")
-        : FakeProcess.BinaryPath;
+    /// <summary>The jailer under test.</summary>
+    public string Jailer { get; }
 
-    public static string ExecName => Path.GetFileName(ExecFile);
+    /// <summary>Its exec file.</summary>
+    public string ExecFile { get; }
+
+    public string ExecName => Path.GetFileName(ExecFile);
 
     public string Base { get; }
 

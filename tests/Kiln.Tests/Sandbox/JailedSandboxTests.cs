@@ -12,7 +12,7 @@ public sealed class JailedSandboxTests
 
     private static HypervisorConfig Config(JailTestScope scope) => new()
     {
-        FirecrackerPath = JailTestScope.FirecrackerPath,
+        FirecrackerPath = scope.FirecrackerPath,
         KernelPath = scope.File("vmlinux"),
         ImagePath = scope.File("rootfs.ext4"),
         VcpuCount = 1,
@@ -24,12 +24,20 @@ public sealed class JailedSandboxTests
         Jail = scope.Settings(),
     };
 
-    [Fact]
-    public async Task A_jailed_sandbox_starts_hot_plugs_inside_the_jail_is_re_attached_stopped_and_cleaned()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_jailed_sandbox_starts_hot_plugs_inside_the_jail_is_re_attached_stopped_and_cleaned(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
-        var config = Config(scope);
+        await using var scope = new JailTestScope(target);
+        using var root = new TempRoot();
+        // The real tier boots the configured guest (skipped with the reason without one), its files bind-mounted into
+        // the jail as they need not be on the chroot base's file system.
+        var config = !scope.IsReal ? Config(scope) : SandboxTarget.Real().Config(root) with
+        {
+            RootDirectory = Path.Combine(scope.Base, "sb"),
+            Jail = scope.Settings() with { FileExposure = Kiln.Host.JailFileExposure.BindMount },
+        };
         var data = scope.File("data.img", "payload");
         await using var driver = new FirecrackerHypervisor(new FirecrackerHypervisorOptions { Ownership = VmmOwnership.Detached });
         await driver.CreateAsync(scope.Id, config, Ct);

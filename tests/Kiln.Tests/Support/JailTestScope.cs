@@ -13,8 +13,20 @@ public sealed class JailTestScope : IAsyncDisposable
     public const uint Uid = 65534;
     public const uint Gid = 65534;
 
-    public JailTestScope()
+    /// <summary>The jailer pairs a jail test runs against: the stand-in's always, the real one when configured.</summary>
+    public static TheoryData<string> Targets => ["fake", "real"];
+
+    /// <param name="target">"fake": fake-jailer with the stand-in, whatever the environment says; "real":
+    /// KILN_JAILER with KILN_FIRECRACKER, the test skipped with the reason when they are not set.</param>
+    public JailTestScope(string target = "fake")
     {
+        (JailerPath, FirecrackerPath) = target switch
+        {
+            "fake" => (Path.Combine(AppContext.BaseDirectory, "fake-jailer"), SandboxTarget.FakePath),
+            "real" => Kiln.Testing.RealFirecracker.RequireJailer(),
+            _ => throw new ArgumentOutOfRangeException(nameof(target)),
+        };
+        IsReal = target == "real";
         var tag = Guid.NewGuid().ToString("N")[..10];
         Base = Directory.CreateDirectory(Path.Combine("/tmp", "kj" + tag)).FullName;
         Files = Directory.CreateDirectory(Path.Combine(Base, "files")).FullName;
@@ -22,12 +34,14 @@ public sealed class JailTestScope : IAsyncDisposable
         Id = "vm-" + tag;
     }
 
-    /// <summary>KILN_JAILER (with KILN_FIRECRACKER) when set, otherwise the stand-in's pair.</summary>
-    public static string JailerPath => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 } real ? real : Path.Combine(AppContext.BaseDirectory, "fake-jailer");
+    /// <summary>The jailer under test.</summary>
+    public string JailerPath { get; }
 
-    public static string FirecrackerPath => Environment.GetEnvironmentVariable("KILN_JAILER") is { Length: > 0 }
-        ? Environment.GetEnvironmentVariable("KILN_FIRECRACKER") ?? throw new InvalidOperationException("KILN_JAILER needs KILN_FIRECRACKER")
-        : SandboxTarget.FakePath;
+    /// <summary>Its exec file: the stand-in, or real firecracker.</summary>
+    public string FirecrackerPath { get; }
+
+    /// <summary>Whether this is the real jailer.</summary>
+    public bool IsReal { get; }
 
     public string Base { get; }
 

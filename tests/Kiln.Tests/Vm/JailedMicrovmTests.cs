@@ -1,6 +1,7 @@
-// A microVM booted under the jailer (fake-jailer + the stand-in, or KILN_JAILER + KILN_FIRECRACKER): the files are
-// seen inside the chroot, the default stop works in its PID namespace, and clean-up — after a stop or a failed boot at
-// any step — leaves no tree, mount, cgroup or process.
+// A microVM booted under the jailer (fake-jailer + the stand-in: these lean on its pretend guest and fault knobs; the
+// real jailer's VM tier is JailedSandboxTests): the files, the vsock socket and a --config-file document are seen
+// inside the chroot, the default stop works, and clean-up — after a stop or a failed boot at any step — leaves no
+// tree, mount, cgroup or process.
 using Kiln.Host;
 using Kiln.Tests.Support;
 using Kiln.Vm;
@@ -25,7 +26,7 @@ public sealed class JailedMicrovmTests
                 new MachineDrive(new Kiln.Api.Drive { DriveId = "data", PathOnHost = scope.File("data.img"), IsRootDevice = false, IsReadOnly = false }),
             ],
         };
-        var options = MicrovmFixture.Options(root, knobs) with { FirecrackerPath = JailTestScope.FirecrackerPath, Id = scope.Id, WorkingDirectory = null };
+        var options = MicrovmFixture.Options(root, knobs) with { FirecrackerPath = scope.FirecrackerPath, Id = scope.Id, WorkingDirectory = null };
         return (description, options);
     }
 
@@ -56,13 +57,76 @@ public sealed class JailedMicrovmTests
         Assert.False(File.Exists(vm.Jail.Layout.OnHost("/hotplug/extra")));
 
         var outcome = await vm.StopAsync(cancellationToken: Ct);
-        // SIGHUP, not SIGTERM, ended it: in its PID namespace SIGTERM would have been dropped and SIGKILL needed.
+        // The plan's terminate step ended it (SIGTERM: an owned VMM is no namespace's init, Kiln's namespace has one).
         Assert.Equal(ShutdownActionKind.Terminate, outcome.EndedBy);
         await vm.CleanupJailAsync(Ct);
 
         Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());
+    }
+
+    [Fact]
+    public async Task A_jailed_microvm_boots_from_a_config_file_written_inside_its_chroot_with_the_paths_it_sees()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        options = options with { StartPath = MicrovmStartPath.ConfigFile };
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+
+        Assert.Equal(MicrovmState.Running, vm.State);
+        var argv = File.ReadAllText($"/proc/{vm.Pid}/cmdline").Split('\0');
+        Assert.Equal("/config.json", argv[Array.IndexOf(argv, "--config-file") + 1]);
+        var config = await vm.Client.GetExportVmConfigAsync(Ct);
+        Assert.Equal("/boot/kernel", config.BootSource!.KernelImagePath);
+        Assert.Contains(config.Drives!, d => d.DriveId == "data" && d.PathOnHost == "/drives/data");
+        var document = vm.Jail!.Layout.OnHost("/config.json");
+        Assert.Equal(UnixFileMode.UserRead, File.GetUnixFileMode(document));
+        Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Kiln.Interop.LibC.Stat(document) is { } st ? (st.Uid, st.Gid) : default);
+        Assert.False(File.Exists(options.EffectiveConfigFilePath), "nothing written outside the jail");
+
+        await vm.StopAsync(cancellationToken: Ct);
+        await vm.CleanupJailAsync(Ct);
+        Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
+    }
+
+    [Fact]
+    public async Task A_jailed_microvms_vsock_is_dialed_at_the_callers_path_and_the_guest_reaches_a_listener_inside_the_jail()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        var (description, options) = Jailed(scope, root);
+        var uds = root.Combine("v.sock");
+        description = description with { Devices = [.. description.Devices, new MachineVsock(new Kiln.Api.Vsock { GuestCid = 3, UdsPath = uds })] };
+
+        await using var vm = await Microvm.BootAsync(description, options, Ct);
+
+        // Firecracker was given a path inside its chroot; the caller's path leads there.
+        Assert.Equal("/vsock.sock", (await vm.Client.GetExportVmConfigAsync(Ct)).Vsock!.UdsPath);
+        Assert.Equal(vm.Jail!.Layout.OnHost("/vsock.sock"), new FileInfo(uds).LinkTarget);
+        var dialer = new Kiln.Host.Vsock.VsockDialer(uds, new Kiln.Host.Vsock.VsockDialerOptions { ConnectTimeout = TimeSpan.FromSeconds(30) });
+        await using var echo = await dialer.ConnectAsync(5000, Ct);
+        await echo.WriteAsync("ping\n"u8.ToArray(), Ct);
+        Assert.Equal("ping", await ReadLineAsync(echo));
+
+        // The guest's connection to the host: the unprivileged VMM connects to <uds_path>_<port> inside its jail.
+        using var listener = vm.ListenVsock(7000);
+        Assert.StartsWith(vm.Jail.Layout.Root + "/", listener.Path, StringComparison.Ordinal);
+        await using var control = await dialer.ConnectAsync(5100, Ct);
+        var accept = listener.AcceptAsync(Ct);
+        await control.WriteAsync("DIAL 7000\n"u8.ToArray(), Ct);
+        Assert.Equal("OK", await ReadLineAsync(control));
+        await using var fromGuest = await accept;
+        await fromGuest.WriteAsync("hello\n"u8.ToArray(), Ct);
+        Assert.Equal("hello", await ReadLineAsync(fromGuest));
+
+        await vm.StopAsync(cancellationToken: Ct);
+        await vm.CleanupJailAsync(Ct);
+        Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
     }
 
     [Theory]
@@ -162,5 +226,14 @@ public sealed class JailedMicrovmTests
             Assert.Equal(nameof(MachineDescription.Jail), e.PropertyName);
             Assert.False(Directory.Exists(JailLayout.For(description.Jail!, options.FirecrackerPath, scope.Id).InstanceDirectory));
         }
+    }
+
+    private static async Task<string> ReadLineAsync(Stream stream)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (await stream.ReadAsync(one, Ct) == 1 && one[0] != '\n')
+            bytes.Add(one[0]);
+        return System.Text.Encoding.ASCII.GetString([.. bytes]);
     }
 }

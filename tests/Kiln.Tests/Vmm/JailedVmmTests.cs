@@ -59,11 +59,12 @@ public sealed class JailedVmmTests
         Assert.Empty(scope.LeftoverCgroups());
     }
 
-    [Fact]
-    public async Task A_jailed_vmm_runs_as_the_jail_user_in_its_cgroup_with_its_files_and_cleans_up_to_nothing()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_jailed_vmm_runs_as_the_jail_user_in_its_cgroup_with_its_files_and_cleans_up_to_nothing(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var kernel = scope.File("vmlinux");
         var rootfs = scope.File("rootfs.ext4");
         var settings = scope.Settings();
@@ -73,14 +74,17 @@ public sealed class JailedVmmTests
         var info = await JailTestScope.WaitForApiAsync(vmm);
 
         Assert.Equal(scope.Id, info.Id);
-        Assert.Equal(Path.Combine(scope.Base, Path.GetFileName(JailTestScope.FirecrackerPath), scope.Id, "root"), vmm.Layout.Root);
+        Assert.Equal(Path.Combine(scope.Base, Path.GetFileName(scope.FirecrackerPath), scope.Id, "root"), vmm.Layout.Root);
         Assert.Equal(vmm.Layout.ExecutableInJail, ProcFs.TryGetExecutable(vmm.Pid));
         var status = await File.ReadAllTextAsync($"/proc/{vmm.Pid}/status", Ct);
         Assert.Contains($"\nUid:\t{JailTestScope.Uid}\t", status, StringComparison.Ordinal);
         Assert.Contains($"\nGid:\t{JailTestScope.Gid}\t", status, StringComparison.Ordinal);
-        // The default jail is a new PID namespace: the jailer's PID is not the VMM's.
-        Assert.Matches($@"\nNSpid:\t{vmm.Pid}\t1\n", status);
-        Assert.Equal(vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), await File.ReadAllTextAsync(vmm.Layout.PidFile, Ct));
+        // An owned VMM's new PID namespace is Kiln's (whose init dies with the owner): the VMM is in it, not its init,
+        // and the jailer, not asked for --new-pid-ns there, writes no PID file.
+        Assert.Matches($@"\nNSpid:\t{vmm.Pid}\t\d+\n", status);
+        Assert.DoesNotMatch(@"\nNSpid:\t\d+\t1\n", status);
+        Assert.False(vmm.Record.NewPidNamespace, "not a namespace's init: SIGTERM stops it");
+        Assert.False(File.Exists(vmm.Layout.PidFile));
         // The files, as the VMM sees them: through its own root.
         Assert.Equal("data", await File.ReadAllTextAsync($"/proc/{vmm.Pid}/root/vmlinux", Ct));
         Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Owner(Path.Combine(vmm.Layout.Root, "rootfs.ext4")));
@@ -101,13 +105,15 @@ public sealed class JailedVmmTests
         Assert.True(File.Exists(kernel) && File.Exists(rootfs), "the originals stay");
     }
 
-    [Fact]
-    public async Task Without_a_pid_namespace_the_jailer_becomes_the_vmm_and_sigterm_stops_it()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task Without_a_pid_namespace_a_detached_jailer_becomes_the_vmm_and_sigterm_stops_it(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
 
-        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }), TimeProvider.System, Ct);
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings(withLimits: false) with { NewPidNamespace = false }) with { Detached = true },
+            TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(vmm);
 
         Assert.True(vmm.Process.IsChild);
@@ -118,17 +124,22 @@ public sealed class JailedVmmTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_jailer_whose_exec_fails_after_the_pid_file_fails_the_launch_when_it_exits_not_at_the_ready_deadline(bool newPidNamespace)
+    [InlineData("fake", false, false)]
+    [InlineData("fake", true, false)]
+    [InlineData("fake", false, true)]
+    [InlineData("fake", true, true)]
+    [InlineData("real", false, false)]
+    [InlineData("real", true, true)]
+    public async Task A_jailer_whose_exec_fails_fails_the_launch_when_it_exits_not_at_the_ready_deadline(string target, bool newPidNamespace, bool detached)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var settings = scope.Settings(withLimits: false) with { NewPidNamespace = newPidNamespace };
-        // Executable, but no program: the jailer writes the PID file, then execve fails (ENOEXEC) and it exits.
+        // Executable, but no program: execve fails (ENOEXEC) and the jailer exits (with --new-pid-ns after writing
+        // the PID file, naming a process that is gone by then).
         var notAProgram = scope.File("not-firecracker", "data");
         File.SetUnixFileMode(notAProgram, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var options = scope.Options(settings) with { FirecrackerPath = notAProgram, ReadyTimeout = TimeSpan.FromMinutes(2) };
+        var options = scope.Options(settings) with { FirecrackerPath = notAProgram, ReadyTimeout = TimeSpan.FromMinutes(2), Detached = detached };
 
         var e = await Assert.ThrowsAsync<JailStartException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
 
@@ -136,12 +147,59 @@ public sealed class JailedVmmTests
         Assert.False(Directory.Exists(JailLayout.For(settings, notAProgram, scope.Id).InstanceDirectory));
     }
 
-    [Fact]
-    public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task An_owned_jailed_vmm_dies_with_its_owner_even_though_the_jailer_dropped_its_death_signal(string target)
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope(target);
+        await using var vmm = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()), TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(vmm);
+        // VMM ← its namespace's init (root, unshare) ← the launcher (unshare, with the owner thread's death signal).
+        var init = ParentOf(vmm.Pid);
+        var launcher = ParentOf(init);
+        var initIdentity = ProcFs.TryGetIdentity(init)!;
+        Assert.Matches(@"\nNSpid:\t\d+\t1\n", await File.ReadAllTextAsync($"/proc/{init}/status", Ct));
+        Assert.Contains("\nUid:\t0\t0\t0\t0\n", await File.ReadAllTextAsync($"/proc/{init}/status", Ct), StringComparison.Ordinal);
+
+        // What the owner thread's death does to the launcher (PR_SET_PDEATHSIG, set through setpriv): SIGKILL it.
+        Assert.Equal(0, Kiln.Interop.LibC.Kill(launcher, Kiln.Interop.LibC.SIGKILL));
+
+        await vmm.Process.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        if (VmmProcess.TryAttach(initIdentity, "/dev/null") is { } dying)
+        {
+            await using (dying)
+                await dying.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        }
+        await vmm.CleanupAsync(TimeProvider.System, Ct);
+        Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
+        Assert.Empty(scope.LeftoverCgroups());
+    }
+
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_live_jail_whose_vmm_is_in_kilns_pid_namespace_is_refused_to_a_second_launch(string target)
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope(target);
+        var options = scope.Options(scope.Settings(withLimits: false));
+        await using var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
+        await JailTestScope.WaitForApiAsync(first);
+
+        // No PID file names it (the jailer was not asked for --new-pid-ns): found by its root and executable.
+        var refused = await Assert.ThrowsAsync<JailInUseException>(() => JailedVmm.LaunchAsync(options, TimeProvider.System, Ct));
+
+        Assert.Equal(first.Pid, refused.Pid);
+        Assert.False(first.Process.HasExited);
+    }
+
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_jailer_failure_after_the_cgroups_rolls_back_the_tree_the_files_and_the_cgroups(string target)
     {
         JailTestScope.RequireRoot();
         Assert.SkipUnless(Cgroups.HasController(CgroupVersion.V1, "cpuset"), "needs a v1 cpuset hierarchy");
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var rootfs = scope.File("rootfs.ext4");
         // A CPU this machine does not have: the jailer makes the cgroup, then fails to write it.
         var settings = scope.Settings() with { Cpuset = "63" };
@@ -150,16 +208,17 @@ public sealed class JailedVmmTests
             JailedVmm.LaunchAsync(scope.Options(settings, new JailFile(rootfs, "/rootfs.ext4", ReadOnly: false)), TimeProvider.System, Ct));
 
         Assert.Contains("cpuset.cpus", e.Message, StringComparison.Ordinal);
-        Assert.False(Directory.Exists(JailLayout.For(settings, JailTestScope.FirecrackerPath, scope.Id).InstanceDirectory));
+        Assert.False(Directory.Exists(JailLayout.For(settings, scope.FirecrackerPath, scope.Id).InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
         Assert.True(File.Exists(rootfs));
     }
 
-    [Fact]
-    public async Task A_stale_tree_from_a_crashed_owner_is_cleaned_but_a_live_one_is_refused()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_stale_tree_from_a_crashed_owner_is_cleaned_but_a_live_one_is_refused(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var options = scope.Options(scope.Settings()) with { Detached = true };
         var first = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(first);
@@ -180,11 +239,12 @@ public sealed class JailedVmmTests
         await second.CleanupAsync(TimeProvider.System, Ct);
     }
 
-    [Fact]
-    public async Task A_detached_jailed_vmm_is_re_attached_from_its_record_stopped_and_cleaned()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_detached_jailed_vmm_is_re_attached_from_its_record_stopped_and_cleaned(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         JailRecord record;
         await using (var launched = await JailedVmm.LaunchAsync(scope.Options(scope.Settings()) with { Detached = true }, TimeProvider.System, Ct))
         {
@@ -203,11 +263,12 @@ public sealed class JailedVmmTests
         Assert.Null(JailedVmm.TryAttach(record, "/dev/null"));
     }
 
-    [Fact]
-    public async Task Bind_mounted_read_only_files_stay_read_only_and_hot_plugged_files_come_and_go()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task Bind_mounted_read_only_files_stay_read_only_and_hot_plugged_files_come_and_go(string target)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(target);
         var kernel = scope.File("vmlinux");
         var settings = scope.Settings(withLimits: false) with { FileExposure = JailFileExposure.BindMount };
 
@@ -227,6 +288,8 @@ public sealed class JailedVmmTests
         Assert.Empty(scope.LeftoverMounts());
         Assert.Equal("data", await File.ReadAllTextAsync(kernel, Ct));
     }
+
+    private static int ParentOf(int pid) => ProcFs.ParseParentPid(File.ReadAllText($"/proc/{pid}/stat")) ?? throw new InvalidOperationException($"{pid} is gone");
 
     private static string ShmFile()
     {

@@ -70,7 +70,14 @@ public sealed class VsockListener : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         _socket.Dispose();
-        File.Delete(Path);
+        try
+        {
+            File.Delete(Path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Its directory went first (a jailed VM's chroot, removed at clean-up): the socket file went with it.
+        }
     }
 
     // A socket file nobody accepts on (its listener died) only blocks bind; one that accepts is someone's.
