@@ -28,6 +28,8 @@ internal static class KilnApp
         root.Subcommands.Add(StopCommand.Create(globals));
         root.Subcommands.Add(RemoveCommand.Create(globals));
         root.Subcommands.Add(DriveCommands.Create(globals));
+        root.Subcommands.Add(LimitCommand.Create(globals));
+        root.Subcommands.Add(MetadataCommand.Create(globals));
         root.Subcommands.Add(LogsCommand.Create(globals));
         root.Subcommands.Add(AttachCommand.Create(globals));
         root.Subcommands.Add(ThreadsCommand.Create(globals));

@@ -27,6 +27,8 @@ internal static class RunCommand
         var network = new Option<string?>("--network") { Description = "The sandbox's own network: isolated (a TAP in a fresh namespace, no egress), nat (egress through NAT), netns:PATH (a TAP in your namespace) or none (the default)." };
         var ip = new Option<string?>("--ip") { Description = "The guest's address ADDR/PREFIX on --network (default 172.16.0.2/30); given to the guest as the kernel's ip= argument." };
         var metadata = new Option<string?>("--metadata") { Description = "A JSON file: the MMDS document (V2) the guest reads on the --network interface." };
+        var metadataVersion = new Option<string?>("--metadata-version") { Description = "The MMDS version of --metadata: v2 (the default: session tokens) or v1 (plain GETs, for old guests)." };
+        metadataVersion.AcceptOnlyFromAmong("v1", "v2", "V1", "V2");
         var vsock = new Option<uint?>("--vsock") { Description = "Add a vsock with this guest CID (>= 3); its socket is in the sandbox directory." };
         var balloon = new Option<bool>("--balloon") { Description = "Add a balloon device (statistics every second, deflated when the guest runs out of memory): 'kiln mem' can then take memory below --memory and give it back." };
         var memoryHotplug = new Option<int?>("--memory-hotplug") { Description = "A virtio-mem region of this many MiB (a multiple of 128; Firecracker 1.14+): 'kiln mem' can then grow the guest above --memory." };
@@ -57,13 +59,14 @@ internal static class RunCommand
         };
         foreach (var option in jail.All)
             command.Options.Add(option);
+        command.Options.Add(metadataVersion);
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             if (context.Value(template) is { } templateName)
             {
                 return await RunTemplate.RunAsync(context,
                     new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
-                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, .. jail.All], cancellationToken);
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, .. jail.All], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");
@@ -82,6 +85,7 @@ internal static class RunCommand
                 Balloon = context.Value(balloon),
                 MemoryHotplugMiB = context.Value(memoryHotplug),
                 Metrics = context.Value(metrics),
+                MetadataVersion = context.Value(metadataVersion),
             };
             return await RunAsync(context, request, cancellationToken);
         });
@@ -104,6 +108,8 @@ internal static class RunCommand
         public int? MemoryHotplugMiB { get; init; }
 
         public bool Metrics { get; init; }
+
+        public string? MetadataVersion { get; init; }
     }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
@@ -129,6 +135,9 @@ internal static class RunCommand
         if (request.Metadata is not null && sandboxNetwork is null)
             throw new UsageException("--metadata needs --network isolated, nat or netns:PATH: the guest reads it on that interface.");
         var metadataDocument = request.Metadata is null ? null : Specs.ParseMetadata(request.Metadata);
+        if (request.MetadataVersion is not null && metadataDocument is null)
+            throw new UsageException("--metadata-version needs --metadata: it is the version of that metadata service.");
+        var mmdsVersion = request.MetadataVersion?.ToLowerInvariant() == "v1" ? Kiln.Api.MmdsVersion.V1 : Kiln.Api.MmdsVersion.V2;
         var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
         var jail = request.Jail.Build(context, firecrackerPath);
         // A jailed VMM's vsock is a link into the chroot; a jailed agent image (its copy linked into the chroot too) has
@@ -150,7 +159,7 @@ internal static class RunCommand
             StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
             Network = sandboxNetwork,
-            Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument },
+            Metadata = metadataDocument is null ? null : new MetadataSettings { Document = metadataDocument, Version = mmdsVersion },
             Balloon = request.Balloon ? new BalloonSettings() : null,
             MemoryHotplug = request.MemoryHotplugMiB is { } region ? new MemoryHotplugSettings(region) : null,
             Metrics = request.Metrics,

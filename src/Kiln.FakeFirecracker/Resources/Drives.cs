@@ -44,7 +44,7 @@ internal static class Drives
     {
         var drive = new DriveConfig(
             o.Str("drive_id"), o.OptStr("partuuid"), o.Bool("is_root_device"), o.OptStr("cache_type") ?? "Unsafe",
-            o.Bool("is_read_only"), o.OptStr("path_on_host"), o.Clone("rate_limiter"), o.OptStr("io_engine") ?? "Sync",
+            o.Bool("is_read_only"), o.OptStr("path_on_host"), RateLimiters.Built(o["rate_limiter"]), o.OptStr("io_engine") ?? "Sync",
             o.OptStr("socket"));
         if (drive.IsRootDevice && vmm.Resources.Drives.Any(d => d.IsRootDevice && d.DriveId != drive.DriveId))
         {
@@ -121,7 +121,7 @@ internal static class Drives
 
         if (body["rate_limiter"] is JsonObject limiter)
         {
-            drive = drive with { RateLimiter = limiter.DeepClone() };
+            drive = drive with { RateLimiter = RateLimiters.Updated(drive.RateLimiter, limiter) };
         }
 
         vmm.Resources.Drives[index] = drive;

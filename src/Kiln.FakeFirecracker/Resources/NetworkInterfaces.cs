@@ -32,7 +32,7 @@ internal static class NetworkInterfaces
             mac = canonical;
         }
 
-        var net = new NetConfig(o.Str("iface_id"), o.Str("host_dev_name"), mac, o.Clone("rx_rate_limiter"), o.Clone("tx_rate_limiter"),
+        var net = new NetConfig(o.Str("iface_id"), o.Str("host_dev_name"), mac, RateLimiters.Built(o["rx_rate_limiter"]), RateLimiters.Built(o["tx_rate_limiter"]),
             o.OptU64("mtu") is { } mtu ? (int)mtu : null);
         var others = vmm.Resources.Nets.Where(n => n.IfaceId != net.IfaceId).ToList();
         if (mac is not null && others.Any(n => n.GuestMac == mac))
@@ -79,8 +79,8 @@ internal static class NetworkInterfaces
         var net = vmm.Resources.Nets[i];
         vmm.Resources.Nets[i] = net with
         {
-            RxRateLimiter = body["rx_rate_limiter"]?.DeepClone() ?? net.RxRateLimiter,
-            TxRateLimiter = body["tx_rate_limiter"]?.DeepClone() ?? net.TxRateLimiter,
+            RxRateLimiter = RateLimiters.Updated(net.RxRateLimiter, body["rx_rate_limiter"]),
+            TxRateLimiter = RateLimiters.Updated(net.TxRateLimiter, body["tx_rate_limiter"]),
         };
         return ApiResponse.NoContent;
     }

@@ -17,6 +17,27 @@ public static class RateLimiterRules
         return Check(limiter.Bandwidth, "Bandwidth") ?? Check(limiter.Ops, "Ops");
     }
 
+    /// <summary>
+    /// Why <paramref name="limiter"/>, sent in a PATCH after boot, would not do what it says; null when it is fine. As
+    /// <see cref="Check(RateLimiter?)"/>, except that a bucket of size 0 and refill time 0 (<see cref="IsRemoval"/>)
+    /// is allowed: after boot Firecracker reads it as "remove this bucket's limit" (vmm_config/mod.rs
+    /// get_bucket_update: BucketUpdate::Disabled), which is a wish, not a mistake.
+    /// </summary>
+    public static (string Field, string Problem)? CheckUpdate(RateLimiter? limiter)
+    {
+        if (limiter is null)
+            return null;
+        return (IsRemoval(limiter.Bandwidth) ? null : Check(limiter.Bandwidth, "Bandwidth"))
+            ?? (IsRemoval(limiter.Ops) ? null : Check(limiter.Ops, "Ops"));
+    }
+
+    /// <summary>The bucket that, PATCHed after boot, removes a bucket's limit: size 0, refill time 0, no burst.</summary>
+    public static TokenBucket Removal => new() { Size = 0, RefillTime = 0 };
+
+    /// <summary>Whether <paramref name="bucket"/> is <see cref="Removal"/>.</summary>
+    public static bool IsRemoval(TokenBucket? bucket) =>
+        bucket is { Size: 0, RefillTime: 0, OneTimeBurst: null or 0 };
+
     /// <summary>Why <paramref name="bucket"/> would not limit what it says; null when it is fine.</summary>
     public static (string Field, string Problem)? Check(TokenBucket? bucket, string name)
     {

@@ -25,10 +25,27 @@ public sealed record BlockDevice(string HostPath) : HypervisorDevice
 
     /// <summary>For hot-plug removal: the pool slot the drive occupies.</summary>
     public int? PoolSlot { get; init; }
+
+    /// <summary>Boot-time bandwidth limit in bytes (changed at run time with <see cref="FirecrackerHypervisor.UpdateDriveRateLimitAsync"/>).</summary>
+    public TokenBucketLimit? Bandwidth { get; init; }
+
+    /// <summary>Boot-time operations limit (requests).</summary>
+    public TokenBucketLimit? Ops { get; init; }
 }
 
 /// <summary>A token bucket: <paramref name="Size"/> tokens refilled every <paramref name="RefillTimeMs"/> ms.</summary>
-public sealed record TokenBucketLimit(long Size, long RefillTimeMs, long? OneTimeBurst = null);
+public sealed record TokenBucketLimit(long Size, long RefillTimeMs, long? OneTimeBurst = null)
+{
+    /// <summary>
+    /// At run time (<see cref="FirecrackerHypervisor.UpdateDriveRateLimitAsync"/>,
+    /// <see cref="FirecrackerHypervisor.UpdateInterfaceRateLimitsAsync"/>): remove this bucket's limit. Refused at boot,
+    /// where leaving the bucket out says the same.
+    /// </summary>
+    public static TokenBucketLimit Unlimited { get; } = new(0, 0);
+
+    /// <summary>Whether this is <see cref="Unlimited"/>.</summary>
+    public bool IsUnlimited => Size == 0 && RefillTimeMs == 0 && OneTimeBurst is null or 0;
+}
 
 /// <summary>A network endpoint backed by a host TAP device.</summary>
 /// <param name="TapName">The host TAP device name (at most 15 bytes).</param>

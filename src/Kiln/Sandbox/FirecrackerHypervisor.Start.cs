@@ -169,14 +169,15 @@ public sealed partial class FirecrackerHypervisor
                     PathOnHost = Path.GetFullPath(block.HostPath),
                     IsRootDevice = false,
                     IsReadOnly = block.ReadOnly,
+                    RateLimiter = RateLimits.ToApi(block.Bandwidth, block.Ops),
                 }) { Step = $"device-{i}-block" },
                 NetworkDevice net => new MachineNetworkInterface(new NetworkInterface
                 {
                     IfaceId = net.Id ?? $"eth{netCount++}",
                     HostDevName = net.TapName,
                     GuestMac = net.MacAddress,
-                    RxRateLimiter = Limiter(net.RxBandwidth, net.RxOps),
-                    TxRateLimiter = Limiter(net.TxBandwidth, net.TxOps),
+                    RxRateLimiter = RateLimits.ToApi(net.RxBandwidth, net.RxOps),
+                    TxRateLimiter = RateLimits.ToApi(net.TxBandwidth, net.TxOps),
                 }) { Step = $"device-{i}-network" },
                 VsockDevice vsock => new MachineVsock(new Vsock
                 {
@@ -277,10 +278,4 @@ public sealed partial class FirecrackerHypervisor
     /// <summary>What the sandbox's network will be (null: none), known before it is made.</summary>
     private Kiln.Host.Network.SandboxNetworkInfo? NetworkPlan() =>
         Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None } spec ? Networks.Plan(Id, spec) : null;
-
-    private static RateLimiter? Limiter(TokenBucketLimit? bandwidth, TokenBucketLimit? ops) =>
-        bandwidth is null && ops is null ? null : new RateLimiter { Bandwidth = Bucket(bandwidth), Ops = Bucket(ops) };
-
-    private static TokenBucket? Bucket(TokenBucketLimit? limit) =>
-        limit is null ? null : new TokenBucket { Size = limit.Size, RefillTime = limit.RefillTimeMs, OneTimeBurst = limit.OneTimeBurst };
 }

@@ -56,6 +56,15 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         var driver = new FirecrackerHypervisor(options);
         driver.Bind(sandboxId, state.Config with { RootDirectory = rootDirectory }, paths);
         driver.Adopt(state);
+        try
+        {
+            await driver.SweepIfNoVmmAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await driver.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         return driver;
     }
 
@@ -154,6 +163,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                     Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
                     Adopt(persisted);
                     return;
+                }
+                if (persisted is not null)
+                {
+                    // Its VMM is gone, and with it whatever network the recorded configuration had.
+                    Bind(sandboxId, persisted.Config with { RootDirectory = config.RootDirectory }, paths);
+                    await SweepNetworkAsync(cancellationToken).ConfigureAwait(false);
                 }
                 Bind(sandboxId, config, paths);
                 if (persisted is not null)
@@ -555,6 +570,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 await UnsafeStopAsync(Config.StopTimeout, CancellationToken.None).ConfigureAwait(false);
             else
                 await ReleaseVmAsync().ConfigureAwait(false); // detached and re-attached VMMs keep running
+            // A sweep the exit watcher started runs host tools: it finishes before the driver is gone (it logs its own failure).
+            await _networkSweep.ConfigureAwait(false);
         }
         finally
         {
@@ -666,6 +683,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 return;
             _state = SandboxState.Exited;
             Log.VmmEnded(_logger, SandboxId ?? "?", t.Result);
+            SweepNetworkAfterExit();
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
 
     private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
@@ -730,12 +748,18 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                     if (block.Id is RootfsDriveId || block.Id.StartsWith("drive_", StringComparison.Ordinal) || block.Id.StartsWith("disk_", StringComparison.Ordinal))
                         throw new SandboxConfigurationException(nameof(BlockDevice.Id), $"'{block.Id}' is reserved for the rootfs, the block pool and generated ids");
                 }
+                RateLimits.ValidateAtBoot(nameof(BlockDevice.Bandwidth), block.Bandwidth);
+                RateLimits.ValidateAtBoot(nameof(BlockDevice.Ops), block.Ops);
                 break;
             case NetworkDevice net:
                 if (string.IsNullOrEmpty(net.TapName) || System.Text.Encoding.UTF8.GetByteCount(net.TapName) > 15)
                     throw new SandboxConfigurationException(nameof(NetworkDevice.TapName), $"'{net.TapName}' must be 1 to 15 bytes (IFNAMSIZ)");
                 if (net.Id is not null)
                     ValidateResourceId(nameof(NetworkDevice.Id), net.Id);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.RxBandwidth), net.RxBandwidth);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.RxOps), net.RxOps);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.TxBandwidth), net.TxBandwidth);
+                RateLimits.ValidateAtBoot(nameof(NetworkDevice.TxOps), net.TxOps);
                 break;
             case VsockDevice vsock:
                 if (vsock.GuestCid < 3)

@@ -146,6 +146,17 @@ public sealed record MachineDescription
     }
 
     /// <summary>
+    /// As <see cref="CheckLimiter"/> for a PATCH after boot, where a <see cref="RateLimiterRules.Removal"/> bucket
+    /// removes that bucket's limit.
+    /// </summary>
+    /// <exception cref="MachineDescriptionException">An unusable bucket.</exception>
+    public static void CheckLimiterUpdate(string property, RateLimiter? limiter)
+    {
+        if (RateLimiterRules.CheckUpdate(limiter) is { } problem)
+            throw new MachineDescriptionException($"{property}.{problem.Field}", problem.Problem);
+    }
+
+    /// <summary>
     /// Whether <paramref name="id"/> is a Firecracker resource id (a drive or interface id). Firecracker's checked_id:
     /// "API Resource IDs can only contain alphanumeric characters and underscores."
     /// </summary>

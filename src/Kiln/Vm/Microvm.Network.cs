@@ -33,14 +33,17 @@ public sealed partial class Microvm
         return document!;
     }
 
-    /// <summary>Changes an interface's rate limits after boot (PATCH /network-interfaces/{id}), checked first.</summary>
+    /// <summary>
+    /// Changes an interface's rate limits after boot (PATCH /network-interfaces/{id}), checked first. A bucket left
+    /// null stays as it is; a <see cref="RateLimiterRules.Removal"/> bucket removes that limit.
+    /// </summary>
     /// <exception cref="MachineDescriptionException">A bucket Firecracker would silently ignore, naming it.</exception>
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     public Task UpdateNetworkInterfaceAsync(PartialNetworkInterface update, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(update);
-        MachineDescription.CheckLimiter(nameof(PartialNetworkInterface.RxRateLimiter), update.RxRateLimiter);
-        MachineDescription.CheckLimiter(nameof(PartialNetworkInterface.TxRateLimiter), update.TxRateLimiter);
+        MachineDescription.CheckLimiterUpdate(nameof(PartialNetworkInterface.RxRateLimiter), update.RxRateLimiter);
+        MachineDescription.CheckLimiterUpdate(nameof(PartialNetworkInterface.TxRateLimiter), update.TxRateLimiter);
         return LockedAsync("update a network interface", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestNetworkInterfaceByIDAsync(update, ct), cancellationToken);
     }
 }

@@ -113,11 +113,16 @@ public sealed partial class Microvm : IAsyncDisposable
         return LockedAsync("create a snapshot", [MicrovmState.Paused], ct => Client.CreateSnapshotAsync(parameters, ct), cancellationToken);
     }
 
-    /// <summary>Changes a drive after boot (PATCH /drives/{id}): a new backing file, or new rate limits.</summary>
+    /// <summary>
+    /// Changes a drive after boot (PATCH /drives/{id}): a new backing file, or new rate limits (checked first; a
+    /// bucket left null stays as it is, a <see cref="RateLimiterRules.Removal"/> bucket removes that limit).
+    /// </summary>
+    /// <exception cref="MachineDescriptionException">A bucket Firecracker would silently ignore, naming it.</exception>
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     public Task UpdateDriveAsync(PartialDrive drive, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(drive);
+        MachineDescription.CheckLimiterUpdate(nameof(PartialDrive.RateLimiter), drive.RateLimiter);
         return LockedAsync("update a drive", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestDriveByIDAsync(drive, ct), cancellationToken);
     }
 

@@ -30,4 +30,13 @@ public sealed class RateLimiterRulesTests
             Ops = new TokenBucket { Size = 100, RefillTime = 1000, OneTimeBurst = 0 },
         }));
     }
+
+    [Fact]
+    public void After_boot_the_removal_bucket_passes_while_other_unusable_buckets_are_still_refused()
+    {
+        Assert.Null(RateLimiterRules.CheckUpdate(new RateLimiter { Bandwidth = RateLimiterRules.Removal, Ops = new TokenBucket { Size = 1, RefillTime = 1 } }));
+        Assert.Equal("Bandwidth.Size", RateLimiterRules.Check(new RateLimiter { Bandwidth = RateLimiterRules.Removal })?.Field);
+        Assert.Equal("Ops.RefillTime", RateLimiterRules.CheckUpdate(new RateLimiter { Ops = new TokenBucket { Size = 5, RefillTime = 0 } })?.Field);
+        Assert.Equal("Ops.Size", RateLimiterRules.CheckUpdate(new RateLimiter { Ops = new TokenBucket { Size = 0, RefillTime = 0, OneTimeBurst = 5 } })?.Field);
+    }
 }

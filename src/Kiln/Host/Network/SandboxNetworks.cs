@@ -135,7 +135,7 @@ public sealed class SandboxNetworks
         };
     }
 
-    /// <summary>Makes <paramref name="pid"/> (the VMM) the process whose death lets <see cref="SweepAsync"/> remove this network.</summary>
+    /// <summary>Makes <paramref name="pid"/> (the VMM) the process whose death lets <see cref="SweepAsync(string, CancellationToken)"/> remove this network.</summary>
     public async Task TransferOwnershipAsync(string sandboxId, int pid, CancellationToken cancellationToken = default)
     {
         ValidateId(sandboxId);
@@ -165,8 +165,54 @@ public sealed class SandboxNetworks
     {
         ValidateId(sandboxId);
         using var gate = await NetworkStateLock.AcquireAsync(_options.StateDirectory, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
-        if (Read(sandboxId) is not { } info)
-            return;
+        if (Read(sandboxId) is { } info)
+            await TearDownLockedAsync(info, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Tears down every network whose owner process is gone (a killed Kiln, a VMM that died); returns their ids.
+    /// Each owner is looked at under the state lock, so a network set up meanwhile by a live process is never taken.
+    /// </summary>
+    /// <exception cref="HostCommandException">A host tool failed; that network's record stays so that a retry finishes the job.</exception>
+    public async Task<IReadOnlyList<string>> SweepAsync(CancellationToken cancellationToken = default)
+    {
+        var removed = new List<string>();
+        foreach (var info in List())
+        {
+            if (await SweepAsync(info.SandboxId, cancellationToken).ConfigureAwait(false))
+                removed.Add(info.SandboxId);
+        }
+        return removed;
+    }
+
+    /// <summary>
+    /// Tears down the sandbox's network if its owner process is gone (the VMM died or was killed, or the Kiln that
+    /// was starting it); true when it did. A network whose owner lives, or no network, is left as it is.
+    /// </summary>
+    /// <exception cref="HostCommandException">A host tool failed; the record stays so that a retry finishes the job.</exception>
+    public async Task<bool> SweepAsync(string sandboxId, CancellationToken cancellationToken = default)
+    {
+        ValidateId(sandboxId);
+        if (!File.Exists(RecordPath(sandboxId)))
+            return false;
+        using var gate = await NetworkStateLock.AcquireAsync(_options.StateDirectory, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        if (Read(sandboxId) is not { } info || IsOwnerAlive(info))
+            return false;
+        await TearDownLockedAsync(info, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Whether the process that owns <paramref name="info"/> still runs (PID and start time: a reused PID does not count).</summary>
+    public static bool IsOwnerAlive(SandboxNetworkInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return ProcFs.TryGetStartTime(info.OwnerPid) is { } started && started == info.OwnerStartTime;
+    }
+
+    // Called under the state lock.
+    private async Task TearDownLockedAsync(SandboxNetworkInfo info, CancellationToken cancellationToken)
+    {
+        var sandboxId = info.SandboxId;
         if (info.NftChains.Count > 0)
             await RemoveNftChainsAsync(info, cancellationToken).ConfigureAwait(false);
         if (info.HostVeth is { } veth && await TapProvisioner.ExistsAsync(veth, _options.HostNamespacePath, cancellationToken).ConfigureAwait(false))
@@ -176,20 +222,6 @@ public sealed class SandboxNetworks
         if (info.NamespaceCreatedByKiln && info.NamespacePath is { } ns && File.Exists(ns))
             await IpAsync(_options.HostNamespacePath, cancellationToken, "netns", "del", Path.GetFileName(ns)).ConfigureAwait(false);
         File.Delete(RecordPath(sandboxId));
-    }
-
-    /// <summary>Tears down every network whose owner process is gone (a killed Kiln, a VMM that died); returns their ids.</summary>
-    public async Task<IReadOnlyList<string>> SweepAsync(CancellationToken cancellationToken = default)
-    {
-        var removed = new List<string>();
-        foreach (var info in List())
-        {
-            if (ProcFs.TryGetStartTime(info.OwnerPid) is { } started && started == info.OwnerStartTime)
-                continue;
-            await TearDownAsync(info.SandboxId, cancellationToken).ConfigureAwait(false);
-            removed.Add(info.SandboxId);
-        }
-        return removed;
     }
 
     // The NAT plan: a /30 of the link pool no other recorded network uses (probing from the id's hash), veth names
