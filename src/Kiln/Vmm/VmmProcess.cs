@@ -244,6 +244,7 @@ public sealed class VmmProcess : IAsyncDisposable
     {
         var buffer = new byte[OutputChunkBytes];
         var decoder = Encoding.UTF8.GetDecoder();
+        var fileFailing = false;
         await using (stream.ConfigureAwait(false))
         {
             try
@@ -253,8 +254,7 @@ public sealed class VmmProcess : IAsyncDisposable
                     var n = await stream.ReadAsync(buffer).ConfigureAwait(false);
                     if (n == 0)
                         break;
-                    // Flushed per chunk: the console file is read live (e.g. waiting for a guest's message).
-                    outputFile.Write(buffer.AsSpan(0, n));
+                    fileFailing = TryWrite(outputFile, buffer.AsSpan(0, n), tail, fileFailing);
                     AppendDecoded(decoder, buffer.AsSpan(0, n), tail);
                 }
             }
@@ -262,6 +262,31 @@ public sealed class VmmProcess : IAsyncDisposable
             {
                 tail.AppendLine($"[kiln: output capture ended: {e.Message}]");
             }
+        }
+    }
+
+    /// <summary>
+    /// Writes a chunk to the output file (flushed per chunk: the console file is read live). A file that cannot take it
+    /// (a full or failing file system) must not stop the pump: an undrained pipe blocks Firecracker's serial writes, and
+    /// with them the guest, and a closed one kills it with SIGPIPE. So the chunk is dropped from the file, the tail still
+    /// gets it, and the tail says once when the file started failing and when it took output again.
+    /// </summary>
+    /// <returns>Whether the file is failing now.</returns>
+    private static bool TryWrite(RotatingFileWriter outputFile, ReadOnlySpan<byte> chunk, OutputTail tail, bool wasFailing)
+    {
+        try
+        {
+            outputFile.Write(chunk);
+            if (wasFailing)
+                tail.AppendLine($"[kiln: {outputFile.Path} takes output again; what came meanwhile is only in this tail]");
+            return false;
+        }
+        // ObjectDisposed too: a rotation whose reopen failed leaves the writer closed; draining still matters more.
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            if (!wasFailing)
+                tail.AppendLine($"[kiln: {outputFile.Path} cannot take more output ({e.Message}); it is still drained, into this tail only]");
+            return true;
         }
     }
 

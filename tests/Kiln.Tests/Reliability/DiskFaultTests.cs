@@ -72,6 +72,31 @@ public sealed class DiskFaultTests
         Assert.Equal(before, Files(config.RootDirectory));
     }
 
+    [Fact]
+    public async Task A_full_console_file_system_never_stalls_the_vmm_its_output_is_still_drained_into_the_tail()
+    {
+        using var root = new TempRoot();
+        var consoleDirectory = root.Combine("console");
+        using var tmpfs = SmallTmpfs.Mount(consoleDirectory);
+        tmpfs.Fill();
+        // Far more than a pipe holds (64 KiB): if Kiln stopped reading when the file could not take more, this writer
+        // would block for ever (or die of SIGPIPE) and never print its last line or exit.
+        var script = root.Script("vmm", "head -c 400000 /dev/zero | tr '\\0' x; echo; echo all-written");
+        await using var vmm = await Kiln.Vmm.VmmProcess.LaunchAsync(new Kiln.Vmm.VmmLaunchOptions
+        {
+            ExecutablePath = script,
+            Arguments = new Kiln.Vmm.VmmArguments(root.Combine("api.sock")),
+            OutputPath = Path.Combine(consoleDirectory, "console.log"),
+        }, Ct);
+
+        var ended = await Task.WhenAny(vmm.Exited, Task.Delay(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.Same(vmm.Exited, ended);
+        var tail = vmm.ReadOutputTail();
+        Assert.Contains("all-written", tail, StringComparison.Ordinal);
+        Assert.Contains("No space left on device", tail, StringComparison.Ordinal);
+    }
+
     /// <summary>A 256 KiB tmpfs mounted on a directory of the test's own, detached when disposed.</summary>
     private sealed class SmallTmpfs : IDisposable
     {
