@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Kiln.Host.Network;
 using Kiln.Tests.Support;
 
@@ -16,19 +15,14 @@ public sealed class NatTrafficTests
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private sealed class World : IDisposable
+    private sealed class World : NetworkWorld
     {
         private readonly List<TestNetns> _guests = [];
 
         public World()
         {
-            Assert.SkipUnless(TestNetns.Installed("nft") && TestNetns.Installed("sysctl"), "needs nft (nftables) and sysctl (procps); .ci/run installs them");
             Assert.SkipUnless(TestNetns.Installed("ping"), "needs ping (iputils-ping); .ci/run installs it");
-            Host = TestNetns.Create();
             Outside = TestNetns.Create();
-            Root = new TempRoot();
-            Prefix = "kt" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)) + "-";
-            Networks = new SandboxNetworks(new SandboxNetworksOptions { StateDirectory = Root.Combine("net"), HostNamespacePath = Host.Path, NamespacePrefix = Prefix });
             // The host's link to the outside: the host's default route, as an uplink would be.
             Host.Exec("ip", "link", "add", "uplink", "type", "veth", "peer", "name", "wan", "netns", Outside.Name);
             Host.Exec("ip", "addr", "add", "198.51.100.1/24", "dev", "uplink");
@@ -39,15 +33,7 @@ public sealed class NatTrafficTests
             Outside.Exec("ip", "link", "set", "dev", "lo", "up");
         }
 
-        public TempRoot Root { get; }
-
-        public TestNetns Host { get; }
-
         public TestNetns Outside { get; }
-
-        public string Prefix { get; }
-
-        public SandboxNetworks Networks { get; }
 
         /// <summary>
         /// A guest behind the sandbox's TAP: the TAP address moves to a bridge that holds both the TAP and a veth to
@@ -73,23 +59,11 @@ public sealed class NatTrafficTests
             return guest;
         }
 
-        public void Dispose()
+        protected override void DisposeMore()
         {
-            foreach (var ns in Directory.GetFiles("/run/netns", Prefix + "*"))
-            {
-                try
-                {
-                    TestNetns.Run("ip", "netns", "del", Path.GetFileName(ns));
-                }
-                catch (InvalidOperationException)
-                {
-                }
-            }
             foreach (var guest in _guests)
                 guest.Dispose();
             Outside.Dispose();
-            Host.Dispose();
-            Root.Dispose();
         }
     }
 

@@ -14,58 +14,10 @@ public sealed class SandboxNetworksTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private sealed class World : IDisposable
-    {
-        public World()
-        {
-            Assert.SkipUnless(TestNetns.Installed("nft") && TestNetns.Installed("sysctl"), "needs nft (nftables) and sysctl (procps); .ci/run installs them");
-            Host = TestNetns.Create();
-            Root = new TempRoot();
-            Prefix = "kt" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)) + "-";
-            Networks = new SandboxNetworks(new SandboxNetworksOptions
-            {
-                StateDirectory = Root.Combine("net"),
-                HostNamespacePath = Host.Path,
-                NamespacePrefix = Prefix,
-            });
-        }
-
-        public TempRoot Root { get; }
-
-        public TestNetns Host { get; }
-
-        public string Prefix { get; }
-
-        public SandboxNetworks Networks { get; }
-
-        public string NamespacePath(string id) => "/run/netns/" + Prefix + id;
-
-        public string InSandbox(string id, params string[] args) => TestNetns.Run(["ip", "netns", "exec", Prefix + id, .. args]);
-
-        public string HostTables() => Host.Exec("nft", "list", "ruleset");
-
-        public void Dispose()
-        {
-            // Whatever a failing test left: its namespaces, then the host namespace (veth ends and nftables go with it).
-            foreach (var ns in Directory.GetFiles("/run/netns", Prefix + "*"))
-            {
-                try
-                {
-                    TestNetns.Run("ip", "netns", "del", Path.GetFileName(ns));
-                }
-                catch (InvalidOperationException)
-                {
-                }
-            }
-            Host.Dispose();
-            Root.Dispose();
-        }
-    }
-
     [Fact]
     public async Task An_isolated_sandbox_gets_a_namespace_with_an_addressed_tap_and_no_way_out()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
 
         var info = await world.Networks.SetUpAsync("iso", new SandboxNetworkSpec { Mode = NetworkMode.Isolated }, Ct);
 
@@ -90,7 +42,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task A_nat_sandbox_gets_a_veth_to_the_host_a_default_route_and_its_chains_in_kilns_table()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
 
         var info = await world.Networks.SetUpAsync("nat", new SandboxNetworkSpec { Mode = NetworkMode.Nat, GuestAddress = InterfaceAddress.Parse("192.168.7.10/24", "x") }, Ct);
 
@@ -116,7 +68,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task Two_nat_sandboxes_get_their_own_links_and_tearing_one_down_keeps_the_others_rules()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         var a = await world.Networks.SetUpAsync("a", new SandboxNetworkSpec { Mode = NetworkMode.Nat }, Ct);
         var b = await world.Networks.SetUpAsync("b", new SandboxNetworkSpec { Mode = NetworkMode.Nat }, Ct);
 
@@ -134,7 +86,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task A_failed_start_leaves_no_namespace_device_rule_or_record()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         // A device in the host namespace with the name the sandbox's veth would take: someone else's, refused.
         var veth = "kv" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("clash")))[..10];
         world.Host.Exec("ip", "tuntap", "add", "dev", veth, "mode", "tap");
@@ -155,7 +107,7 @@ public sealed class SandboxNetworksTests
     [InlineData("done")]
     public async Task A_start_failing_at_any_step_leaves_no_namespace_device_rule_or_record(string failingStep)
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         world.Networks.AfterStep = step =>
         {
             if (step == failingStep)
@@ -174,7 +126,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task A_sweep_removes_the_network_of_a_killed_owner_and_keeps_a_live_ones()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         await world.Networks.SetUpAsync("dead", new SandboxNetworkSpec { Mode = NetworkMode.Nat }, Ct);
         await world.Networks.SetUpAsync("live", new SandboxNetworkSpec { Mode = NetworkMode.Isolated }, Ct);
         using (var owner = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!)
@@ -197,7 +149,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task In_the_users_namespace_two_sandboxes_cannot_share_a_tap_and_the_namespace_stays()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         using var users = TestNetns.Create();
         var spec = new SandboxNetworkSpec { Mode = NetworkMode.Namespace, NamespacePath = users.Path, TapName = "kshare" };
         await world.Networks.SetUpAsync("one", spec, Ct);
@@ -215,7 +167,7 @@ public sealed class SandboxNetworksTests
     [Fact]
     public async Task A_second_network_for_the_same_sandbox_is_refused()
     {
-        using var world = new World();
+        using var world = new NetworkWorld();
         await world.Networks.SetUpAsync("twice", new SandboxNetworkSpec(), Ct);
 
         await Assert.ThrowsAsync<NetworkException>(() => world.Networks.SetUpAsync("twice", new SandboxNetworkSpec(), Ct));

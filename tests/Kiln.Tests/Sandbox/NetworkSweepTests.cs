@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Kiln.Host.Network;
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
@@ -14,28 +13,8 @@ public sealed class NetworkSweepTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private sealed class World : IDisposable
+    private sealed class World : NetworkWorld
     {
-        public World()
-        {
-            Assert.SkipUnless(TestNetns.Installed("nft") && TestNetns.Installed("sysctl"), "needs nft (nftables) and sysctl (procps); .ci/run installs them");
-            Host = TestNetns.Create();
-            Root = new TempRoot();
-            Prefix = "kt" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)) + "-";
-            NetworkOptions = new SandboxNetworksOptions { StateDirectory = Root.Combine("net"), HostNamespacePath = Host.Path, NamespacePrefix = Prefix };
-            Networks = new SandboxNetworks(NetworkOptions);
-        }
-
-        public TempRoot Root { get; }
-
-        public TestNetns Host { get; }
-
-        public string Prefix { get; }
-
-        public SandboxNetworksOptions NetworkOptions { get; }
-
-        public SandboxNetworks Networks { get; }
-
         public FirecrackerHypervisorOptions Options(Kiln.Vmm.VmmOwnership ownership) => new() { Networks = NetworkOptions, Ownership = ownership };
 
         public HypervisorConfig Config(NetworkMode mode) => SandboxTarget.Fake(Root).Config(Root) with { Network = new SandboxNetworkSpec { Mode = mode } };
@@ -48,22 +27,6 @@ public sealed class NetworkSweepTests
             Assert.DoesNotContain("kiln", Host.Exec("nft", "list", "ruleset"));
             if (info.HostVeth is { } veth)
                 Assert.False(Host.HasLink(veth), $"{veth} is still there");
-        }
-
-        public void Dispose()
-        {
-            foreach (var ns in Directory.GetFiles("/run/netns", Prefix + "*"))
-            {
-                try
-                {
-                    TestNetns.Run("ip", "netns", "del", Path.GetFileName(ns));
-                }
-                catch (InvalidOperationException)
-                {
-                }
-            }
-            Host.Dispose();
-            Root.Dispose();
         }
     }
 
