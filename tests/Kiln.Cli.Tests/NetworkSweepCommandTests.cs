@@ -6,6 +6,14 @@ using System.Text.Json;
 
 namespace Kiln.Cli.Tests;
 
+/// <summary>
+/// Runs alone, after the parallel tests: every root kiln that runs ps or starts a networked sandbox sweeps every dead
+/// network on the host, so a test running beside these would remove the network they must first see left behind.
+/// </summary>
+[CollectionDefinition(DisableParallelization = true)]
+public sealed class HostWideSweepsRunAlone;
+
+[Collection(typeof(HostWideSweepsRunAlone))]
 public sealed class NetworkSweepCommandTests : IAsyncLifetime
 {
     private readonly KilnSandboxRoot _root = new();
