@@ -93,6 +93,9 @@ internal static class KilnApp
     {
         var (code, message) = Describe(exception, verbose, interrupted);
         Console.Error.WriteLine($"{commandPath}: {message}");
+        // What failed while cleaning up after the failure: said too, after it, never in its place.
+        foreach (var cleanup in Kiln.CleanupFailures.All(exception))
+            Console.Error.WriteLine($"{commandPath}: and cleaning up after it failed: {cleanup.Message}");
         if (verbose && exception is not UsageException)
             Console.Error.WriteLine(exception.ToString());
         return code;

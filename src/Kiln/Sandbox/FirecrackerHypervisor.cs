@@ -60,9 +60,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             await driver.SweepIfNoVmmAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
-            await driver.DisposeAsync().ConfigureAwait(false);
+            await CleanupFailures.RunAsync(e, () => driver.DisposeAsync().AsTask()).ConfigureAwait(false);
             throw;
         }
         return driver;
@@ -180,14 +180,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 }
                 await PersistAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch
+            catch (Exception e)
             {
                 // Nothing recorded (a full or read-only file system, say): this driver is unbound again, and a
                 // directory it made is removed, unless something else has been put in it meanwhile (found by
                 // DiskFaultTests: an empty sandbox directory was left behind).
                 Unbind();
                 if (made)
-                    RemoveDirectoryIfEmpty(paths.Directory);
+                    CleanupFailures.Run(e, () => RemoveDirectoryIfEmpty(paths.Directory));
                 throw;
             }
         }

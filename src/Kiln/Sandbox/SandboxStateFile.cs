@@ -91,10 +91,10 @@ internal sealed record SandboxStateFile
             }
             File.Move(temp, path, overwrite: true);
         }
-        catch
+        catch (Exception e)
         {
             // Nothing half-written stays: a full file system fails the write (or the close that flushes it).
-            File.Delete(temp);
+            CleanupFailures.Run(e, () => File.Delete(temp));
             throw;
         }
     }

@@ -93,12 +93,12 @@ public sealed class BlockPool
                 }
             }
         }
-        catch
+        catch (Exception e)
         {
             // All or nothing: a slot that cannot be made (disk full, a directory in its place) must not leave the
             // earlier slots' files behind, as the caller never learns their names.
             foreach (var path in created)
-                File.Delete(path);
+                CleanupFailures.Run(e, () => File.Delete(path));
             throw;
         }
         return created;

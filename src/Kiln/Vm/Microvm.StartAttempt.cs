@@ -116,8 +116,8 @@ public sealed partial class Microvm
             {
                 var tail = await RollBackAsync(step, e).ConfigureAwait(false);
                 var reason = e is OperationCanceledException && cancellationToken.IsCancellationRequested ? "cancelled" : e.Message;
-                throw new MicrovmBootException(step, $"The microVM failed to {verb} at step '{step}': {reason}",
-                    MicrovmBootException.FindFault(e), tail, e);
+                throw CleanupFailures.Move(e, new MicrovmBootException(step, $"The microVM failed to {verb} at step '{step}': {reason}",
+                    MicrovmBootException.FindFault(e), tail, e));
             }
             _watcher?.Dispose();
             var vm = Vm;
@@ -127,7 +127,10 @@ public sealed partial class Microvm
             return vm;
         }
 
-        /// <summary>Kills the VMM and removes what this attempt created; returns the tail of the VMM's log and output.</summary>
+        /// <summary>
+        /// Kills the VMM and removes what this attempt created; returns the tail of the VMM's log and output. Each
+        /// clean-up step runs even when an earlier one failed; their failures are attached to <paramref name="failure"/>.
+        /// </summary>
         private async Task<string> RollBackAsync(string step, Exception failure)
         {
             _watcher?.Dispose();
@@ -135,18 +138,18 @@ public sealed partial class Microvm
             if (_vm is { } vm)
             {
                 if (BeforeKill is { } beforeKill)
-                    await beforeKill(vm, step, failure).ConfigureAwait(false);
-                await vm._vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
+                    await CleanupFailures.RunAsync(failure, () => beforeKill(vm, step, failure)).ConfigureAwait(false);
+                await CleanupFailures.RunAsync(failure, () => vm._vmm.KillAsync(CancellationToken.None)).ConfigureAwait(false);
                 tail = FailureTail(vm._vmm.ReadOutputTail(), options.LogPath is null ? "" : VmmProcess.ReadFileTail(options.LogPath, 32));
                 vm._state = MicrovmState.Exited;
                 if (vm._jail is { } jail)
-                    await jail.CleanupAsync(options.TimeProvider, CancellationToken.None).ConfigureAwait(false);
-                await vm.ReleaseAsync().ConfigureAwait(false);
+                    await CleanupFailures.RunAsync(failure, () => jail.CleanupAsync(options.TimeProvider, CancellationToken.None)).ConfigureAwait(false);
+                await CleanupFailures.RunAsync(failure, vm.ReleaseAsync).ConfigureAwait(false);
                 Interlocked.Exchange(ref vm._disposed, 1);
             }
-            DeleteFile(options.SocketPath);
+            CleanupFailures.Run(failure, () => DeleteFile(options.SocketPath));
             foreach (var file in Created)
-                DeleteFile(file);
+                CleanupFailures.Run(failure, () => DeleteFile(file));
             return tail;
         }
 

@@ -161,12 +161,12 @@ public sealed class JailedVmm : IAsyncDisposable
         catch (Exception e)
         {
             var tail = launcher?.ReadOutputTail() ?? "";
-            await RollBackAsync(layout, cgroups, exposed, vmm, launcher, daemonizing, timeProvider).ConfigureAwait(false);
+            await RollBackAsync(e, layout, cgroups, exposed, vmm, launcher, daemonizing, timeProvider).ConfigureAwait(false);
             if (e is JailStartException { OutputTail.Length: 0 } && tail.Length > 0)
-                throw new JailStartException(e.Message, tail, e.InnerException);
+                throw CleanupFailures.Move(e, new JailStartException(e.Message, tail, e.InnerException));
             if (e is JailStartException or OperationCanceledException)
                 throw;
-            throw new JailStartException($"Starting the jailed VMM failed: {e.Message}", tail, e);
+            throw CleanupFailures.Move(e, new JailStartException($"Starting the jailed VMM failed: {e.Message}", tail, e));
         }
         finally
         {
@@ -311,30 +311,40 @@ public sealed class JailedVmm : IAsyncDisposable
         await Cgroups.RemoveAsync(cgroupDirectories, TimeSpan.FromSeconds(10), timeProvider, ct).ConfigureAwait(false);
     }
 
-    private static async Task RollBackAsync(JailLayout layout, IReadOnlyList<JailCgroup> cgroups, List<ExposedFile> exposed, VmmProcess? vmm,
-        VmmProcess? launcher, Process? daemonizing, TimeProvider timeProvider)
+    // Each step runs even when an earlier one failed; their failures are attached to the launch's (CleanupFailures).
+    private static async Task RollBackAsync(Exception failure, JailLayout layout, IReadOnlyList<JailCgroup> cgroups, List<ExposedFile> exposed,
+        VmmProcess? vmm, VmmProcess? launcher, Process? daemonizing, TimeProvider timeProvider)
     {
         // The VMM may be up without our knowing it yet (the PID file came late): only a process proven to be the
         // jail's is killed.
-        if (vmm is null && FindLiveUser(layout) is { } pid && ProcFs.TryGetIdentity(pid) is { } identity
-            && VmmProcess.TryAttach(identity, "/dev/null") is { } orphan)
+        await CleanupFailures.RunAsync(failure, async () =>
         {
-            await using (orphan.ConfigureAwait(false))
-                await orphan.KillAsync().ConfigureAwait(false);
-        }
+            if (vmm is null && FindLiveUser(layout) is { } pid && ProcFs.TryGetIdentity(pid) is { } identity
+                && VmmProcess.TryAttach(identity, "/dev/null") is { } orphan)
+            {
+                await using (orphan.ConfigureAwait(false))
+                    await orphan.KillAsync().ConfigureAwait(false);
+            }
+        }).ConfigureAwait(false);
         if (vmm is not null)
-            await vmm.KillAsync().ConfigureAwait(false);
+            await CleanupFailures.RunAsync(failure, () => vmm.KillAsync()).ConfigureAwait(false);
         if (launcher is not null)
         {
-            await launcher.KillAsync().ConfigureAwait(false);
-            await launcher.DisposeAsync().ConfigureAwait(false);
+            await CleanupFailures.RunAsync(failure, async () =>
+            {
+                await using (launcher.ConfigureAwait(false))
+                    await launcher.KillAsync().ConfigureAwait(false);
+            }).ConfigureAwait(false);
         }
         if (daemonizing is { HasExited: false })
         {
-            daemonizing.Kill();
-            await daemonizing.WaitForExitAsync().ConfigureAwait(false);
+            await CleanupFailures.RunAsync(failure, async () =>
+            {
+                daemonizing.Kill();
+                await daemonizing.WaitForExitAsync().ConfigureAwait(false);
+            }).ConfigureAwait(false);
         }
-        await RemoveJailAsync(layout, exposed, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, CancellationToken.None).ConfigureAwait(false);
+        await CleanupFailures.RunAsync(failure, () => RemoveJailAsync(layout, exposed, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, CancellationToken.None)).ConfigureAwait(false);
     }
 
     // Races the process that is to become the VMM (becoming the jail's exec file) against the jailer's failure.

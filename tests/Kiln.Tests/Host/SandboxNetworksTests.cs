@@ -222,4 +222,31 @@ public sealed class SandboxNetworksTests
     {
         Assert.Equal(tap, new SandboxNetworkSpec { GuestAddress = InterfaceAddress.Parse(guest, "x") }.TapAddress.ToString());
     }
+
+    [Fact]
+    public async Task A_failed_set_up_whose_teardown_fails_too_throws_the_set_up_failure_with_the_teardown_failure_attached()
+    {
+        using var world = new NetworkWorld();
+        var record = Path.Combine(world.NetworkOptions.StateDirectory, "sandbox-both.json");
+        var saved = record + ".saved";
+        world.Networks.AfterStep = step =>
+        {
+            if (step != "tap")
+                return;
+            // The record replaced by a directory: the teardown cannot read it.
+            File.Move(record, saved);
+            Directory.CreateDirectory(Path.Combine(record, "blocker"));
+            throw new IOException("injected");
+        };
+
+        var e = await Assert.ThrowsAsync<IOException>(() => world.Networks.SetUpAsync("both", new SandboxNetworkSpec { Mode = NetworkMode.Isolated }, Ct));
+
+        Assert.Equal("injected", e.Message);
+        Assert.Single(CleanupFailures.Of(e));
+        // The record back: the teardown now finishes the job.
+        Directory.Delete(record, recursive: true);
+        File.Move(saved, record);
+        await world.Networks.TearDownAsync("both", Ct);
+        Assert.False(File.Exists(world.NamespacePath("both")));
+    }
 }

@@ -158,4 +158,28 @@ public sealed class TapProvisionerTests
         Assert.True(address.SameNetwork(System.Net.IPAddress.Parse("172.16.0.1")));
         Assert.False(address.SameNetwork(System.Net.IPAddress.Parse("172.16.0.5")));
     }
+
+    [Fact]
+    public async Task A_failed_step_whose_clean_up_fails_too_throws_the_steps_failure_with_the_clean_up_failure_attached()
+    {
+        using var root = new TempRoot();
+        using var netns = TestNetns.Create();
+        var taps = Provisioner(root);
+        taps.AfterStep = step =>
+        {
+            if (step != "created")
+                return;
+            // The record replaced by a directory: releasing it (the clean-up) cannot read or delete it.
+            var record = Assert.Single(Directory.GetFiles(root.Combine("net"), "tap-*kclean"));
+            File.Delete(record);
+            Directory.CreateDirectory(Path.Combine(record, "blocker"));
+            throw new IOException("injected");
+        };
+
+        var e = await Assert.ThrowsAsync<IOException>(() => taps.CreateAsync(new TapSpec("kclean") { NetworkNamespacePath = netns.Path }, "sb", Ct));
+
+        Assert.Equal("injected", e.Message);
+        Assert.Single(CleanupFailures.Of(e));
+        Assert.False(netns.HasLink("kclean"));
+    }
 }

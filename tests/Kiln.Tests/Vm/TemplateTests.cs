@@ -193,4 +193,52 @@ public sealed class TemplateTests
         using var root = new TempRoot();
         Assert.Throws<TemplateStoreException>(() => new TemplateStore(root.Path).Open(name));
     }
+
+    [Fact]
+    public async Task A_batch_whose_clean_up_fails_for_one_clone_still_stops_every_clone_and_throws_the_clones_failure()
+    {
+        using var root = new TempRoot();
+        var (source, _, template) = await TemplateAsync(root);
+        await using var _source = source;
+        var dying = new Dictionary<string, string> { ["FAKE_FC_EXIT_AT"] = "PUT /snapshot/load" };
+        var blocked = root.Combine("c0", "console.log");
+        TemplateCloneOptions Options(int i)
+        {
+            var clone = Clone(root, i, i == 2 ? dying : null);
+            if (i != 1)
+                return clone;
+            // While clone 1 prepares, clone 0's console becomes a directory with something in it: removing clone 0's
+            // files (the batch's clean-up) fails.
+            var block = new BootStep("block-clean-up", _ =>
+            {
+                File.Delete(blocked);
+                Directory.CreateDirectory(Path.Combine(blocked, "blocker"));
+                return Task.CompletedTask;
+            });
+            return clone with { Microvm = clone.Microvm with { Preparation = [block] } };
+        }
+
+        var e = await Assert.ThrowsAsync<MicrovmBootException>(() => template.StartClonesAsync(3, Options, cancellationToken: Ct));
+
+        Assert.Equal("snapshot-load", e.Step);
+        Assert.NotEmpty(CleanupFailures.Of(e));
+        for (var i = 0; i < 3; i++)
+            Assert.Empty(ProcessScan.WithCommandLineContaining(root.Combine($"c{i}", "fc.sock")));
+        Assert.Equal(MicrovmState.Running, source.State);
+    }
+
+    [Fact]
+    public async Task A_template_whose_snapshot_fails_because_the_vmm_died_throws_the_snapshots_failure_not_the_resumes()
+    {
+        using var root = new TempRoot();
+        var knobs = new Dictionary<string, string> { ["FAKE_FC_EXIT_AT"] = "PUT /snapshot/create" };
+        await using var source = await Microvm.BootAsync(SnapshotFixture.DescriptionWithVsock(root), MicrovmFixture.Options(root, knobs), Ct);
+        var store = new TemplateStore(root.Combine("templates"));
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => store.CreateAsync("base", source, Ct));
+
+        // The resume (the clean-up) failed too, as the VMM is gone: attached, not thrown in the snapshot's place.
+        Assert.Single(CleanupFailures.Of(e));
+        Assert.Empty(Directory.GetFileSystemEntries(store.Root));
+    }
 }

@@ -100,9 +100,10 @@ public sealed class SandboxNetworks
             AfterStep?.Invoke("done");
             return info;
         }
-        catch
+        catch (Exception e)
         {
-            await TearDownAsync(sandboxId, CancellationToken.None).ConfigureAwait(false);
+            // The set-up's failure is what the caller gets; a teardown that fails too rides along (CleanupFailures).
+            await CleanupFailures.RunAsync(e, () => TearDownAsync(sandboxId, CancellationToken.None)).ConfigureAwait(false);
             throw;
         }
     }

@@ -79,11 +79,12 @@ public sealed class TapProvisioner
             await IpAsync(tap.NetworkNamespacePath, cancellationToken, "link", "set", "dev", tap.Name, "up").ConfigureAwait(false);
             return tap;
         }
-        catch
+        catch (Exception e)
         {
+            // The step's failure is what the caller gets; a clean-up that fails too rides along (CleanupFailures).
             if (created)
-                await DeleteDeviceAsync(tap, CancellationToken.None).ConfigureAwait(false);
-            _ownership.Release(tap);
+                await CleanupFailures.RunAsync(e, () => DeleteDeviceAsync(tap, CancellationToken.None)).ConfigureAwait(false);
+            CleanupFailures.Run(e, () => _ownership.Release(tap));
             throw;
         }
     }

@@ -116,13 +116,19 @@ public sealed class MicrovmTemplate
             }
             return started;
         }
-        catch
+        catch (Exception e)
         {
+            // Every clone is stopped and removed even when one's clean-up fails; the clone's failure is what the
+            // caller gets, with the clean-up failures attached (CleanupFailures).
             for (var i = 0; i < started.Count; i++)
             {
-                await started[i].StopAsync(ShutdownPlan.Kill(), CancellationToken.None).ConfigureAwait(false);
-                await started[i].DisposeAsync().ConfigureAwait(false);
-                RemoveCloneFiles(all[i]);
+                var (vm, files) = (started[i], all[i]);
+                await CleanupFailures.RunAsync(e, async () =>
+                {
+                    await using (vm.ConfigureAwait(false))
+                        await vm.StopAsync(ShutdownPlan.Kill(), CancellationToken.None).ConfigureAwait(false);
+                }).ConfigureAwait(false);
+                CleanupFailures.Run(e, () => RemoveCloneFiles(files));
             }
             throw;
         }
@@ -173,10 +179,10 @@ public sealed class MicrovmTemplate
         {
             return await Microvm.RestoreAsync(Snapshot, options, restore, description: null, cancellationToken).ConfigureAwait(false);
         }
-        catch (MicrovmBootException)
+        catch (MicrovmBootException e)
         {
             foreach (var file in created)
-                Microvm.DeleteFile(file);
+                CleanupFailures.Run(e, () => Microvm.DeleteFile(file));
             throw;
         }
     }

@@ -57,19 +57,23 @@ public sealed class TemplateStore
             {
                 manifest = await SnapshotIntoAsync(name, source, version, temporary, cancellationToken).ConfigureAwait(false);
             }
-            finally
+            catch (Exception e) when (wasRunning)
             {
-                if (wasRunning)
-                    await source.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+                // A snapshot that failed because the VMM died cannot be resumed either: the snapshot's failure is the
+                // caller's, the resume's rides along (a finally would have thrown the resume's instead).
+                await CleanupFailures.RunAsync(e, () => source.ResumeAsync(CancellationToken.None)).ConfigureAwait(false);
+                throw;
             }
+            if (wasRunning)
+                await source.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
             await using (var file = File.Create(Path.Combine(temporary, ManifestFile)))
                 await JsonSerializer.SerializeAsync(file, manifest, TemplateJsonContext.Default.TemplateManifest, cancellationToken).ConfigureAwait(false);
             Directory.Move(temporary, final);
             return new MicrovmTemplate(final, manifest);
         }
-        catch
+        catch (Exception e)
         {
-            Directory.Delete(temporary, recursive: true);
+            CleanupFailures.Run(e, () => Directory.Delete(temporary, recursive: true));
             throw;
         }
     }
