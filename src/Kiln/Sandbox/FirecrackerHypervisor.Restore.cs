@@ -96,14 +96,16 @@ public sealed partial class FirecrackerHypervisor
             StartedAt = previousStartedAt;
             _devices.Clear();
             _devices.AddRange(previousDevices);
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
             var cause = boot?.InnerException ?? e;
             var fault = boot?.FaultMessage;
             var reason = cause is OperationCanceledException && cancellationToken.IsCancellationRequested ? "cancelled" : cause.Message;
-            throw new SandboxStartException(step,
+            var failure = CleanupFailures.Move(e, new SandboxStartException(step,
                 $"Sandbox '{Id}' failed to restore from {restore.Describe()} at step '{step}': {reason}{(fault is null || reason.Contains(fault, StringComparison.Ordinal) ? "" : $" (Firecracker: {fault})")}",
                 fault, boot?.OutputTail ?? "", cause)
-            { SandboxId = SandboxId };
+            { SandboxId = SandboxId });
+            // As for a boot: the record put back, a failure to do so attached to the restore's (CleanupFailures).
+            await CleanupFailures.RunAsync(failure, () => PersistAsync(CancellationToken.None)).ConfigureAwait(false);
+            throw failure;
         }
 
         _vm = restored;

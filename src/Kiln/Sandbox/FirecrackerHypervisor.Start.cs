@@ -77,32 +77,26 @@ public sealed partial class FirecrackerHypervisor
             activity?.SetStatus(ActivityStatusCode.Error, step);
             Log.StartFailed(_logger, e, Id, step);
             _vm = null; // the failed boot killed it and released its handles
-            foreach (var file in placeholders)
-                Microvm.DeleteFile(file);
-            if (network is not null)
-                await networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
-            _state = previousState;
-            StartedAt = previousStartedAt;
-            // The record put back; when even that write fails (the file system that failed the start is full or
-            // read-only), the start's error still goes to the caller, saying so, instead of the write's IOException
-            // (found by DiskFaultTests). A record left saying Starting names a VMM that is gone: readers see Exited.
-            SandboxException? recordFailure = null;
-            try
-            {
-                await PersistAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (SandboxException persist)
-            {
-                recordFailure = persist;
-            }
             var cause = boot?.InnerException ?? e;
             var fault = boot?.FaultMessage;
             var reason = cause is OperationCanceledException && cancellationToken.IsCancellationRequested ? "cancelled" : cause.Message;
-            var record = recordFailure is null || reason.Contains(recordFailure.Message, StringComparison.Ordinal) ? "" : $"; and {recordFailure.Message}";
-            throw new SandboxStartException(step,
-                $"Sandbox '{Id}' failed to start at step '{step}': {reason}{(fault is null || reason.Contains(fault, StringComparison.Ordinal) ? "" : $" (Firecracker: {fault})")}{record}",
-                fault, boot?.OutputTail ?? "", recordFailure is null ? cause : new AggregateException(cause, recordFailure))
-            { SandboxId = SandboxId };
+            // The start's own failure is the inner exception; what went wrong while cleaning up after it (the boot's
+            // rollback, the placeholders, the network, the record) is attached (CleanupFailures), never in its place.
+            var failure = CleanupFailures.Move(e, new SandboxStartException(step,
+                $"Sandbox '{Id}' failed to start at step '{step}': {reason}{(fault is null || reason.Contains(fault, StringComparison.Ordinal) ? "" : $" (Firecracker: {fault})")}",
+                fault, boot?.OutputTail ?? "", cause)
+            { SandboxId = SandboxId });
+            foreach (var file in placeholders)
+                CleanupFailures.Run(failure, () => Microvm.DeleteFile(file));
+            if (network is not null)
+                await CleanupFailures.RunAsync(failure, () => networks.TearDownAsync(Id, CancellationToken.None)).ConfigureAwait(false);
+            _state = previousState;
+            StartedAt = previousStartedAt;
+            // The record put back; when even that write fails (the file system that failed the start is full or
+            // read-only), the start's error still goes to the caller with the write's attached (found by
+            // DiskFaultTests). A record left saying Starting names a VMM that is gone: readers see Exited.
+            await CleanupFailures.RunAsync(failure, () => PersistAsync(CancellationToken.None)).ConfigureAwait(false);
+            throw failure;
         }
         _vm = booted;
         // The queued devices stay: they are the sandbox's boot configuration, replayed by every start (also by a

@@ -152,4 +152,24 @@ public sealed class DiskFaultTests
                 throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed ({process.ExitCode}): {error.Result}");
         }
     }
+
+    [Fact]
+    public async Task A_start_whose_record_cannot_be_put_back_throws_the_starts_own_failure_with_the_record_failure_attached()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("full2", config, Ct);
+        tmpfs.Fill();
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
+
+        // The spawn step's failure (its record could not be written), typed; the failed put-back rides along.
+        var cause = Assert.IsType<SandboxException>(e.InnerException);
+        Assert.Contains("No space left on device", cause.Message, StringComparison.Ordinal);
+        var record = Assert.IsType<SandboxException>(Assert.Single(CleanupFailures.Of(e)));
+        Assert.Contains("state file", record.Message, StringComparison.Ordinal);
+        AssertNoVmm(driver.SocketPath);
+    }
 }
