@@ -42,6 +42,8 @@ internal static class InspectCommand
                 Jail(info.Config, info.Id, info.Pid))
             {
                 Network = info.Config.Network is null ? null : NetworkOf(info.Id),
+                ExitCode = info.ExitCode,
+                ExitSignal = info.ExitSignal,
             };
             if (context.Json)
             {
@@ -92,6 +94,8 @@ internal static class InspectCommand
         void Row(string key, string? value) => grid.AddRow($"[bold]{Markup.Escape(key)}[/]", Markup.Escape(value ?? "-"));
         Row("Name", r.Name);
         grid.AddRow("[bold]State[/]", PsCommand.StateMarkup(r.State));
+        if (r.ExitCode is not null || r.ExitSignal is not null)
+            Row("Exit", r.ExitCode is { } code ? $"exit code {code}" : $"killed by signal {r.ExitSignal}");
         Row("Ownership", r.Ownership == VmmOwnership.Detached ? "detached (own session, owned by the state directory)" : "owned (dies with the kiln that started it)");
         Row("Pid", r.Pid?.ToString());
         Row("Started", r.StartedAt?.ToString("u"));

@@ -46,6 +46,12 @@ internal sealed record InspectJson(
 {
     /// <summary>The sandbox's own network, while Kiln has it set up.</summary>
     public NetworkJson? Network { get; init; }
+
+    /// <summary>An Exited sandbox's VMM's exit code, when its owner saw it end.</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>The signal that killed an Exited sandbox's VMM, when its owner saw it end.</summary>
+    public int? ExitSignal { get; init; }
 }
 
 internal sealed record NetworkJson(

@@ -30,6 +30,12 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     private volatile SandboxState _state = SandboxState.Created;
     private VmmOwnership _ownership;
     private bool _stopping;
+
+    /// <summary>How the last VMM ended on its own (null while one runs, after a stop, or when unknown).</summary>
+    private VmmProcessState? _exit;
+
+    /// <summary>The exit watcher's write of the record (SandboxExitRecord); DisposeAsync waits for it.</summary>
+    private volatile Task _exitRecord = Task.CompletedTask;
     private int _disposed;
 
     /// <summary>Creates a driver; <see cref="CreateAsync"/> binds it to a sandbox.</summary>
@@ -240,6 +246,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 _pool.Set(slot.Index, slot.HostPath);
         }
         _state = SandboxCatalog.LiveState(state);
+        _exit = state.State == SandboxState.Exited && state.ExitCode is { } code ? new VmmProcessState.Exited(code)
+            : state.State == SandboxState.Exited && state.ExitSignal is { } signal ? new VmmProcessState.Crashed(signal)
+            : null;
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
             && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
         {
@@ -572,6 +581,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 await ReleaseVmAsync().ConfigureAwait(false); // detached and re-attached VMMs keep running
             // A sweep the exit watcher started runs host tools: it finishes before the driver is gone (it logs its own failure).
             await _networkSweep.ConfigureAwait(false);
+            await _exitRecord.ConfigureAwait(false);
         }
         finally
         {
@@ -682,9 +692,35 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             if (_stopping || !ReferenceEquals(_vm, vm) || _state is not (SandboxState.Running or SandboxState.Paused))
                 return;
             _state = SandboxState.Exited;
+            _exit = t.Result;
             Log.VmmEnded(_logger, SandboxId ?? "?", t.Result);
+            RecordExit(vm.Identity, t.Result);
             SweepNetworkAfterExit();
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+
+    /// <summary>
+    /// From the exit watcher: the record says Exited with the status (under the sandbox lock, and only while it still
+    /// names this VMM). It has no caller to throw to: a failure is logged, and readers report Exited anyway.
+    /// </summary>
+    private void RecordExit(ProcessIdentity identity, VmmProcessState status)
+    {
+        var paths = Paths;
+        var id = Id;
+        var timeout = LockTimeoutFor(Config);
+        var previous = _exitRecord;
+        _exitRecord = Task.Run(async () =>
+        {
+            await previous.ConfigureAwait(false);
+            try
+            {
+                await SandboxExitRecord.MarkExitedAsync(paths, id, identity, status, wait: true, timeout, _time, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (SandboxException e)
+            {
+                Log.ExitRecordFailed(_logger, e, id);
+            }
+        });
+    }
 
     private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
 
@@ -704,6 +740,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
+            ExitCode = State == SandboxState.Exited ? (_exit as VmmProcessState.Exited)?.Code : null,
+            ExitSignal = State == SandboxState.Exited ? (_exit as VmmProcessState.Crashed)?.Signal : null,
             PoolSlots = PoolSlots,
             Devices = [.. _devices],
         };

@@ -35,4 +35,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Warning, "Sandbox {SandboxId}: firecracker ended on its own ({Final})")]
     public static partial void VmmEnded(ILogger logger, string sandboxId, Kiln.Vmm.VmmProcessState final);
+
+    [LoggerMessage(12, LogLevel.Error, "Sandbox {SandboxId}: its VMM ended on its own but the record could not say so; readers still see Exited, and the next one to notice tries again")]
+    public static partial void ExitRecordFailed(ILogger logger, Exception exception, string sandboxId);
 }

@@ -35,7 +35,7 @@ public static class SandboxCatalog
             {
                 var state = await SandboxStateFile.TryReadAsync(SandboxPaths.For(root, id).StatePath, cancellationToken).ConfigureAwait(false);
                 if (state is not null)
-                    sandboxes.Add(ToInfo(root, state));
+                    sandboxes.Add(await NoticeAsync(root, state, cancellationToken).ConfigureAwait(false));
             }
             catch (SandboxException e)
             {
@@ -52,7 +52,16 @@ public static class SandboxCatalog
         SandboxIds.Validate(id, root);
         var state = await SandboxStateFile.TryReadAsync(SandboxPaths.For(root, id).StatePath, cancellationToken).ConfigureAwait(false)
             ?? throw new SandboxNotFoundException(id, root) { SandboxId = id };
-        return ToInfo(root, state);
+        return await NoticeAsync(root, state, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The sandbox as it is; a record still naming a VMM that is gone is corrected on the way (SandboxExitRecord).</summary>
+    private static async Task<SandboxInfo> NoticeAsync(string root, SandboxStateFile state, CancellationToken cancellationToken)
+    {
+        var info = ToInfo(root, state);
+        if (info.State != state.State)
+            await SandboxExitRecord.TryCorrectAsync(root, state, cancellationToken).ConfigureAwait(false);
+        return info;
     }
 
     internal static SandboxInfo ToInfo(string root, SandboxStateFile state)
@@ -64,6 +73,8 @@ public static class SandboxCatalog
         {
             Ownership = state.Ownership,
             Devices = state.Devices,
+            ExitCode = live == SandboxState.Exited ? state.ExitCode : null,
+            ExitSignal = live == SandboxState.Exited ? state.ExitSignal : null,
         };
     }
 

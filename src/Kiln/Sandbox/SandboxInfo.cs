@@ -31,6 +31,12 @@ public sealed record SandboxInfo(
     string ConsolePath,
     IReadOnlyList<PoolSlot> PoolSlots)
 {
+    /// <summary>The exit code of an Exited sandbox's VMM, when it is known (its owner saw it end).</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>The signal that killed an Exited sandbox's VMM, when it is known.</summary>
+    public int? ExitSignal { get; init; }
+
     /// <summary>Who owns the VMM.</summary>
     public VmmOwnership Ownership { get; init; }
 

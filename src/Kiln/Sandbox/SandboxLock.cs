@@ -56,6 +56,27 @@ internal sealed class SandboxLock : IDisposable
         }
     }
 
+    /// <summary>Takes the lock if nobody holds it; null when another driver does (it is at work on the sandbox).</summary>
+    /// <exception cref="SandboxException">The directory cannot be opened or locked.</exception>
+    public static SandboxLock? TryAcquire(string directory, string sandboxId)
+    {
+        var fd = LibC.Open(directory, LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (fd < 0)
+            throw new SandboxException($"Cannot open the sandbox directory {directory} to lock it (errno {LibC.LastErrno}).") { SandboxId = sandboxId };
+        while (true)
+        {
+            if (LibC.Flock(fd, LibC.LOCK_EX | LibC.LOCK_NB) == 0)
+                return new SandboxLock(fd);
+            var errno = LibC.LastErrno;
+            if (errno == LibC.EINTR)
+                continue;
+            LibC.Close(fd);
+            if (errno == LibC.EAGAIN)
+                return null;
+            throw new SandboxException($"Cannot lock the sandbox directory {directory} (errno {errno}).") { SandboxId = sandboxId };
+        }
+    }
+
     /// <summary>Releases the lock (closing the descriptor releases the flock).</summary>
     public void Dispose()
     {

@@ -29,6 +29,12 @@ internal sealed record SandboxStateFile
     public required string SocketPath { get; init; }
     public required string ConsolePath { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>How the VMM ended, once the record says Exited and someone knew: its exit code…</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>…or the signal that killed it.</summary>
+    public int? ExitSignal { get; init; }
     /// <summary>The block pool's slots. Absent from a hand-written or truncated record: then none are assigned.</summary>
     public IReadOnlyList<PoolSlot> PoolSlots { get => field ?? []; init; } = [];
 
