@@ -37,6 +37,31 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_running_sandbox_whose_input_files_were_deleted_can_still_be_listed_inspected_stopped_and_removed()
+    {
+        var kernel = Path.Combine(_root.Files, "gone-vmlinux");
+        var rootfs = Path.Combine(_root.Files, "gone-rootfs.ext4");
+        File.Copy(_root.Kernel, kernel);
+        File.Copy(_root.Rootfs, rootfs);
+        var run = await _root.RunAsync("run", "--detach", "--name", "orphaned", "--kernel", kernel, "--rootfs", rootfs);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        File.Delete(kernel);
+        File.Delete(rootfs);
+
+        var ps = await _root.PsAsync("orphaned");
+        var inspect = await _root.RunAsync("inspect", "orphaned", "--json");
+        var stop = await _root.RunAsync("stop", "orphaned", "--json");
+        var rm = await _root.RunAsync("rm", "orphaned");
+
+        Assert.Equal("Running", ps.GetProperty("state").GetString());
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        Assert.Equal("Stopped", stop.Json().GetProperty("state").GetString());
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.False(Directory.Exists(Path.Combine(_root.Root, "orphaned")));
+    }
+
+    [Fact]
     public async Task Run_detach_json_describes_the_new_sandbox()
     {
         var run = await _root.RunAsync("run", "--detach", "--json", "--name", "vmj", "--kernel", _root.Kernel, "--rootfs", _root.Rootfs);

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
-using Kiln.Vmm;
 
 namespace Kiln.Cli.Commands;
 
@@ -41,8 +40,9 @@ internal static class StopCommand
         // socket Firecracker left behind and records Stopped.
         if (!Sandboxes.IsLive(info.State) && info.State is not SandboxState.Exited)
             return info.State;
-        await using var hypervisor = new FirecrackerHypervisor(context.HypervisorOptions(VmmOwnership.Detached));
-        await hypervisor.CreateAsync(info.Id, info.Config with { RootDirectory = context.Root }, cancellationToken);
+        // Opened from its record, not created again: CreateAsync checks the configuration as for a new sandbox, so a
+        // running sandbox whose kernel or image was deleted since could not have been stopped.
+        await using var hypervisor = await Sandboxes.OpenAsync(context, info.Id, cancellationToken);
         await context.Output.ProgressAsync($"Stopping {name}…", () => hypervisor.StopAsync(grace ?? info.Config.StopTimeout, cancellationToken));
         return hypervisor.State;
     }
