@@ -1,9 +1,9 @@
 // A firecracker launched by Firecracker's jailer: the chroot Kiln prepares (the files the VM needs, visible inside),
 // the jailer's command line, the PID namespace an owned VMM runs in so that it dies with its owner (the jailer's uid
 // drop clears any death signal of its own), finding the real VMM (the launcher's grandchild there; a detached one is
-// the jailer's own process, or with --new-pid-ns the PID file's; identity-checked before it is ever signalled), the
-// stop that works for a PID namespace's init (SIGHUP: SIGTERM is dropped there), and the clean-up the jailer never
-// does (tree, mounts, cgroups). Every failure during launch removes all of it again.
+// the jailer's own process, or with --new-pid-ns the PID file's; identity-checked before it is ever signalled), and
+// the clean-up the jailer never does (tree, mounts, cgroups). Every failure during launch removes all of it again.
+// Stopping is the Vm layer's ShutdownPlan, which knows a PID namespace's init ends on SIGHUP, not SIGTERM.
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Host;
@@ -14,7 +14,6 @@ namespace Kiln.Vmm;
 /// <summary>A jailed firecracker process and its jail.</summary>
 public sealed class JailedVmm : IAsyncDisposable
 {
-    private const int SIGHUP = 1;
     private readonly Lock _filesGate = new();
     private readonly List<ExposedFile> _files;
     private readonly VmmProcess? _launcher;
@@ -205,31 +204,6 @@ public sealed class JailedVmm : IAsyncDisposable
             _files.Remove(file);
             Record = Record with { Files = [.. _files] };
         }
-    }
-
-    /// <summary>
-    /// Stops the VMM: SIGTERM, or SIGHUP when it is a PID namespace's init (which drops SIGTERM); SIGKILL after
-    /// <paramref name="grace"/>.
-    /// </summary>
-    public async Task<VmmStopOutcome> StopAsync(TimeSpan grace, TimeProvider timeProvider, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        if (!Process.TrySignal(Record.NewPidNamespace ? SIGHUP : LibC.SIGTERM))
-        {
-            await Process.Exited.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return VmmStopOutcome.AlreadyExited;
-        }
-        try
-        {
-            await Process.Exited.WaitAsync(grace, timeProvider, cancellationToken).ConfigureAwait(false);
-            return VmmStopOutcome.Terminated;
-        }
-        catch (TimeoutException)
-        {
-            // It outlived the grace period: SIGKILL below.
-        }
-        await Process.KillAsync(cancellationToken).ConfigureAwait(false);
-        return VmmStopOutcome.Killed;
     }
 
     /// <summary>Removes what the jail left (exposed files, mounts, the chroot tree, the cgroups). The VMM must have ended.</summary>

@@ -170,31 +170,6 @@ public sealed class VmmProcess : IAsyncDisposable
         return errno == LibC.ESRCH ? false : throw new Win32Exception(errno, $"kill({Pid}, {signal}) failed");
     }
 
-    /// <summary>
-    /// SIGTERM, then SIGKILL if it has not ended within <paramref name="grace"/> (measured on
-    /// <paramref name="timeProvider"/>); returns once it has ended and been reaped.
-    /// </summary>
-    public async Task<VmmStopOutcome> StopAsync(TimeSpan grace, TimeProvider timeProvider, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        if (_state.HasEnded || !TrySignal(LibC.SIGTERM))
-        {
-            await _exited.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return VmmStopOutcome.AlreadyExited;
-        }
-        try
-        {
-            await _exited.WaitAsync(grace, timeProvider, cancellationToken).ConfigureAwait(false);
-            return VmmStopOutcome.Terminated;
-        }
-        catch (TimeoutException)
-        {
-            // It outlived the grace period: SIGKILL below.
-        }
-        await KillAsync(cancellationToken).ConfigureAwait(false);
-        return VmmStopOutcome.Killed;
-    }
-
     /// <summary>SIGKILL, then wait until it has ended.</summary>
     public async Task KillAsync(CancellationToken cancellationToken = default)
     {

@@ -32,13 +32,3 @@ public abstract record VmmProcessState
         code is > 128 and < 148 ? new Crashed(code - 128) : new Exited(code);
 }
 
-/// <summary>How a stop ended.</summary>
-public enum VmmStopOutcome
-{
-    /// <summary>The process was already gone.</summary>
-    AlreadyExited,
-    /// <summary>It ended within the grace period after SIGTERM.</summary>
-    Terminated,
-    /// <summary>It outlived the grace period and was killed with SIGKILL.</summary>
-    Killed,
-}

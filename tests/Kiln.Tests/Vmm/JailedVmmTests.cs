@@ -96,7 +96,7 @@ public sealed class JailedVmmTests
             Assert.Contains(vmm.Pid, Cgroups.Processes(cgroup.Directory));
         }
 
-        Assert.Equal(VmmStopOutcome.Terminated, await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        await TerminateAsync(vmm);
         await vmm.CleanupAsync(TimeProvider.System, Ct);
 
         Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
@@ -117,7 +117,7 @@ public sealed class JailedVmmTests
         await JailTestScope.WaitForApiAsync(vmm);
 
         Assert.True(vmm.Process.IsChild);
-        Assert.Equal(VmmStopOutcome.Terminated, await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        await TerminateAsync(vmm);
         Assert.Equal(new VmmProcessState.Crashed(15), vmm.Process.State);
         await vmm.CleanupAsync(TimeProvider.System, Ct);
         Assert.False(Directory.Exists(vmm.Layout.InstanceDirectory));
@@ -235,7 +235,7 @@ public sealed class JailedVmmTests
         await using var second = await JailedVmm.LaunchAsync(options, TimeProvider.System, Ct);
         await JailTestScope.WaitForApiAsync(second);
         Assert.NotEqual(first.Pid, second.Pid);
-        await second.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct);
+        await TerminateAsync(second);
         await second.CleanupAsync(TimeProvider.System, Ct);
     }
 
@@ -256,7 +256,7 @@ public sealed class JailedVmmTests
 
         Assert.NotNull(attached);
         Assert.False(attached.Process.IsChild);
-        Assert.Equal(VmmStopOutcome.Terminated, await attached.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct));
+        await TerminateAsync(attached);
         await attached.CleanupAsync(TimeProvider.System, Ct);
         Assert.False(Directory.Exists(record.Layout.InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
@@ -283,10 +283,17 @@ public sealed class JailedVmmTests
         vmm.WithdrawFile(plugged);
         Assert.False(File.Exists($"/proc/{vmm.Pid}/root/drives/data.img"));
 
-        await vmm.StopAsync(TimeSpan.FromSeconds(20), TimeProvider.System, Ct);
+        await TerminateAsync(vmm);
         await vmm.CleanupAsync(TimeProvider.System, Ct);
         Assert.Empty(scope.LeftoverMounts());
         Assert.Equal("data", await File.ReadAllTextAsync(kernel, Ct));
+    }
+
+    /// <summary>Ends the VMM the way a shutdown plan's Terminate does (SIGHUP for a PID namespace's init), without SIGKILL.</summary>
+    private static async Task TerminateAsync(JailedVmm vmm)
+    {
+        Assert.True(vmm.Process.TrySignal(vmm.Record.NewPidNamespace ? 1 : 15));
+        await vmm.Process.Exited.WaitAsync(TimeSpan.FromSeconds(20), Ct);
     }
 
     private static int ParentOf(int pid) => ProcFs.ParseParentPid(File.ReadAllText($"/proc/{pid}/stat")) ?? throw new InvalidOperationException($"{pid} is gone");

@@ -35,21 +35,21 @@ public sealed class VmmProcessTests
     }
 
     [Fact]
-    public async Task Stop_ends_a_process_that_honours_sigterm_without_sigkill()
+    public async Task A_sigterm_through_the_pidfd_ends_a_process_that_honours_it()
     {
         using var root = new TempRoot();
         var script = root.Script("vmm", "exec sleep 1000");
         await using var vmm = await VmmProcess.LaunchAsync(Options(root, script), Ct);
 
-        var outcome = await vmm.StopAsync(TimeSpan.FromSeconds(30), TimeProvider.System, Ct);
+        Assert.True(vmm.TrySignal(15));
+        await vmm.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct);
 
-        Assert.Equal(VmmStopOutcome.Terminated, outcome);
         Assert.Equal(new VmmProcessState.Crashed(15), vmm.State);
         Assert.Null(ProcFs.TryGetIdentity(vmm.Pid) is { } live && live.StartTimeTicks == vmm.Identity.StartTimeTicks ? live : null);
     }
 
     [Fact]
-    public async Task Stop_kills_a_process_that_ignores_sigterm_once_the_grace_period_ends()
+    public async Task Kill_ends_a_process_that_ignores_sigterm()
     {
         using var root = new TempRoot();
         // An ignored signal stays ignored across exec.
@@ -57,21 +57,20 @@ public sealed class VmmProcessTests
         await using var vmm = await VmmProcess.LaunchAsync(Options(root, script), Ct);
         await WaitForFileTextAsync(root.Combine("console.log"), "ready");
 
-        var outcome = await vmm.StopAsync(TimeSpan.FromMilliseconds(200), TimeProvider.System, Ct);
+        await vmm.KillAsync(Ct);
 
-        Assert.Equal(VmmStopOutcome.Killed, outcome);
         Assert.Equal(new VmmProcessState.Crashed(9), vmm.State);
     }
 
     [Fact]
-    public async Task Stop_of_an_ended_process_says_so_and_signals_nothing()
+    public async Task An_ended_process_is_signalled_no_more()
     {
         using var root = new TempRoot();
         await using var vmm = await VmmProcess.LaunchAsync(Options(root, root.Script("vmm", "exit 0")), Ct);
         await vmm.Exited.WaitAsync(Ct);
 
-        Assert.Equal(VmmStopOutcome.AlreadyExited, await vmm.StopAsync(TimeSpan.FromSeconds(1), TimeProvider.System, Ct));
         Assert.False(vmm.TrySignal(15));
+        await vmm.KillAsync(Ct); // returns at once: nothing to signal
     }
 
     [Fact]
@@ -95,7 +94,7 @@ public sealed class VmmProcessTests
         }
         finally
         {
-            await vmm.StopAsync(TimeSpan.FromSeconds(10), TimeProvider.System, Ct);
+            await vmm.KillAsync(Ct);
         }
     }
 
@@ -117,7 +116,8 @@ public sealed class VmmProcessTests
         }
         finally
         {
-            await vmm.StopAsync(TimeSpan.FromSeconds(10), TimeProvider.System, Ct);
+            if (vmm.TrySignal(15))
+                await vmm.Exited.WaitAsync(TimeSpan.FromSeconds(10), Ct);
         }
         Assert.Equal(new VmmProcessState.Crashed(15), vmm.State);
     }
@@ -135,9 +135,9 @@ public sealed class VmmProcessTests
         Assert.NotNull(attached);
         Assert.False(attached.IsChild);
 
-        var outcome = await attached.StopAsync(TimeSpan.FromSeconds(10), TimeProvider.System, Ct);
+        Assert.True(attached.TrySignal(15));
+        await attached.Exited.WaitAsync(TimeSpan.FromSeconds(10), Ct);
 
-        Assert.Equal(VmmStopOutcome.Terminated, outcome);
         Assert.Equal(new VmmProcessState.Exited(null), attached.State);
         Assert.Equal(new VmmProcessState.Crashed(15), await launched.Exited.WaitAsync(Ct));
     }
