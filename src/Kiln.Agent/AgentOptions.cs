@@ -25,9 +25,19 @@ internal sealed record AgentOptions
 
     public string SelfPath { get; init; } = Environment.ProcessPath ?? "/proc/self/exe";
 
-    /// <exception cref="ArgumentException">An unknown or incomplete option, naming it.</exception>
+    /// <summary>
+    /// Arguments the init agent did not know and passed over. The kernel hands every boot argument it does not know
+    /// itself (and that has no '=') to init, so one stray word on the kernel command line must not end the guest.
+    /// </summary>
+    public IReadOnlyList<string> Ignored { get; init; } = [];
+
+    /// <exception cref="ArgumentException">An unknown (unless init) or incomplete option, naming it.</exception>
     public static AgentOptions Parse(IReadOnlyList<string> args)
     {
+        // As init (PID 1, or the server it started: --init) unknown arguments are the kernel's leftovers; otherwise
+        // whoever started the agent typed them, and a typo is better refused.
+        var isInit = args.Contains("--init");
+        var ignored = new List<string>();
         var options = new AgentOptions();
         for (var i = 0; i < args.Count; i++)
         {
@@ -62,10 +72,14 @@ internal sealed record AgentOptions
                     options = options with { IsInit = true };
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option '{args[i]}'.");
+                    if (!isInit)
+                        throw new ArgumentException($"Unknown option '{args[i]}'.");
+                    ignored.Add(args[i]);
+                    break;
             }
         }
 
+        options = options with { Ignored = ignored };
         if (options.IsInit && options.VsockPort is null && options.UnixSocket is null)
             options = options with { VsockPort = DefaultVsockPort };
         if (options.VsockPort is null && options.UnixSocket is null)

@@ -31,6 +31,9 @@ catch (ArgumentException e)
     return 2;
 }
 
+foreach (var stray in options.Ignored)
+    log.WriteLine($"kiln-agent: ignoring unknown argument '{stray}' (as init, arguments the kernel did not know are passed over)");
+
 return await RunServerAsync(options, log);
 
 static int RunInit(string[] args, TextWriter log)

@@ -90,4 +90,40 @@ public sealed class InitTests
         Assert.Equal(130, agent.Process.ExitCode); // the namespace's init ended by reboot(POWER_OFF): SIGINT
         Assert.Contains("powering off", agent.Output);
     }
+
+    [Fact]
+    public async Task As_PID_1_the_agent_passes_over_boot_arguments_it_does_not_know_says_so_and_serves()
+    {
+        using var dir = new TempDir();
+        Assert.SkipUnless(Environment.UserName == "root" && File.Exists("/usr/bin/unshare"), "PID namespaces need root and util-linux's unshare");
+        // What a kernel hands init from "console=ttyS0 single --no-such-flag": the words it did not know itself.
+        await using var agent = await AgentProcess.StartAsync(dir["agent.sock"], "/usr/bin/unshare",
+            ["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--",
+             AgentProcess.BinaryPath, "single", "--unix", dir["agent.sock"], "--no-such-flag"]);
+
+        var health = await agent.Client.HealthAsync(Ct);
+
+        Assert.True(health.IsInit);
+        await Eventually.TrueAsync(() => agent.Output.Contains("ignoring unknown argument '--no-such-flag'", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the agent did not say it passed over the argument");
+        Assert.Contains("ignoring unknown argument 'single'", agent.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Not_as_init_the_agent_refuses_an_argument_it_does_not_know()
+    {
+        using var dir = new TempDir();
+        var info = new System.Diagnostics.ProcessStartInfo(AgentProcess.BinaryPath) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in new[] { "--unix", dir["agent.sock"], "--exit-with-parent", "--no-such-flag" })
+            info.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync(Ct);
+        _ = process.StandardOutput.ReadToEndAsync(Ct);
+
+        await process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("Unknown option '--no-such-flag'", await stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir["agent.sock"]));
+    }
 }
