@@ -65,6 +65,25 @@ public sealed class JailTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task The_tests_own_clean_up_finds_a_jailed_vmm_whose_command_line_names_no_test_path()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var id = "jcl-" + Path.GetFileName(_root.Files)[3..11];
+        await _root.RunDetachedAsync(id, ["--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot]);
+        var pid = (await _root.PsAsync(id)).GetProperty("pid").GetInt32();
+
+        var found = _root.ProcessesOfThisTest().ToList();
+        await _root.KillProcessesOfThisTestAsync();
+
+        Assert.DoesNotContain(pid, KilnSandboxRoot.ProcessesMentioning(_root.Root)); // why the command line is not enough
+        Assert.Contains(pid, found);
+        Assert.DoesNotContain(pid, _root.ProcessesOfThisTest()); // killed (a zombie has no root and no command line)
+        var rm = await _root.RunAsync("rm", id); // its jail, cgroups and record
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+    }
+
+    [Fact]
     public async Task A_foreground_jailed_run_killed_by_sigkill_leaves_no_process_and_rm_sweeps_its_jail()
     {
         Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");

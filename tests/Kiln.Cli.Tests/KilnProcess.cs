@@ -144,6 +144,15 @@ internal static partial class NativeMethods
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int pidfd_open(int pid, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int pidfd_send_signal(int pidfd, int signal, nint info, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int close(int fd);
 }
 
 /// <summary>One test's world: a state root, a files directory, and every process started under them killed at the end.</summary>
@@ -252,12 +261,41 @@ public sealed class KilnSandboxRoot : IAsyncDisposable
         return ps.Json().EnumerateArray().Single(s => s.GetProperty("name").GetString() == name);
     }
 
-    /// <summary>Kills every process whose command line mentions this root (VMMs left by a failed test), then deletes.</summary>
+    /// <summary>
+    /// Kills every process this test made that is still there (VMMs left by a failed test), then deletes: those whose
+    /// command line names the root or the files directory, and the VMMs the sandboxes' records under the root name
+    /// (a jailed VMM's command line holds only paths inside its chroot). Each is pinned by a pidfd, proven ours after
+    /// that (a record's PID counts only with its start time), and signalled through the pidfd: never a reused PID.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var pid in ProcessesMentioning(Root))
-            NativeMethods.kill(pid, NativeMethods.SIGKILL);
-        foreach (var pid in ProcessesMentioning(Root))
+        await KillProcessesOfThisTestAsync();
+        TryDelete(Root);
+        TryDelete(Files);
+    }
+
+    /// <summary>SIGKILL to every process <see cref="ProcessesOfThisTest()"/> finds, through a pidfd; waits for each to end.</summary>
+    public async Task KillProcessesOfThisTestAsync()
+    {
+        var recorded = RecordedVmms();
+        var killed = new List<int>();
+        foreach (var pid in ProcessesOfThisTest(recorded))
+        {
+            var pidfd = NativeMethods.pidfd_open(pid, 0);
+            if (pidfd < 0)
+                continue;
+            try
+            {
+                // Checked again now that the pidfd pins the process: the PID cannot have been handed to another.
+                if (IsOfThisTest(pid, recorded) && NativeMethods.pidfd_send_signal(pidfd, NativeMethods.SIGKILL, 0, 0) == 0)
+                    killed.Add(pid);
+            }
+            finally
+            {
+                NativeMethods.close(pidfd);
+            }
+        }
+        foreach (var pid in killed)
         {
             try
             {
@@ -271,8 +309,60 @@ public sealed class KilnSandboxRoot : IAsyncDisposable
             {
             }
         }
-        TryDelete(Root);
-        TryDelete(Files);
+    }
+
+    /// <summary>The processes <see cref="DisposeAsync"/> kills (see there).</summary>
+    public IEnumerable<int> ProcessesOfThisTest() => ProcessesOfThisTest(RecordedVmms());
+
+    private IEnumerable<int> ProcessesOfThisTest(IReadOnlyList<global::Kiln.Host.ProcessIdentity> recorded)
+    {
+        var self = System.Environment.ProcessId;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), out var pid) && pid != self && IsOfThisTest(pid, recorded))
+                yield return pid;
+        }
+    }
+
+    private bool IsOfThisTest(int pid, IReadOnlyList<global::Kiln.Host.ProcessIdentity> recorded)
+    {
+        if (recorded.Any(r => r.Pid == pid && global::Kiln.Host.ProcFs.IsSameProcess(r)))
+            return true;
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+            return cmdline.Contains(Root, StringComparison.Ordinal) || cmdline.Contains(Files, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // gone meanwhile, or not readable: not provably ours
+        }
+    }
+
+    /// <summary>The VMM identities (PID + start time + executable) the sandboxes' state files under the root record.</summary>
+    private List<global::Kiln.Host.ProcessIdentity> RecordedVmms()
+    {
+        var found = new List<global::Kiln.Host.ProcessIdentity>();
+        if (!Directory.Exists(Root))
+            return found;
+        foreach (var state in Directory.EnumerateFiles(Root, "state.json", SearchOption.AllDirectories))
+        {
+            try
+            {
+                using var json = JsonDocument.Parse(File.ReadAllText(state));
+                var record = json.RootElement;
+                if (record.TryGetProperty("pid", out var pid) && record.TryGetProperty("start_time_ticks", out var ticks))
+                {
+                    var exe = record.TryGetProperty("executable_path", out var e) ? e.GetString() : null;
+                    found.Add(new global::Kiln.Host.ProcessIdentity(pid.GetInt32(), ticks.GetUInt64(), exe));
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+            {
+                // Half-written or unreadable: its VMM, if any, is found by its command line or not at all.
+            }
+        }
+        return found;
     }
 
     public static IEnumerable<int> ProcessesMentioning(string text)
