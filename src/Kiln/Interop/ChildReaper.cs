@@ -2,7 +2,9 @@
 // for as long as it ran: one thread per running VMM (bench --density: threads +1.0 per VM). Here one thread polls the
 // pidfds of every running child, plus an eventfd that wakes it when a child is added, and reaps each the moment its
 // pidfd turns readable (the child has ended). The thread starts with the first child and lives as long as the process,
-// as the owner thread does.
+// as the owner thread does. The same thread watches processes that are not our children (a detached VMM a host
+// re-attached to): a pidfd turns readable when any process ends, so many re-attached VMMs cost no thread each; they are
+// not ours to reap, and their status is not ours to learn.
 using System.ComponentModel;
 
 namespace Kiln.Interop;
@@ -18,14 +20,23 @@ internal static unsafe class ChildReaper
     private static int _wakeFd = -1;
     private static bool _failed;
 
-    private sealed record Child(int PidFd, int Pid, TaskCompletionSource<int> Status);
+    // Reap: whether it is our child, to be reaped; a watched non-child only ends.
+    private sealed record Child(int PidFd, int Pid, TaskCompletionSource<int> Status, bool Reap = true);
+
+    /// <summary>
+    /// Completes (with -1: the status is not ours to learn) once a process that is not our child has ended. Null when
+    /// the shared thread cannot be used: the caller waits on a thread of its own.
+    /// </summary>
+    public static Task<int>? TryWatchAsync(int pid, PidFd pidFd) => Add(pid, pidFd, reap: false);
 
     /// <summary>
     /// Completes with the raw wait status once the child has ended and been reaped (-1 when someone else reaped it).
     /// The reaper keeps a duplicate of <paramref name="pidFd"/>: the caller may close its own while the child runs.
     /// Null when the shared thread cannot be used (its poll failed): the caller waits on a thread of its own.
     /// </summary>
-    public static Task<int>? TryWaitAsync(int pid, PidFd pidFd)
+    public static Task<int>? TryWaitAsync(int pid, PidFd pidFd) => Add(pid, pidFd, reap: true);
+
+    private static Task<int>? Add(int pid, PidFd pidFd, bool reap)
     {
         lock (Gate)
         {
@@ -46,7 +57,7 @@ internal static unsafe class ChildReaper
         }
         if (fd < 0)
             throw new Win32Exception(LibC.LastErrno, "fcntl(F_DUPFD_CLOEXEC) of a pidfd failed");
-        var child = new Child(fd, pid, new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var child = new Child(fd, pid, new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously), reap);
         lock (Gate)
         {
             if (_failed)
@@ -117,7 +128,7 @@ internal static unsafe class ChildReaper
                 lock (Gate)
                     Children.Remove(child);
                 // Readable means ended; should it not be waitable yet after all, wait for it (it is ending).
-                var status = Reap(child.Pid, WNOHANG) ?? Reap(child.Pid, 0) ?? -1;
+                var status = !child.Reap ? -1 : Reap(child.Pid, WNOHANG) ?? Reap(child.Pid, 0) ?? -1;
                 LibC.Close(child.PidFd);
                 child.Status.SetResult(status);
             }
@@ -137,11 +148,21 @@ internal static unsafe class ChildReaper
         {
             new Thread(() =>
             {
-                var status = Reap(child.Pid, 0) ?? -1;
+                var status = child.Reap ? Reap(child.Pid, 0) ?? -1 : WaitUntilEnded(child.PidFd);
                 LibC.Close(child.PidFd);
                 child.Status.SetResult(status);
             }) { IsBackground = true, Name = "kiln-reap" }.Start();
         }
+    }
+
+    /// <summary>Blocks in poll(2) until the pidfd turns readable (the process ended); -1, the status being unknown.</summary>
+    private static int WaitUntilEnded(int pidFd)
+    {
+        var fd = new LibC.PollFd { Fd = pidFd, Events = LibC.POLLIN };
+        while (LibC.Poll(&fd, 1, -1) < 0 && LibC.LastErrno == LibC.EINTR)
+        {
+        }
+        return -1;
     }
 
     /// <summary>

@@ -196,7 +196,12 @@ public sealed class VmmProcess : IAsyncDisposable
     {
         if (_pidFd is not null)
         {
-            await _pidFd.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            // The shared reaper thread watches it (no thread per re-attached VMM); a thread of its own only when that
+            // thread cannot be used.
+            if (ChildReaper.TryWatchAsync(Pid, _pidFd) is { } ended)
+                await ended.ConfigureAwait(false);
+            else
+                await _pidFd.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
         }
         else
         {

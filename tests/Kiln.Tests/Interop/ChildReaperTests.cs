@@ -51,6 +51,59 @@ public sealed class ChildReaperTests
         }
     }
 
+    [Fact]
+    public async Task Re_attached_processes_that_are_not_our_children_are_watched_without_a_thread_each()
+    {
+        using var root = new TempRoot();
+        const int count = 24;
+        var launched = new List<VmmProcess>();
+        var attached = new List<VmmProcess>();
+        try
+        {
+            // Detached (own session), then re-attached by identity: the way a host re-adopts the VMMs it left running.
+            for (var i = 0; i < count; i++)
+            {
+                launched.Add(await VmmProcess.LaunchAsync(new VmmLaunchOptions
+                {
+                    ExecutablePath = root.Script($"vmm{i}", "exec sleep 1000"),
+                    Arguments = new VmmArguments(root.Combine($"api{i}.sock")),
+                    OutputPath = root.Combine($"console{i}.log"),
+                    Detached = true,
+                }, Ct));
+            }
+            var identities = new List<Kiln.Host.ProcessIdentity>();
+            foreach (var vmm in launched)
+            {
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                Kiln.Host.ProcessIdentity? identity;
+                while ((identity = Kiln.Host.ProcFs.TryGetIdentity(vmm.Pid)) is not { ExecutablePath: "/usr/bin/sleep" or "/bin/sleep" })
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "the child never became sleep");
+                    await Task.Delay(10, Ct);
+                }
+                identities.Add(identity);
+            }
+            var threadsBefore = WaitingThreads();
+
+            foreach (var identity in identities)
+                attached.Add(VmmProcess.TryAttach(identity, root.Combine("attached.log")) ?? throw new Xunit.Sdk.XunitException("not attached"));
+            _ = attached.Select(a => a.Exited).ToList(); // every exit watch started
+            var threadsWhileWatching = WaitingThreads();
+
+            Assert.True(threadsWhileWatching - threadsBefore < count / 2,
+                $"{count} re-attached processes took {threadsWhileWatching - threadsBefore} more long-running threads");
+            foreach (var vmm in launched)
+                await vmm.KillAsync(Ct);
+            var finals = await Task.WhenAll(attached.Select(a => a.Exited.WaitAsync(TimeSpan.FromSeconds(30), Ct)));
+            Assert.All(finals, f => Assert.Equal(new VmmProcessState.Exited(null), f));
+        }
+        finally
+        {
+            foreach (var vmm in attached.Concat(launched))
+                await vmm.DisposeAsync();
+        }
+    }
+
     /// <summary>
     /// Threads of the kind a blocking wait runs on (.NET names a LongRunning task's thread ".NET Long Running Task"),
     /// counted by name: the thread pool, which tests running in parallel grow, does not count.
