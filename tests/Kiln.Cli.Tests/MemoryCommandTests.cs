@@ -100,6 +100,7 @@ public sealed class MemoryCommandTests : IAsyncLifetime
         Assert.Equal("virtio-mem", grow.Json().GetProperty("mechanism").GetString());
         Assert.Equal(128, grow.Json().GetProperty("memory").GetProperty("pluggedMiB").GetInt32());
         Assert.Equal(384, grow.Json().GetProperty("memory").GetProperty("guestMiB").GetInt32());
+        Assert.Equal(384, (await _root.PsAsync("hp")).GetProperty("memoryMiB").GetInt32()); // what the guest has now, not its boot memory
     }
 
     [Fact]

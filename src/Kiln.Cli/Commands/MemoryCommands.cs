@@ -26,8 +26,9 @@ internal static partial class MemoryCommands
             var id = context.Value(name);
             var mib = ParseSize(context.Value(size));
             await using var hypervisor = await Sandboxes.OpenAsync(context, id, cancellationToken);
-            var vm = RequireRunning(hypervisor, id, "resize the memory of");
-            var outcome = await context.Output.ProgressAsync($"Resizing {id} to {mib} MiB…", () => vm.ResizeMemoryAsync(mib, cancellationToken));
+            _ = RequireRunning(hypervisor, id, "resize the memory of");
+            // Through the driver, which records what the guest then has (kiln ps shows it).
+            var outcome = await context.Output.ProgressAsync($"Resizing {id} to {mib} MiB…", () => hypervisor.ResizeGuestMemoryAsync(mib, cancellationToken));
             var result = new MemJson(id, mib, MechanismName(outcome.Mechanism), GuestMemoryJson.From(outcome.Memory));
             if (context.Json)
             {

@@ -93,7 +93,7 @@ internal static class Sandboxes
         IsLive(state) && startedAt is { } started ? Math.Max(0, (now - started).TotalSeconds) : null;
 
     public static SandboxSummaryJson Summary(SandboxInfo info, DateTimeOffset now) => new(
-        info.Id, info.State, info.Pid, info.Config.VcpuCount, info.Config.MemoryMiB, info.StartedAt,
+        info.Id, info.State, info.Pid, info.Config.VcpuCount, info.GuestMemoryMiB ?? info.Config.MemoryMiB, info.StartedAt,
         UptimeSeconds(info.State, info.StartedAt, now));
 
     public static ConfigJson Config(HypervisorConfig config) => new(

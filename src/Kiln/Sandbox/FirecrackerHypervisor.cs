@@ -31,6 +31,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     private VmmOwnership _ownership;
     private bool _stopping;
 
+    /// <summary>The guest memory after the last resize of this VM (its record shows it; another VM's does not count).</summary>
+    private (Microvm Vm, int MiB)? _guestMemory;
+
     /// <summary>How the last VMM ended on its own (null while one runs, after a stop, or when unknown).</summary>
     private VmmProcessState? _exit;
 
@@ -262,6 +265,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 return;
             }
             _vm = vm;
+            _guestMemory = state.GuestMemoryMiB is { } resized ? (vm, resized) : null;
             WatchForUnexpectedExit(vm);
             Log.Reattached(_logger, Id, pid);
         }
@@ -499,7 +503,28 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             {
                 throw new SandboxConfigurationException(Config.MemoryHotplug is null ? nameof(HypervisorConfig.Balloon) : nameof(HypervisorConfig.MemoryHotplug), e.Message) { SandboxId = SandboxId };
             }
+            _guestMemory = (RequireVm(), outcome.Memory.GuestMib);
+            await PersistAsync(ct).ConfigureAwait(false);
             result = new MemoryResizeResult((uint)outcome.Memory.GuestMib, (uint)outcome.Memory.PluggedMib);
+        }, cancellationToken).ConfigureAwait(false);
+        return result!;
+    }
+
+    /// <summary>
+    /// <see cref="Microvm.ResizeMemoryAsync"/> of the running VM, under the sandbox lock, with what the guest has then
+    /// recorded (<see cref="SandboxInfo.GuestMemoryMiB"/>, <c>kiln ps</c>). Its errors are the Vm layer's, unmapped.
+    /// </summary>
+    /// <exception cref="SandboxStateException">The sandbox is not Running.</exception>
+    public async Task<MemoryResizeOutcome> ResizeGuestMemoryAsync(int totalMiB, CancellationToken cancellationToken = default)
+    {
+        MemoryResizeOutcome? result = null;
+        await LockedAsync(async ct =>
+        {
+            RequireState("resize memory", SandboxState.Running);
+            var vm = RequireVm();
+            result = await vm.ResizeMemoryAsync(totalMiB, ct).ConfigureAwait(false);
+            _guestMemory = (vm, result.Memory.GuestMib);
+            await PersistAsync(ct).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
         return result!;
     }
@@ -655,6 +680,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
         _devices.Clear();
         _devices.AddRange(persisted.Devices);
+        if (persisted.GuestMemoryMiB is { } resized && _vm is { } current)
+            _guestMemory = (current, resized); // another driver (kiln mem) resized it
         foreach (var slot in persisted.PoolSlots)
         {
             if (slot.Index < _pool!.Size)
@@ -740,6 +767,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
+            GuestMemoryMiB = _guestMemory is { } memory && ReferenceEquals(memory.Vm, vm) && State is SandboxState.Running or SandboxState.Paused ? memory.MiB : null,
             ExitCode = State == SandboxState.Exited ? (_exit as VmmProcessState.Exited)?.Code : null,
             ExitSignal = State == SandboxState.Exited ? (_exit as VmmProcessState.Crashed)?.Signal : null,
             PoolSlots = PoolSlots,

@@ -73,6 +73,7 @@ public static class SandboxCatalog
         {
             Ownership = state.Ownership,
             Devices = state.Devices,
+            GuestMemoryMiB = live is SandboxState.Running or SandboxState.Paused ? state.GuestMemoryMiB : null,
             ExitCode = live == SandboxState.Exited ? state.ExitCode : null,
             ExitSignal = live == SandboxState.Exited ? state.ExitSignal : null,
         };

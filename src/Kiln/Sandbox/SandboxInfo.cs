@@ -31,6 +31,9 @@ public sealed record SandboxInfo(
     string ConsolePath,
     IReadOnlyList<PoolSlot> PoolSlots)
 {
+    /// <summary>What the running guest has after the last resize (<c>kiln mem</c>); null while it has its configured memory.</summary>
+    public int? GuestMemoryMiB { get; init; }
+
     /// <summary>The exit code of an Exited sandbox's VMM, when it is known (its owner saw it end).</summary>
     public int? ExitCode { get; init; }
 

@@ -30,6 +30,9 @@ internal sealed record SandboxStateFile
     public required string ConsolePath { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
 
+    /// <summary>What the running guest has after the last resize (kiln mem); null: its configured memory.</summary>
+    public int? GuestMemoryMiB { get; init; }
+
     /// <summary>How the VMM ended, once the record says Exited and someone knew: its exit code…</summary>
     public int? ExitCode { get; init; }
 
