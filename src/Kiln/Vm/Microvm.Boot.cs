@@ -115,6 +115,10 @@ public sealed partial class Microvm
     {
         if (description.MemoryHotplug is not null)
             yield return FirecrackerFeature.MemoryHotplug;
+        if (description.Balloon?.FreePageHinting == true)
+            yield return FirecrackerFeature.BalloonFreePageHinting;
+        if (description.Balloon?.FreePageReporting == true)
+            yield return FirecrackerFeature.BalloonFreePageReporting;
     }
 
     /// <summary>What a failed boot reports of the VMM: its own log (why it refused) and its output (panics, the console).</summary>
