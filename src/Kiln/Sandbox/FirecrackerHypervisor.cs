@@ -89,7 +89,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public string VmmLogPath => Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost("/firecracker.log") : Paths.VmmLogPath;
 
     /// <summary>Firecracker's metrics FIFO, when <see cref="HypervisorConfig.Metrics"/> is on; null otherwise.</summary>
-    public string? MetricsPath => Config.Metrics ? Paths.MetricsPath : null;
+    public string? MetricsPath => !Config.Metrics ? null
+        : Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost(Microvm.JailedMetricsPath) : Paths.MetricsPath;
 
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;

@@ -44,8 +44,6 @@ public static class HypervisorConfigValidator
             if (balloon.StatisticsIntervalSeconds is < 0 or > ushort.MaxValue)
                 throw Bad($"{nameof(config.Balloon)}.{nameof(BalloonSettings.StatisticsIntervalSeconds)}", $"is {balloon.StatisticsIntervalSeconds}; it must be 0 to {ushort.MaxValue}");
         }
-        if (config.Metrics && config.Jail is not null)
-            throw Bad(nameof(config.Metrics), "a jailed sandbox has no metrics FIFO yet (it would have to be inside the chroot)");
         if (config.BlockPoolSize is < 0 or > MaxBlockPoolSize)
             throw Bad(nameof(config.BlockPoolSize), $"is {config.BlockPoolSize}; it must be 0 to {MaxBlockPoolSize}");
         if (string.IsNullOrWhiteSpace(config.RootDirectory))

@@ -29,11 +29,7 @@ public sealed partial class Microvm
         }
         description.Validate();
         if (description.Jail is { } jailSettings)
-        {
-            if (options.MetricsPath is not null)
-                throw new ArgumentException("A jailed microVM has no metrics path yet (it would have to be inside the chroot).", nameof(options));
             options = JailedOptions(options, jailSettings);
-        }
         options.Validate();
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();

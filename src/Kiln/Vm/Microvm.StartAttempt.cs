@@ -41,7 +41,8 @@ public sealed partial class Microvm
 
         /// <summary>Removes what a killed run leaves behind and takes over the files this attempt will own.</summary>
         /// <param name="vsockUdsPath">The vsock's host socket, which Firecracker binds, refuses if it exists and never removes.</param>
-        /// <param name="freshLog">Whether the log is made here (a jail's log is inside its chroot and made by the jail).</param>
+        /// <param name="freshLog">Whether the log and the metrics FIFO are made here (a jail's are inside its chroot and
+        /// made by the jail).</param>
         public Task RemoveStaleFiles(string? vsockUdsPath, bool freshLog)
         {
             // Firecracker refuses an API socket path that exists, and leaves its sockets behind when killed.
@@ -66,7 +67,7 @@ public sealed partial class Microvm
                 new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
                 Created.Add(log);
             }
-            if (options.MetricsPath is { } metrics && !Path.Exists(metrics))
+            if (options.MetricsPath is { } metrics && freshLog && !Path.Exists(metrics))
             {
                 Kiln.Interop.FileNodes.CreateFifo(metrics);
                 Created.Add(metrics);

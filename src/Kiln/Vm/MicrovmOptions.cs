@@ -41,7 +41,9 @@ public sealed record MicrovmOptions
     /// <summary>
     /// Firecracker's metrics (<c>--metrics-path</c>): a FIFO made at the start when nothing is there (Firecracker
     /// writes it without blocking and nothing grows on disk), or an existing file it appends to. A microVM launched
-    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>); not with a jail yet.
+    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>). Under a jail, like
+    /// <see cref="LogPath"/>, it only says that there are metrics: the FIFO is <c>/metrics.fifo</c> inside the chroot,
+    /// owned by the jail's uid/gid, and the reader reads it from the host side.
     /// </summary>
     public string? MetricsPath { get; init; }
 
