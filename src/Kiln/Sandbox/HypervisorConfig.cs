@@ -48,7 +48,7 @@ public sealed record HypervisorConfig
     /// <summary>
     /// Firecracker writes its metrics into a FIFO in the sandbox directory (<c>metrics.fifo</c>): a driver that started
     /// the VM publishes every line through the <c>Kiln.Firecracker</c> meter, and <c>kiln stats</c> reads the latest.
-    /// Not with <see cref="Jail"/> yet.
+    /// With <see cref="Jail"/>, the FIFO is <c>/metrics.fifo</c> inside the chroot, owned by the jail's uid/gid.
     /// </summary>
     public bool Metrics { get; init; }
 
