@@ -42,6 +42,7 @@ internal static class InspectCommand
                 Jail(info.Config, info.Id, info.Pid))
             {
                 Network = info.Config.Network is null ? null : NetworkOf(info.Id),
+                ConsoleKeeperPid = info.ConsoleKeeperPid,
             };
             if (context.Json)
             {
@@ -94,6 +95,8 @@ internal static class InspectCommand
         grid.AddRow("[bold]State[/]", PsCommand.StateMarkup(r.State));
         Row("Ownership", r.Ownership == VmmOwnership.Detached ? "detached (own session, owned by the state directory)" : "owned (dies with the kiln that started it)");
         Row("Pid", r.Pid?.ToString());
+        if (r.Ownership == VmmOwnership.Detached)
+            Row("Console keeper", r.ConsoleKeeperPid is { } keeper ? $"pid {keeper} (bounds {r.Paths.Console})" : "none running");
         Row("Started", r.StartedAt?.ToString("u"));
         Row("Uptime", Output.Uptime(r.UptimeSeconds));
         Row("Directory", r.Paths.Directory);

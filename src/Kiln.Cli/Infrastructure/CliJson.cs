@@ -46,6 +46,9 @@ internal sealed record InspectJson(
 {
     /// <summary>The sandbox's own network, while Kiln has it set up.</summary>
     public NetworkJson? Network { get; init; }
+
+    /// <summary>The PID of the console keeper writing a detached VM's console log, while it runs.</summary>
+    public int? ConsoleKeeperPid { get; init; }
 }
 
 internal sealed record NetworkJson(

@@ -246,7 +246,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             var vm = state.Jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
-                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
+                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
@@ -702,6 +702,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             StartTimeTicks = vm?.Identity.StartTimeTicks,
             ExecutablePath = vm?.Identity.ExecutablePath,
             Jail = vm?.Jail?.Record,
+            ConsoleKeeperPid = vm?.ConsoleKeeper?.Pid,
+            ConsoleKeeperStartTimeTicks = vm?.ConsoleKeeper?.StartTimeTicks,
+            ConsoleKeeperExecutablePath = vm?.ConsoleKeeper?.ExecutablePath,
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,

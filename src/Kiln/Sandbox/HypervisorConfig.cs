@@ -74,6 +74,12 @@ public sealed record HypervisorConfig
     /// <summary>How long one API request may take.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How large each of the two console log files (<c>console.log</c>, <c>console.log.1</c>) may grow; null:
+    /// <see cref="Kiln.Vmm.OutputRotation.Default"/>'s 8 MiB.
+    /// </summary>
+    public long? ConsoleLimitBytes { get; init; }
+
     /// <summary>The default <see cref="StopTimeout"/>: 15 s, as the seed.</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(15);
 

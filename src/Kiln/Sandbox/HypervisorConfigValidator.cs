@@ -51,6 +51,8 @@ public static class HypervisorConfigValidator
         RequirePositive(nameof(config.ApiReadyTimeout), config.ApiReadyTimeout);
         RequirePositive(nameof(config.BootTimeout), config.BootTimeout);
         RequirePositive(nameof(config.RequestTimeout), config.RequestTimeout);
+        if (config.ConsoleLimitBytes is < 4096)
+            throw Bad(nameof(config.ConsoleLimitBytes), $"is {config.ConsoleLimitBytes}; a console file must be allowed at least 4096 bytes");
         if (config.StopTimeout < TimeSpan.Zero)
             throw Bad(nameof(config.StopTimeout), "is negative");
         if (config.Network is { } network)

@@ -64,6 +64,7 @@ public static class SandboxCatalog
         {
             Ownership = state.Ownership,
             Devices = state.Devices,
+            ConsoleKeeperPid = state.ConsoleKeeper is { } keeper && Kiln.Vmm.ConsoleKeeper.IsRunning(keeper) ? keeper.Pid : null,
         };
     }
 

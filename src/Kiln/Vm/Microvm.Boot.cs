@@ -29,7 +29,11 @@ public sealed partial class Microvm
         }
         description.Validate();
         if (description.Jail is { } jailSettings)
+        {
+            if (options.ConsoleKeeper is not null && options.Ownership == VmmOwnership.Detached)
+                throw new ArgumentException("A jailed microVM has no console keeper yet: the jailer wires the VMM's output itself.", nameof(options));
             options = JailedOptions(options, jailSettings);
+        }
         options.Validate();
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
@@ -93,6 +97,7 @@ public sealed partial class Microvm
                 Kiln.Interop.FileNodes.CreateFifo(fifo);
                 input = fifo;
             }
+            attempt.AddConsoleKeeperFiles();
             var vmm = await VmmProcess.LaunchAsync(LaunchOptions(options, arguments) with { InputPath = input }, ct).ConfigureAwait(false);
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);
@@ -140,6 +145,8 @@ public sealed partial class Microvm
         Environment = options.Environment,
         WorkingDirectory = options.WorkingDirectory,
         NetworkNamespacePath = options.NetworkNamespacePath,
+        ConsoleKeeper = options.Ownership == VmmOwnership.Detached ? options.ConsoleKeeper : null,
+        TimeProvider = options.TimeProvider,
     };
 
     internal static void DeleteFile(string path)

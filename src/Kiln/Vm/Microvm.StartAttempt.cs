@@ -75,6 +75,17 @@ public sealed partial class Microvm
             return Task.CompletedTask;
         }
 
+        /// <summary>A console keeper's files are this attempt's too: a failed start leaves none of them.</summary>
+        public void AddConsoleKeeperFiles()
+        {
+            if (options.Ownership != VmmOwnership.Detached || options.ConsoleKeeper is null)
+                return;
+            Created.Add(Kiln.Vmm.ConsoleKeeper.FifoPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.SocketPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.ReadyPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.LogPath(options.ConsolePath));
+        }
+
         /// <summary>Watches for the API socket; before the spawn, so its creation cannot slip between a check and the wait.</summary>
         public void WatchSocket(string socketPath)
         {

@@ -74,6 +74,15 @@ public sealed record MicrovmOptions
     /// </summary>
     public string? ConsoleInputPath { get; init; }
 
+    /// <summary>
+    /// Detached only: the console keeper to start beside the VMM (<see cref="Kiln.Vmm.ConsoleKeeper"/>), so the console
+    /// log stays within <see cref="ConsoleRotation"/> with nobody holding the VM; <c>kiln attach</c> and
+    /// <see cref="Kiln.Vmm.ConsoleKeeper.ConnectAsync"/> reach the serial console through it. Null: the VMM appends to
+    /// <see cref="ConsolePath"/> itself, bounded only while some <see cref="Microvm"/> holds it. Not with a jail (the
+    /// jailer wires the VMM's output itself).
+    /// </summary>
+    public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
+
     /// <summary>API sequence or <c>--config-file</c>.</summary>
     public MicrovmStartPath StartPath { get; init; } = MicrovmStartPath.Api;
 
