@@ -92,7 +92,9 @@ public static class ConsoleKeeper
             var identity = new ProcessIdentity(child.Pid, ProcFs.TryGetStartTime(child.Pid) ?? 0, VmmProcess.ResolveFinalTarget(executable));
             if (!File.Exists(ready))
             {
-                var first = await Task.WhenAny(appeared.Task, child.WaitStatus, Task.Delay(ReadyTimeout, time, cancellationToken)).ConfigureAwait(false);
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                var first = await Task.WhenAny(appeared.Task, child.WaitStatus, Task.Delay(ReadyTimeout, time, deadline.Token)).ConfigureAwait(false);
+                await deadline.CancelAsync().ConfigureAwait(false);
                 if (first != appeared.Task && !File.Exists(ready))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
