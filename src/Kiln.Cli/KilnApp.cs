@@ -5,6 +5,7 @@ using Kiln.Api;
 using Kiln.Cli.Commands;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
+using Kiln.Vmm;
 
 namespace Kiln.Cli;
 
@@ -50,8 +51,16 @@ internal static class KilnApp
         return root;
     }
 
+    /// <summary>
+    /// The hidden command that runs a console keeper (<see cref="ConsoleKeeper"/>): started by kiln beside a detached
+    /// VMM, never by hand, so it is not in the command tree or its help.
+    /// </summary>
+    public const string ConsoleKeeperVerb = "console-keeper";
+
     public static async Task<int> RunAsync(string[] args)
     {
+        if (args is [ConsoleKeeperVerb, .. var keeperArguments])
+            return await ConsoleKeeper.RunAsync(keeperArguments);
         var globals = new GlobalOptions();
         var parse = BuildCommandTree(globals).Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,6 +1,6 @@
 // kiln run --jail against fake-jailer (root only): the sandbox starts under the jailer, inspect shows the jail with its
 // cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind; a foreground run's VMM dies
-// with kiln even by SIGKILL; vsock reaches a jailed guest.
+// with kiln even by SIGKILL; vsock reaches a jailed guest; stats reads its metrics FIFO inside the chroot.
 
 namespace Kiln.Cli.Tests;
 
@@ -126,6 +126,36 @@ public sealed class JailTests : IAsyncDisposable
                 TryRemove(Path.GetDirectoryName(dir)!);
             }
         }
+    }
+
+    [Fact]
+    public async Task Stats_reads_the_metrics_of_a_jailed_sandbox_from_the_fifo_inside_its_chroot()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var id = "jmx-" + Path.GetFileName(_root.Files)[3..11];
+        await _root.RunDetachedAsync(id, ["--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, "--metrics"]);
+        var instance = Path.Combine(chroot, "fake-firecracker", id);
+        try
+        {
+            Assert.True(File.GetAttributes(Path.Combine(instance, "root", "metrics.fifo")) != 0, "the FIFO is inside the chroot");
+            Assert.False(Path.Exists(Path.Combine(_root.Root, id, "metrics.fifo")), "and not in the sandbox directory");
+
+            var stats = await _root.RunAsync("stats", id, "--json");
+
+            Assert.True(stats.ExitCode == 0, stats.ToString());
+            var s = stats.Json();
+            Assert.True(s.GetProperty("metricsTimestampMs").GetInt64() > 0, stats.Stdout);
+            Assert.True(s.GetProperty("metrics").GetProperty("put_api_requests.actions_count").GetInt64() >= 1, stats.Stdout);
+        }
+        finally
+        {
+            var stop = await _root.RunAsync("stop", id);
+            Assert.True(stop.ExitCode == 0, stop.ToString());
+            var rm = await _root.RunAsync("rm", id);
+            Assert.True(rm.ExitCode == 0, rm.ToString());
+        }
+        Assert.False(Directory.Exists(instance));
     }
 
     [Fact]

@@ -258,8 +258,11 @@ public sealed class TemplateRunTests : IAsyncLifetime
     {
         try
         {
-            return Path.GetFileName(File.ReadAllText($"/proc/{pid}/comm").Trim()).StartsWith("fake-firecracke", StringComparison.Ordinal)
-                || File.ReadAllText($"/proc/{pid}/cmdline").Contains("fake-firecracker", StringComparison.Ordinal);
+            // A detached VMM's console keeper names the VMM's executable on its command line: not a VMM itself.
+            var commandLine = File.ReadAllText($"/proc/{pid}/cmdline");
+            return !commandLine.Contains("console-keeper", StringComparison.Ordinal)
+                && (Path.GetFileName(File.ReadAllText($"/proc/{pid}/comm").Trim()).StartsWith("fake-firecracke", StringComparison.Ordinal)
+                    || commandLine.Contains("fake-firecracker", StringComparison.Ordinal));
         }
         catch (IOException)
         {

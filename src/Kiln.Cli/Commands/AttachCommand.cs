@@ -26,8 +26,30 @@ internal static class AttachCommand
                 throw new CliFailureException($"{info.Id} is {info.State.ToString().ToLowerInvariant()}: there is no console to attach to.");
             if (!File.Exists(info.ConsoleInputPath))
                 throw new CliFailureException($"{info.Id} has no serial input: only sandboxes started detached (kiln run --detach) can be attached to.");
-            using var console = new SerialConsole(info.ConsolePath, inputPath: info.ConsoleInputPath);
             using var detach = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            // Through the VM's console keeper when it has one: output straight from the VMM, input to its serial FIFO.
+            await using var keeper = await ConsoleKeeper.ConnectAsync(info.ConsolePath, cancellationToken);
+            if (keeper is not null)
+            {
+                await Console.Error.WriteLineAsync($"Attached to {info.Id}'s serial console (through its console keeper); detach with Ctrl-].");
+                using var keeperOut = Console.OpenStandardOutput();
+                var fromKeeper = keeper.CopyToAsync(keeperOut, detach.Token);
+                var toKeeper = Task.Factory.StartNew(() => PumpInput((bytes, ct) => keeper.WriteAsync(bytes, ct), detach.Token), detach.Token,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+                await Task.WhenAny(fromKeeper, toKeeper);
+                await detach.CancelAsync();
+                try
+                {
+                    await fromKeeper;
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException)
+                {
+                    // Detached: the keeper connection ends with us.
+                }
+                await Console.Error.WriteLineAsync($"\r\nDetached from {info.Id}.");
+                return ExitCodes.Success;
+            }
+            using var console = new SerialConsole(info.ConsolePath, inputPath: info.ConsoleInputPath);
             await Console.Error.WriteLineAsync($"Attached to {info.Id}'s serial console; detach with Ctrl-].");
 
             using var stdout = Console.OpenStandardOutput();
@@ -43,7 +65,7 @@ internal static class AttachCommand
                 }
             }, context.Time, detach.Token, startAtEnd: true);
             // Input blocks a thread on the terminal; it ends with the detach key, end of input, or the process.
-            var input = Task.Factory.StartNew(() => PumpInput(console, detach.Token), detach.Token,
+            var input = Task.Factory.StartNew(() => PumpInput(console.WriteAsync, detach.Token), detach.Token,
                 TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
             await Task.WhenAny(output, input);
@@ -54,7 +76,7 @@ internal static class AttachCommand
         });
     }
 
-    private static async Task PumpInput(SerialConsole console, CancellationToken cancellationToken)
+    private static async Task PumpInput(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
     {
         if (Console.IsInputRedirected)
         {
@@ -64,7 +86,7 @@ internal static class AttachCommand
             while (!cancellationToken.IsCancellationRequested && (read = await stdin.ReadAsync(buffer, cancellationToken)) > 0)
             {
                 var detachAt = Array.IndexOf(buffer, DetachByte, 0, read);
-                await console.WriteAsync(buffer.AsMemory(0, detachAt < 0 ? read : detachAt), cancellationToken);
+                await write(buffer.AsMemory(0, detachAt < 0 ? read : detachAt), cancellationToken);
                 if (detachAt >= 0)
                     return;
             }
@@ -78,7 +100,7 @@ internal static class AttachCommand
                 return;
             var bytes = key.Key == ConsoleKey.Enter ? "\r"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes([key.KeyChar]);
             if (key.KeyChar != '\0' || key.Key == ConsoleKey.Enter)
-                await console.WriteAsync(bytes, cancellationToken);
+                await write(bytes, cancellationToken);
         }
     }
 }

@@ -44,6 +44,7 @@ internal static class InspectCommand
                 Network = info.Config.Network is null ? null : NetworkOf(info.Id),
                 ExitCode = info.ExitCode,
                 ExitSignal = info.ExitSignal,
+                ConsoleKeeperPid = info.ConsoleKeeperPid,
             };
             if (context.Json)
             {
@@ -98,6 +99,8 @@ internal static class InspectCommand
             Row("Exit", r.ExitCode is { } code ? $"exit code {code}" : $"killed by signal {r.ExitSignal}");
         Row("Ownership", r.Ownership == VmmOwnership.Detached ? "detached (own session, owned by the state directory)" : "owned (dies with the kiln that started it)");
         Row("Pid", r.Pid?.ToString());
+        if (r.Ownership == VmmOwnership.Detached)
+            Row("Console keeper", r.ConsoleKeeperPid is { } keeper ? $"pid {keeper} (bounds {r.Paths.Console})" : "none running");
         Row("Started", r.StartedAt?.ToString("u"));
         Row("Uptime", Output.Uptime(r.UptimeSeconds));
         Row("Directory", r.Paths.Directory);

@@ -33,6 +33,7 @@ internal static class RunCommand
         var balloon = new Option<bool>("--balloon") { Description = "Add a balloon device (statistics every second, deflated when the guest runs out of memory): 'kiln mem' can then take memory below --memory and give it back." };
         var memoryHotplug = new Option<int?>("--memory-hotplug") { Description = "A virtio-mem region of this many MiB (a multiple of 128; Firecracker 1.14+): 'kiln mem' can then grow the guest above --memory." };
         var metrics = new Option<bool>("--metrics") { Description = "Have Firecracker write its metrics into a FIFO in the sandbox directory ('kiln stats' reads them)." };
+        var consoleLimit = new Option<string?>("--console-limit") { Description = "How large each of the two console log files may grow, e.g. 64K or 8M (default 8M); a detached VM's console keeper holds it to that." };
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH)." };
         var detach = new Option<bool>("--detach", "-d") { Description = "Return once the VM runs and leave it running." };
         var remove = new Option<bool>("--rm") { Description = "Remove the sandbox when the foreground VM ends." };
@@ -55,7 +56,7 @@ internal static class RunCommand
         var command = new Command("run", "Create and start a microVM.")
         {
             name, kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, firecracker, detach, remove, stopTimeout,
-            template, count, balloon, memoryHotplug, metrics,
+            template, count, balloon, memoryHotplug, metrics, consoleLimit,
         };
         foreach (var option in jail.All)
             command.Options.Add(option);
@@ -66,7 +67,7 @@ internal static class RunCommand
             {
                 return await RunTemplate.RunAsync(context,
                     new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
-                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, .. jail.All], cancellationToken);
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, consoleLimit, .. jail.All], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");
@@ -85,6 +86,7 @@ internal static class RunCommand
                 Balloon = context.Value(balloon),
                 MemoryHotplugMiB = context.Value(memoryHotplug),
                 Metrics = context.Value(metrics),
+                ConsoleLimitBytes = context.Value(consoleLimit) is { } limit ? ParseConsoleLimit(limit) : null,
                 MetadataVersion = context.Value(metadataVersion),
             };
             return await RunAsync(context, request, cancellationToken);
@@ -109,7 +111,23 @@ internal static class RunCommand
 
         public bool Metrics { get; init; }
 
+        public long? ConsoleLimitBytes { get; init; }
+
         public string? MetadataVersion { get; init; }
+    }
+
+    private static long ParseConsoleLimit(string text)
+    {
+        long bytes;
+        try
+        {
+            bytes = JailSpecs.ParseSize(text);
+        }
+        catch (UsageException)
+        {
+            throw new UsageException($"--console-limit '{text}' is not a size such as 65536, 64K or 8M.");
+        }
+        return bytes >= 4096 ? bytes : throw new UsageException($"--console-limit must be at least 4096 bytes (4K), not {text}.");
     }
 
     public static string GenerateName() => $"kiln-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
@@ -163,6 +181,7 @@ internal static class RunCommand
             Balloon = request.Balloon ? new BalloonSettings() : null,
             MemoryHotplug = request.MemoryHotplugMiB is { } region ? new MemoryHotplugSettings(region) : null,
             Metrics = request.Metrics,
+            ConsoleLimitBytes = request.ConsoleLimitBytes,
         };
         var devices = new List<HypervisorDevice>();
         devices.AddRange(request.Drives.Select(Specs.ParseDrive));

@@ -52,6 +52,9 @@ internal sealed record InspectJson(
 
     /// <summary>The signal that killed an Exited sandbox's VMM, when its owner saw it end.</summary>
     public int? ExitSignal { get; init; }
+
+    /// <summary>The PID of the console keeper writing a detached VM's console log, while it runs.</summary>
+    public int? ConsoleKeeperPid { get; init; }
 }
 
 internal sealed record NetworkJson(

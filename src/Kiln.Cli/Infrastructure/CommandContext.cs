@@ -25,8 +25,16 @@ internal sealed class CommandContext(ParseResult parse, GlobalOptions globals)
 
     public T Value<T>(Argument<T> argument) => Parse.GetValue(argument)!;
 
-    public FirecrackerHypervisorOptions HypervisorOptions(VmmOwnership ownership) =>
-        new() { Ownership = ownership, TimeProvider = Time };
+    /// <summary>
+    /// How this command drives sandboxes. A detached VMM gets kiln itself as its console keeper
+    /// (<c>kiln console-keeper</c>), so its console log stays bounded with no kiln command running.
+    /// </summary>
+    public FirecrackerHypervisorOptions HypervisorOptions(VmmOwnership ownership) => new()
+    {
+        Ownership = ownership,
+        TimeProvider = Time,
+        ConsoleKeeper = ownership == VmmOwnership.Detached ? ConsoleKeeperCommand.ForThisProgram(KilnApp.ConsoleKeeperVerb) : null,
+    };
 }
 
 internal static class CommandExtensions

@@ -50,7 +50,6 @@ internal readonly record struct LogOrigin(string File, int Line)
 internal sealed class FcLogger
 {
     private readonly Lock _gate = new();
-    private readonly Stream _stdout = Console.OpenStandardOutput();
     private int _fd = -1;
     private LogLevel _level = LogLevel.Info;
     private bool _showLevel;
@@ -155,20 +154,20 @@ internal sealed class FcLogger
             }
             else
             {
-                _stdout.Write(bytes);
-                _stdout.Flush();
+                _ = NativeMethods.WriteAll(1, bytes);
             }
         }
     }
 
+    // As Firecracker's serial device does (CHANGELOG 0.24): a non-blocking stdout that is full drops the bytes instead
+    // of blocking the VMM (a console keeper's FIFO whose reader died); .NET's console stream would wait for room.
     /// <summary>Writes raw text to stdout (the serial console, or lines Rust prints with println!).</summary>
     public void Stdout(string text)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
         lock (_gate)
         {
-            _stdout.Write(bytes);
-            _stdout.Flush();
+            _ = NativeMethods.WriteAll(1, bytes);
         }
     }
 

@@ -27,6 +27,14 @@ internal abstract record SpawnStdio
     /// leaves) or /dev/null; stdout and stderr appended straight to <paramref name="Path"/>.
     /// </summary>
     public sealed record AppendToFile(string Path, string? InputPath = null) : SpawnStdio;
+
+    /// <summary>
+    /// stdin as with <see cref="AppendToFile"/>; stdout and stderr the FIFO <paramref name="FifoPath"/>, opened
+    /// read-write and non-blocking: the child is a reader of its own output, so no reader's death can end it with
+    /// SIGPIPE or EPIPE, and a full FIFO (nobody reading) makes its writes fail with EAGAIN instead of blocking it
+    /// (Firecracker then drops the serial bytes and counts them, CHANGELOG 0.24). The console keeper reads the FIFO.
+    /// </summary>
+    public sealed record ToFifo(string FifoPath, string? InputPath = null) : SpawnStdio;
 }
 
 /// <summary>Which process group and session a spawned child joins.</summary>
@@ -125,6 +133,13 @@ internal sealed unsafe class SpawnedProcess : IDisposable
                     Check(LibC.FileActionsAddDup2(actions, inRead, 0), "posix_spawn_file_actions_adddup2");
                     Check(LibC.FileActionsAddDup2(actions, outWrite, 1), "posix_spawn_file_actions_adddup2");
                     Check(LibC.FileActionsAddDup2(actions, outWrite, 2), "posix_spawn_file_actions_adddup2");
+                    break;
+                case SpawnStdio.ToFifo fifo:
+                    Check(fifo.InputPath is null
+                        ? LibC.FileActionsAddOpen(actions, 0, strings.Add("/dev/null"), LibC.O_RDONLY, 0)
+                        : LibC.FileActionsAddOpen(actions, 0, strings.Add(fifo.InputPath), LibC.O_RDWR, 0), "posix_spawn_file_actions_addopen");
+                    Check(LibC.FileActionsAddOpen(actions, 1, strings.Add(fifo.FifoPath), LibC.O_RDWR | LibC.O_NONBLOCK, 0), "posix_spawn_file_actions_addopen");
+                    Check(LibC.FileActionsAddDup2(actions, 1, 2), "posix_spawn_file_actions_adddup2");
                     break;
                 case SpawnStdio.AppendToFile file:
                     Check(file.InputPath is null

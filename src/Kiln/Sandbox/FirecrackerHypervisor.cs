@@ -98,7 +98,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     public string VmmLogPath => Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost("/firecracker.log") : Paths.VmmLogPath;
 
     /// <summary>Firecracker's metrics FIFO, when <see cref="HypervisorConfig.Metrics"/> is on; null otherwise.</summary>
-    public string? MetricsPath => Config.Metrics ? Paths.MetricsPath : null;
+    public string? MetricsPath => !Config.Metrics ? null
+        : Config.Jail is { } jail ? JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id)).OnHost(Microvm.JailedMetricsPath) : Paths.MetricsPath;
 
     /// <summary>The API socket path.</summary>
     public string SocketPath => Paths.SocketPath;
@@ -257,7 +258,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             var vm = state.Jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
-                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
+                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
@@ -764,6 +765,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             StartTimeTicks = vm?.Identity.StartTimeTicks,
             ExecutablePath = vm?.Identity.ExecutablePath,
             Jail = vm?.Jail?.Record,
+            ConsoleKeeperPid = vm?.ConsoleKeeper?.Pid,
+            ConsoleKeeperStartTimeTicks = vm?.ConsoleKeeper?.StartTimeTicks,
+            ConsoleKeeperExecutablePath = vm?.ConsoleKeeper?.ExecutablePath,
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,

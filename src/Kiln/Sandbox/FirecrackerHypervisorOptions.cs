@@ -15,6 +15,13 @@ public sealed record FirecrackerHypervisorOptions
     /// <summary>Who owns the VMM process.</summary>
     public VmmOwnership Ownership { get; init; } = VmmOwnership.Owned;
 
+    /// <summary>
+    /// With <see cref="VmmOwnership.Detached"/>: the console keeper to start beside each VMM
+    /// (<see cref="Kiln.Vm.MicrovmOptions.ConsoleKeeper"/>), so the console log stays bounded while no driver holds the
+    /// sandbox. Not for jailed sandboxes (yet). The <c>kiln</c> tool passes itself (<c>kiln console-keeper</c>).
+    /// </summary>
+    public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
+
     /// <summary>Extra environment variables for the VMM process (e.g. a stand-in's knobs).</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
 

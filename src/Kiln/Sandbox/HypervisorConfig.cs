@@ -48,7 +48,7 @@ public sealed record HypervisorConfig
     /// <summary>
     /// Firecracker writes its metrics into a FIFO in the sandbox directory (<c>metrics.fifo</c>): a driver that started
     /// the VM publishes every line through the <c>Kiln.Firecracker</c> meter, and <c>kiln stats</c> reads the latest.
-    /// Not with <see cref="Jail"/> yet.
+    /// With <see cref="Jail"/>, the FIFO is <c>/metrics.fifo</c> inside the chroot, owned by the jail's uid/gid.
     /// </summary>
     public bool Metrics { get; init; }
 
@@ -73,6 +73,12 @@ public sealed record HypervisorConfig
 
     /// <summary>How long one API request may take.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How large each of the two console log files (<c>console.log</c>, <c>console.log.1</c>) may grow; null:
+    /// <see cref="Kiln.Vmm.OutputRotation.Default"/>'s 8 MiB.
+    /// </summary>
+    public long? ConsoleLimitBytes { get; init; }
 
     /// <summary>The default <see cref="StopTimeout"/>: 15 s, as the seed.</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(15);

@@ -44,8 +44,6 @@ public static class HypervisorConfigValidator
             if (balloon.StatisticsIntervalSeconds is < 0 or > ushort.MaxValue)
                 throw Bad($"{nameof(config.Balloon)}.{nameof(BalloonSettings.StatisticsIntervalSeconds)}", $"is {balloon.StatisticsIntervalSeconds}; it must be 0 to {ushort.MaxValue}");
         }
-        if (config.Metrics && config.Jail is not null)
-            throw Bad(nameof(config.Metrics), "a jailed sandbox has no metrics FIFO yet (it would have to be inside the chroot)");
         if (config.BlockPoolSize is < 0 or > MaxBlockPoolSize)
             throw Bad(nameof(config.BlockPoolSize), $"is {config.BlockPoolSize}; it must be 0 to {MaxBlockPoolSize}");
         if (string.IsNullOrWhiteSpace(config.RootDirectory))
@@ -53,6 +51,8 @@ public static class HypervisorConfigValidator
         RequirePositive(nameof(config.ApiReadyTimeout), config.ApiReadyTimeout);
         RequirePositive(nameof(config.BootTimeout), config.BootTimeout);
         RequirePositive(nameof(config.RequestTimeout), config.RequestTimeout);
+        if (config.ConsoleLimitBytes is < 4096)
+            throw Bad(nameof(config.ConsoleLimitBytes), $"is {config.ConsoleLimitBytes}; a console file must be allowed at least 4096 bytes");
         if (config.StopTimeout < TimeSpan.Zero)
             throw Bad(nameof(config.StopTimeout), "is negative");
         if (config.Network is { } network)

@@ -76,6 +76,7 @@ public static class SandboxCatalog
             GuestMemoryMiB = live is SandboxState.Running or SandboxState.Paused ? state.GuestMemoryMiB : null,
             ExitCode = live == SandboxState.Exited ? state.ExitCode : null,
             ExitSignal = live == SandboxState.Exited ? state.ExitSignal : null,
+            ConsoleKeeperPid = state.ConsoleKeeper is { } keeper && Kiln.Vmm.ConsoleKeeper.IsRunning(keeper) ? keeper.Pid : null,
         };
     }
 

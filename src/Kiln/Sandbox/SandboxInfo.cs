@@ -43,6 +43,12 @@ public sealed record SandboxInfo(
     /// <summary>Who owns the VMM.</summary>
     public VmmOwnership Ownership { get; init; }
 
+    /// <summary>
+    /// The PID of the console keeper writing a detached VMM's console log (<see cref="ConsoleKeeper"/>), while it
+    /// runs; null without one, or once it has ended.
+    /// </summary>
+    public int? ConsoleKeeperPid { get; init; }
+
     /// <summary>The boot-time devices (<c>AddDeviceAsync</c>), in the order every start attaches them.</summary>
     public IReadOnlyList<HypervisorDevice> Devices { get; init; } = [];
 

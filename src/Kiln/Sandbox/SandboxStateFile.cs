@@ -24,6 +24,17 @@ internal sealed record SandboxStateFile
 
     public string? ExecutablePath { get; init; }
 
+    /// <summary>A detached VMM's console keeper (see <see cref="ConsoleKeeper"/>): PID, start time and executable.</summary>
+    public int? ConsoleKeeperPid { get; init; }
+    public ulong? ConsoleKeeperStartTimeTicks { get; init; }
+    public string? ConsoleKeeperExecutablePath { get; init; }
+
+    /// <summary>The console keeper's identity, when one was started.</summary>
+    [JsonIgnore]
+    public Kiln.Host.ProcessIdentity? ConsoleKeeper => ConsoleKeeperPid is { } pid && ConsoleKeeperStartTimeTicks is { } ticks
+        ? new Kiln.Host.ProcessIdentity(pid, ticks, ConsoleKeeperExecutablePath)
+        : null;
+
     /// <summary>The jail of a jailed VMM: its paths, identity, cgroups and the files exposed in it.</summary>
     public JailRecord? Jail { get; init; }
     public required string SocketPath { get; init; }

@@ -30,8 +30,8 @@ public sealed partial class Microvm
         description.Validate();
         if (description.Jail is { } jailSettings)
         {
-            if (options.MetricsPath is not null)
-                throw new ArgumentException("A jailed microVM has no metrics path yet (it would have to be inside the chroot).", nameof(options));
+            if (options.ConsoleKeeper is not null && options.Ownership == VmmOwnership.Detached)
+                throw new ArgumentException("A jailed microVM has no console keeper yet: the jailer wires the VMM's output itself.", nameof(options));
             options = JailedOptions(options, jailSettings);
         }
         options.Validate();
@@ -97,6 +97,7 @@ public sealed partial class Microvm
                 Kiln.Interop.FileNodes.CreateFifo(fifo);
                 input = fifo;
             }
+            attempt.AddConsoleKeeperFiles();
             var vmm = await VmmProcess.LaunchAsync(LaunchOptions(options, arguments) with { InputPath = input }, ct).ConfigureAwait(false);
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);
@@ -115,6 +116,10 @@ public sealed partial class Microvm
     {
         if (description.MemoryHotplug is not null)
             yield return FirecrackerFeature.MemoryHotplug;
+        if (description.Balloon?.FreePageHinting == true)
+            yield return FirecrackerFeature.BalloonFreePageHinting;
+        if (description.Balloon?.FreePageReporting == true)
+            yield return FirecrackerFeature.BalloonFreePageReporting;
     }
 
     /// <summary>What a failed boot reports of the VMM: its own log (why it refused) and its output (panics, the console).</summary>
@@ -140,6 +145,8 @@ public sealed partial class Microvm
         Environment = options.Environment,
         WorkingDirectory = options.WorkingDirectory,
         NetworkNamespacePath = options.NetworkNamespacePath,
+        ConsoleKeeper = options.Ownership == VmmOwnership.Detached ? options.ConsoleKeeper : null,
+        TimeProvider = options.TimeProvider,
     };
 
     internal static void DeleteFile(string path)

@@ -1,7 +1,8 @@
 // A detached VMM writes its console straight into the file, so its log is bounded from outside (copytruncate,
 // CopyTruncateRotation) by whoever holds it: a Microvm for a detached VMM checks the file when it is made (so every
 // kiln command that opens the sandbox bounds it) and then periodically while it lives. An owned VMM's output passes
-// through RotatingFileWriter instead. A detached VM nobody holds grows until someone opens it again.
+// through RotatingFileWriter instead. A detached VM nobody holds grows until someone opens it again, unless it was
+// started with a console keeper (MicrovmOptions.ConsoleKeeper), which writes the file through RotatingFileWriter too.
 using Kiln.Vmm;
 
 namespace Kiln.Vm;
@@ -15,7 +16,8 @@ public sealed partial class Microvm
 
     private void StartConsoleBound()
     {
-        if (_options.Ownership != VmmOwnership.Detached || _consoleBound is not null)
+        // A console keeper writes the file through its own rotation; a copytruncate beside it would fight it.
+        if (_options.Ownership != VmmOwnership.Detached || _consoleBound is not null || _vmm.ConsoleKeeper is not null)
             return;
         BoundConsole();
         _consoleBound = _options.TimeProvider.CreateTimer(_ => BoundConsole(), null, ConsoleCheckInterval, ConsoleCheckInterval);

@@ -1,6 +1,7 @@
 // A microVM under Firecracker's jailer: the description's host paths become paths inside the chroot (kernel and initrd
 // under /boot, drives under /drives/<drive id>), the files are made visible there as the jail's settings say, the API
-// socket and Firecracker's log live inside the jail, and clean-up removes the jail once the VMM has ended.
+// socket, Firecracker's log and its metrics FIFO live inside the jail (owned by the jail's uid/gid, named to Firecracker
+// by their chroot paths, read by Kiln from the host side), and clean-up removes the jail once the VMM has ended.
 using Kiln.Vmm;
 
 namespace Kiln.Vm;
@@ -8,6 +9,8 @@ namespace Kiln.Vm;
 public sealed partial class Microvm
 {
     private const string JailedLogPath = "/firecracker.log";
+    /// <summary>Where a jailed VMM writes its metrics: a FIFO inside the chroot, read from the host side.</summary>
+    internal const string JailedMetricsPath = "/metrics.fifo";
     private const string JailedVsockPath = "/vsock.sock";
     private const string JailedConfigPath = "/config.json";
     private const string JailedMetadataPath = "/metadata.json";
@@ -32,6 +35,7 @@ public sealed partial class Microvm
         {
             SocketPath = layout.ApiSocketOnHost,
             LogPath = options.LogPath is null ? null : layout.OnHost(JailedLogPath),
+            MetricsPath = options.MetricsPath is null ? null : layout.OnHost(JailedMetricsPath),
         };
     }
 
@@ -98,7 +102,8 @@ public sealed partial class Microvm
     {
         var jail = description.Jail!;
         var (inJail, files) = InJail(description);
-        var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath);
+        var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath)
+            with { MetricsPath = options.MetricsPath is null ? null : JailedMetricsPath };
         var written = new List<JailWrittenFile>();
         if (options.StartPath == MicrovmStartPath.ConfigFile)
         {
@@ -122,6 +127,7 @@ public sealed partial class Microvm
             Detached = options.Ownership == VmmOwnership.Detached,
             Files = files,
             EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+            Fifos = options.MetricsPath is null ? [] : [JailedMetricsPath],
             WrittenFiles = written,
             Environment = options.Environment,
             ReadyTimeout = options.ApiReadyTimeout,

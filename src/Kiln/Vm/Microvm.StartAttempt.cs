@@ -41,7 +41,8 @@ public sealed partial class Microvm
 
         /// <summary>Removes what a killed run leaves behind and takes over the files this attempt will own.</summary>
         /// <param name="vsockUdsPath">The vsock's host socket, which Firecracker binds, refuses if it exists and never removes.</param>
-        /// <param name="freshLog">Whether the log is made here (a jail's log is inside its chroot and made by the jail).</param>
+        /// <param name="freshLog">Whether the log and the metrics FIFO are made here (a jail's are inside its chroot and
+        /// made by the jail).</param>
         public Task RemoveStaleFiles(string? vsockUdsPath, bool freshLog)
         {
             // Firecracker refuses an API socket path that exists, and leaves its sockets behind when killed.
@@ -66,12 +67,23 @@ public sealed partial class Microvm
                 new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
                 Created.Add(log);
             }
-            if (options.MetricsPath is { } metrics && !Path.Exists(metrics))
+            if (options.MetricsPath is { } metrics && freshLog && !Path.Exists(metrics))
             {
                 Kiln.Interop.FileNodes.CreateFifo(metrics);
                 Created.Add(metrics);
             }
             return Task.CompletedTask;
+        }
+
+        /// <summary>A console keeper's files are this attempt's too: a failed start leaves none of them.</summary>
+        public void AddConsoleKeeperFiles()
+        {
+            if (options.Ownership != VmmOwnership.Detached || options.ConsoleKeeper is null)
+                return;
+            Created.Add(Kiln.Vmm.ConsoleKeeper.FifoPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.SocketPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.ReadyPath(options.ConsolePath));
+            Created.Add(Kiln.Vmm.ConsoleKeeper.LogPath(options.ConsolePath));
         }
 
         /// <summary>Watches for the API socket; before the spawn, so its creation cannot slip between a check and the wait.</summary>

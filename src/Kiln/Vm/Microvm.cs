@@ -40,12 +40,13 @@ public sealed partial class Microvm : IAsyncDisposable
     /// <param name="identity">The recorded process identity.</param>
     /// <param name="options">Its paths and timeouts (the socket path above all).</param>
     /// <param name="state">The lifecycle state last recorded for it: Running or Paused.</param>
-    public static Microvm? TryAttach(ProcessIdentity identity, MicrovmOptions options, MicrovmState state)
+    /// <param name="consoleKeeper">Its console keeper (<see cref="ConsoleKeeper"/>), as recorded, if it was started with one.</param>
+    public static Microvm? TryAttach(ProcessIdentity identity, MicrovmOptions options, MicrovmState state, ProcessIdentity? consoleKeeper = null)
     {
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var vmm = VmmProcess.TryAttach(identity, options.ConsolePath);
+        var vmm = VmmProcess.TryAttach(identity, options.ConsolePath, consoleKeeper);
         if (vmm is null)
             return null;
         var vm = new Microvm(options, options.CreateLogger(), vmm, state, description: null);
@@ -71,6 +72,12 @@ public sealed partial class Microvm : IAsyncDisposable
 
     /// <summary>The VMM's PID.</summary>
     public int Pid => _vmm.Pid;
+
+    /// <summary>
+    /// The console keeper writing this VM's console log (<see cref="MicrovmOptions.ConsoleKeeper"/>), for recording
+    /// beside <see cref="Identity"/>; null without one.
+    /// </summary>
+    public ProcessIdentity? ConsoleKeeper => _vmm.ConsoleKeeper;
 
     /// <summary>The VMM's identity, for re-attaching later.</summary>
     public ProcessIdentity Identity => _vmm.Identity;

@@ -41,7 +41,9 @@ public sealed record MicrovmOptions
     /// <summary>
     /// Firecracker's metrics (<c>--metrics-path</c>): a FIFO made at the start when nothing is there (Firecracker
     /// writes it without blocking and nothing grows on disk), or an existing file it appends to. A microVM launched
-    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>); not with a jail yet.
+    /// here publishes every line through <see cref="Meter"/> (<see cref="Microvm.Metrics"/>). Under a jail, like
+    /// <see cref="LogPath"/>, it only says that there are metrics: the FIFO is <c>/metrics.fifo</c> inside the chroot,
+    /// owned by the jail's uid/gid, and the reader reads it from the host side.
     /// </summary>
     public string? MetricsPath { get; init; }
 
@@ -71,6 +73,15 @@ public sealed record MicrovmOptions
     /// serial input is its stdin pipe (<see cref="Microvm.Console"/>).
     /// </summary>
     public string? ConsoleInputPath { get; init; }
+
+    /// <summary>
+    /// Detached only: the console keeper to start beside the VMM (<see cref="Kiln.Vmm.ConsoleKeeper"/>), so the console
+    /// log stays within <see cref="ConsoleRotation"/> with nobody holding the VM; <c>kiln attach</c> and
+    /// <see cref="Kiln.Vmm.ConsoleKeeper.ConnectAsync"/> reach the serial console through it. Null: the VMM appends to
+    /// <see cref="ConsolePath"/> itself, bounded only while some <see cref="Microvm"/> holds it. Not with a jail (the
+    /// jailer wires the VMM's output itself).
+    /// </summary>
+    public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
 
     /// <summary>API sequence or <c>--config-file</c>.</summary>
     public MicrovmStartPath StartPath { get; init; } = MicrovmStartPath.Api;

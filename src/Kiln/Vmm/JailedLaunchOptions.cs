@@ -41,6 +41,10 @@ public sealed record JailedLaunchOptions
     /// its log file without creating it.</summary>
     public IReadOnlyList<string> EmptyFiles { get; init; } = [];
 
+    /// <summary>FIFOs to create inside the chroot (owned by the jail, mode 0600) before the VMM starts: Firecracker's
+    /// metrics path, which the host reads from outside the chroot.</summary>
+    public IReadOnlyList<string> Fifos { get; init; } = [];
+
     /// <summary>Files to write inside the chroot (owned by the jail, mode 0400) before the VMM starts.</summary>
     public IReadOnlyList<JailWrittenFile> WrittenFiles { get; init; } = [];
 

@@ -83,6 +83,14 @@ public sealed class JailedVmm : IAsyncDisposable
                 if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
                     throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
             }
+            foreach (var fifo in options.Fifos)
+            {
+                var path = layout.OnHost(fifo);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                FileNodes.CreateFifo(path);
+                if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
+                    throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
+            }
             foreach (var written in options.WrittenFiles)
             {
                 var path = layout.OnHost(written.PathInJail);

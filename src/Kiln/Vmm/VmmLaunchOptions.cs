@@ -24,7 +24,8 @@ public sealed record VmmLaunchOptions
 
     /// <summary>
     /// How large the output file of an owned VMM may grow before it rotates (see <see cref="RotatingFileWriter"/>);
-    /// null: unbounded. A detached VMM's output is appended by the kernel straight to the file, unbounded.
+    /// null: unbounded. A detached VMM's output is appended by the kernel straight to the file, unbounded, unless a
+    /// <see cref="ConsoleKeeper"/> writes it.
     /// </summary>
     public OutputRotation? OutputRotation { get; init; } = Vmm.OutputRotation.Default;
 
@@ -34,6 +35,17 @@ public sealed record VmmLaunchOptions
     /// VMM's serial input is <see cref="VmmProcess.SerialInput"/>.
     /// </summary>
     public string? InputPath { get; init; }
+
+    /// <summary>
+    /// Detached only: a console keeper (<see cref="ConsoleKeeper"/>) between the VMM and <see cref="OutputPath"/>, so
+    /// the file stays within <see cref="OutputRotation"/> while nobody holds the VM. The VMM's stdout is then the FIFO
+    /// <c>OutputPath.fifo</c>, which the keeper reads; it outlives this process and ends with the VMM. Null: the VMM
+    /// appends to the file itself, unbounded until someone rotates it (<see cref="CopyTruncateRotation"/>).
+    /// </summary>
+    public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
+
+    /// <summary>The clock of the console keeper's readiness deadline.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Extra environment variables for the process.</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }

@@ -108,15 +108,25 @@ public sealed class VmmProcess : IAsyncDisposable
             outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
         Func<Stream, Task>? attachReader = outputFile is null ? null : output => PumpAsync(output, outputFile, tail);
 
+        var keeper = options.Detached ? options.ConsoleKeeper : null;
         SpawnedProcess child;
         try
         {
             // A detached VMM's stdout/stderr are opened onto the file by the spawn itself (created if missing), so a
-            // reader finds the file as soon as the launch returns. An owned VMM is spawned from the owner thread: its
-            // death signal follows that thread.
-            child = options.Detached
-                ? Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable)
-                : await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReader)).ConfigureAwait(false);
+            // reader finds the file as soon as the launch returns; with a keeper, onto the keeper's FIFO (the keeper
+            // creates the file before it says it is ready). An owned VMM is spawned from the owner thread: its death
+            // signal follows that thread.
+            if (keeper is not null)
+            {
+                var fifo = Kiln.Vmm.ConsoleKeeper.FifoPath(options.OutputPath);
+                DeleteIfPresent(fifo);
+                FileNodes.CreateFifo(fifo);
+            }
+            child = !options.Detached
+                ? await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReader)).ConfigureAwait(false)
+                : keeper is not null
+                    ? Spawn(argv, environment, options, new SpawnStdio.ToFifo(Kiln.Vmm.ConsoleKeeper.FifoPath(options.OutputPath), options.InputPath), executable)
+                    : Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable);
         }
         catch
         {
@@ -130,14 +140,50 @@ public sealed class VmmProcess : IAsyncDisposable
             options.Detached, tail, outputFile, static self => self.WatchChildAsync());
         if (!options.Detached)
             RegisterOwned(vmm);
+        if (keeper is not null)
+        {
+            try
+            {
+                vmm.ConsoleKeeper = await Kiln.Vmm.ConsoleKeeper.LaunchAsync(keeper, vmm.Identity, options.OutputPath,
+                    options.OutputRotation ?? OutputRotation.Default, options.InputPath, options.WorkingDirectory, options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // No VMM without its keeper: its output would go nowhere. Killed here, as any failed launch is.
+                await vmm.KillAsync(CancellationToken.None).ConfigureAwait(false);
+                DeleteIfPresent(Kiln.Vmm.ConsoleKeeper.FifoPath(options.OutputPath));
+                throw;
+            }
+        }
         return vmm;
+    }
+
+    /// <summary>
+    /// The console keeper that writes this VMM's output file (<see cref="VmmLaunchOptions.ConsoleKeeper"/>); null
+    /// without one. Recorded so another process can report it and see it gone after a stop.
+    /// </summary>
+    public ProcessIdentity? ConsoleKeeper { get; internal set; }
+
+    private static void DeleteIfPresent(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
     }
 
     /// <summary>
     /// Re-attaches to a process launched by an earlier owner. Returns null when no process with that identity
     /// runs any more (gone, or the PID now belongs to another process).
     /// </summary>
-    public static VmmProcess? TryAttach(ProcessIdentity identity, string outputPath)
+    /// <param name="identity">The VMM, as recorded at its launch.</param>
+    /// <param name="outputPath">Its output file.</param>
+    /// <param name="consoleKeeper">Its console keeper, as recorded at its launch, if it had one: the attached VMM's end
+    /// then waits for the keeper's too.</param>
+    public static VmmProcess? TryAttach(ProcessIdentity identity, string outputPath, ProcessIdentity? consoleKeeper = null)
     {
         ArgumentNullException.ThrowIfNull(identity);
         var pidFd = PidFd.TryOpen(identity.Pid);
@@ -148,7 +194,7 @@ public sealed class VmmProcess : IAsyncDisposable
             return null;
         }
         return new VmmProcess(null, pidFd, identity, outputPath, detached: true, new OutputTail(), null,
-            static self => self.WatchAttachedAsync());
+            static self => self.WatchAttachedAsync()) { ConsoleKeeper = consoleKeeper };
     }
 
     /// <summary>
@@ -185,6 +231,7 @@ public sealed class VmmProcess : IAsyncDisposable
         var (code, signal) = SpawnedProcess.Decode(await child.WaitStatus.ConfigureAwait(false));
         VmmProcessState final = signal is { } s ? new VmmProcessState.Crashed(s) : new VmmProcessState.Exited(code);
         await pumps.ConfigureAwait(false);
+        await WaitForKeeperAsync().ConfigureAwait(false);
         _state = final;
         Owned.TryRemove(this, out _);
         if (_outputFile is not null)
@@ -210,10 +257,24 @@ public sealed class VmmProcess : IAsyncDisposable
             while (ProcFs.IsSameProcess(Identity))
                 await timer.WaitForNextTickAsync().ConfigureAwait(false);
         }
+        await WaitForKeeperAsync().ConfigureAwait(false);
         VmmProcessState final = new VmmProcessState.Exited(null);
         _state = final;
         return final;
     }
+
+    /// <summary>
+    /// A VMM with a console keeper has ended only once its keeper has too (it drains the last output and exits), so
+    /// that whoever awaits the end finds no process left.
+    /// </summary>
+    private async Task WaitForKeeperAsync()
+    {
+        if (ConsoleKeeper is { } keeper)
+            await Kiln.Vmm.ConsoleKeeper.WaitGoneAsync(keeper, KeeperGrace, TimeProvider.System).ConfigureAwait(false);
+    }
+
+    /// <summary>How long a keeper may take to drain and exit after its VMM did before it is killed.</summary>
+    private static readonly TimeSpan KeeperGrace = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Copies the output (stdout and stderr share one pipe) into the output file (flushed per chunk) and the tail, until
@@ -393,7 +454,7 @@ public sealed class VmmProcess : IAsyncDisposable
     }
 
     // /proc/PID/exe names the final target of any symlink chain.
-    private static string ResolveFinalTarget(string path)
+    internal static string ResolveFinalTarget(string path)
     {
         try
         {

@@ -6,6 +6,7 @@ using Kiln.Host;
 using Kiln.Tests.Support;
 using Kiln.Vm;
 using Kiln.Vmm;
+using Microsoft.Extensions.Logging;
 
 namespace Kiln.Tests.Vm;
 
@@ -64,6 +65,48 @@ public sealed class JailedMicrovmTests
         Assert.False(Directory.Exists(vm.Jail.Layout.InstanceDirectory));
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());
+    }
+
+    [Fact]
+    public async Task A_jailed_microvm_publishes_its_metrics_through_a_fifo_inside_the_chroot_and_forwards_its_log()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var root = new TempRoot();
+        using var meter = new System.Diagnostics.Metrics.Meter("Kiln.Tests.JailedMetrics." + Guid.NewGuid().ToString("N"));
+        using var recorder = new Kiln.Tests.Vmm.Telemetry.MeterRecorder(meter);
+        var collector = new Microsoft.Extensions.Logging.Testing.FakeLogCollector();
+        using var loggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddProvider(new Microsoft.Extensions.Logging.Testing.FakeLoggerProvider(collector)));
+        var (description, options) = Jailed(scope, root);
+        options = options with { MetricsPath = root.Combine("metrics.fifo"), Meter = meter, LoggerFactory = loggerFactory };
+
+        var vm = await Microvm.BootAsync(description, options, Ct);
+        var jail = vm.Jail!;
+        try
+        {
+            // Inside the chroot, the jail's own, named to Firecracker by the path it sees; nothing at the caller's path.
+            var fifo = jail.Layout.OnHost("/metrics.fifo");
+            Assert.Equal(fifo, vm.Options.MetricsPath);
+            Assert.True(Kiln.Interop.FileNodes.IsFifo(fifo));
+            Assert.Equal((JailTestScope.Uid, JailTestScope.Gid), Kiln.Interop.LibC.Stat(fifo) is { } st ? (st.Uid, st.Gid) : default);
+            Assert.False(Path.Exists(root.Combine("metrics.fifo")));
+            var commandLine = (await File.ReadAllTextAsync($"/proc/{vm.Pid}/cmdline", Ct)).Split('\0');
+            Assert.Equal("/metrics.fifo", commandLine[Array.IndexOf(commandLine, "--metrics-path") + 1]);
+            await vm.FlushMetricsAsync(Ct);
+        }
+        finally
+        {
+            await vm.DisposeAsync();
+        }
+        await vm.Telemetry.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await vm.CleanupJailAsync(Ct);
+
+        // One line at InstanceStart, one for FlushMetrics, read from the host side of the chroot.
+        Assert.Equal(2, vm.Metrics!.LinesPublished);
+        Assert.Equal(2, recorder.Counter($"firecracker.put_api_requests.actions_count{{kiln.vm.id={scope.Id}}}"));
+        Assert.Contains(collector.GetSnapshot(), r => r.Category == "Kiln.Firecracker"
+            && r.Message.Contains("The API server received a Put request on \"/actions\"", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(jail.Layout.InstanceDirectory));
     }
 
     [Fact]

@@ -56,16 +56,62 @@ public sealed class FirecrackerVersionProbeTests
     [InlineData("1.13.0", "memory")]
     [InlineData("1.12.1", "pci")]
     [InlineData("1.15.2", "vsock")]
+    [InlineData("1.13.0", "hinting")]
+    [InlineData("1.13.0", "reporting")]
     public async Task A_feature_newer_than_the_binary_is_refused_before_anything_starts(string version, string feature)
     {
         using var root = new TempRoot();
-        var wanted = feature switch { "memory" => FirecrackerFeature.MemoryHotplug, "pci" => FirecrackerFeature.Pci, _ => FirecrackerFeature.VsockOverride };
+        var wanted = feature switch
+        {
+            "memory" => FirecrackerFeature.MemoryHotplug,
+            "pci" => FirecrackerFeature.Pci,
+            "hinting" => FirecrackerFeature.BalloonFreePageHinting,
+            "reporting" => FirecrackerFeature.BalloonFreePageReporting,
+            _ => FirecrackerFeature.VsockOverride,
+        };
 
         var e = await Assert.ThrowsAsync<FirecrackerFeatureUnavailableException>(
             () => FirecrackerVersionProbe.EnsureSupportedAsync(Binary(root, version), [wanted], Ct));
 
         Assert.Same(wanted, e.Feature);
         Assert.Contains($"needs Firecracker {wanted.Since} or newer", e.Message);
+    }
+
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task A_balloon_with_free_page_hinting_or_reporting_on_an_older_firecracker_fails_at_the_version_step_and_runs_nothing_else(
+        bool hinting, bool reporting)
+    {
+        using var root = new TempRoot();
+        var description = Kiln.Tests.Vm.MicrovmFixture.Description(root) with
+        {
+            Balloon = new Balloon { AmountMib = 0, DeflateOnOom = true, FreePageHinting = hinting, FreePageReporting = reporting },
+        };
+        var options = Kiln.Tests.Vm.MicrovmFixture.Options(root) with { FirecrackerPath = Binary(root, "1.13.0") };
+
+        var e = await Assert.ThrowsAsync<Kiln.Vm.MicrovmBootException>(() => Kiln.Vm.Microvm.BootAsync(description, options, Ct));
+
+        Assert.Equal("version", e.Step);
+        var refused = Assert.IsType<FirecrackerFeatureUnavailableException>(e.InnerException);
+        Assert.Same(hinting ? FirecrackerFeature.BalloonFreePageHinting : FirecrackerFeature.BalloonFreePageReporting, refused.Feature);
+        Assert.Equal(
+            $"balloon free page {(hinting ? "hinting" : "reporting")} needs Firecracker 1.14.0 or newer; {options.FirecrackerPath} is Firecracker 1.13.0.",
+            refused.Message);
+        Assert.Single(await File.ReadAllLinesAsync(root.Combine("firecracker.runs"), Ct)); // only --version ran
+        Assert.False(File.Exists(root.Combine("console.log")));
+    }
+
+    [Fact]
+    public async Task A_balloon_without_free_page_features_needs_nothing_newer()
+    {
+        using var root = new TempRoot();
+        var description = Kiln.Tests.Vm.MicrovmFixture.Description(root) with
+        {
+            Balloon = new Balloon { AmountMib = 0, DeflateOnOom = true, FreePageHinting = false, FreePageReporting = false },
+        };
+
+        Assert.Empty(Kiln.Vm.Microvm.RequiredFeatures(description));
     }
 
     [Theory]
