@@ -17,14 +17,18 @@ public static partial class DensityBenchmark
 {
     private const int PoolSize = 8;
 
+    /// <summary>Whether the warm-up is over: only the counted rounds are profiled (<see cref="PerfControl"/>).</summary>
+    private static bool _profiled;
+
     /// <summary>What one round cost, per VM.</summary>
     private sealed record Round(double CpuMs, double RetainedKiB, double AllocatedKiB, double RssKiB, double Threads, double SlowestMs, double JitMs = 0, double JitMethods = 0);
 
     /// <summary>
     /// Runs <paramref name="rounds"/> rounds of each side with <paramref name="vms"/> VMs, alternating which goes first;
-    /// <paramref name="only"/> ("driver" or "floor") runs one side alone, e.g. under a profiler.
+    /// <paramref name="only"/> ("driver" or "floor") runs one side alone, e.g. under a profiler; <paramref name="warmups"/>
+    /// uncounted rounds of each go first.
     /// </summary>
-    public static async Task RunAsync(int vms, int rounds, string? only = null)
+    public static async Task RunAsync(int vms, int rounds, string? only = null, int warmups = 1)
     {
         var bench = new StartBenchmark();
         bench.Setup();
@@ -33,19 +37,24 @@ public static partial class DensityBenchmark
         var floor = new List<Round>();
         try
         {
-            // Warm-up, one round of each, not counted: JIT (tier 0, then tier 1 for what ran 30 times), the version
-            // probe's cache, the thread pool's threads. Its figures are printed: a process's first VMs pay for them.
-            if (only is null or "driver")
+            // Warm-up rounds of each, not counted: JIT (tier 0, then tier 1 for what ran 30 times, postponed while
+            // anything still compiles at tier 0), the version probe's cache, the thread pool's threads. Their figures
+            // are printed: the first is the cold cost a process's first VMs pay.
+            for (var w = 0; w < warmups; w++)
             {
-                var warm = await DriverRoundAsync(bench, vms, "w");
-                Console.WriteLine($"warm-up: driver {Describe(warm)}");
-            }
-            if (only is null or "floor")
-            {
-                var warm = await FloorRoundAsync(bench, vms, "w");
-                Console.WriteLine($"warm-up: floor  {Describe(warm)}");
+                if (only is null or "driver")
+                {
+                    var warm = await DriverRoundAsync(bench, vms, $"w{w}");
+                    Console.WriteLine($"warm-up {w}: driver {Describe(warm)}");
+                }
+                if (only is null or "floor")
+                {
+                    var warm = await FloorRoundAsync(bench, vms, $"w{w}");
+                    Console.WriteLine($"warm-up {w}: floor  {Describe(warm)}");
+                }
             }
             jitNames?.Listening = true;
+            _profiled = true;
             for (var r = 0; r < rounds; r++)
             {
                 for (var side = 0; side < 2; side++)
@@ -149,6 +158,7 @@ public static partial class DensityBenchmark
         var threadsBefore = Threads();
         var jitBefore = (System.Runtime.JitInfo.GetCompilationTime(), System.Runtime.JitInfo.GetCompiledMethodCount());
         var cpuBefore = CpuNs();
+        PerfControl("enable");
         var durations = await Task.WhenAll(starts.Select(async start =>
         {
             var t = Stopwatch.GetTimestamp();
@@ -156,6 +166,7 @@ public static partial class DensityBenchmark
             return Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         }));
         var cpu = CpuNs() - cpuBefore;
+        PerfControl("disable");
         var jitMs = (System.Runtime.JitInfo.GetCompilationTime() - jitBefore.Item1).TotalMilliseconds;
         var jitMethods = System.Runtime.JitInfo.GetCompiledMethodCount() - jitBefore.Item2;
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
@@ -164,6 +175,16 @@ public static partial class DensityBenchmark
         var rss = RssKiB() - rssBefore;
         return new Round(cpu / 1e6 / vms, retained / 1024.0 / vms, allocated / 1024.0 / vms, (double)rss / vms,
             (double)threads / vms, durations.Max(), jitMs / vms, (double)jitMethods / vms);
+    }
+
+    /// <summary>
+    /// With <c>KILN_PERF_CTL</c> naming the control FIFO of a <c>perf record --control fifo:… -D -1</c> attached to this
+    /// process, turns sampling on and off around the measured part of each round (not the set-up and stop between).
+    /// </summary>
+    private static void PerfControl(string command)
+    {
+        if (_profiled && Environment.GetEnvironmentVariable("KILN_PERF_CTL") is { Length: > 0 } fifo)
+            File.AppendAllText(fifo, command + "\n");
     }
 
     private static long RssKiB() =>

@@ -66,13 +66,14 @@ if (args is ["--restore", var r, ..])
     return;
 }
 
-// `--density N [rounds [driver|floor]]`: N microVMs started at once by this process, driver against a hand-written floor in
+// `--density N [rounds [driver|floor|both [warm-up rounds]]]`: N microVMs started at once by this process, driver against a hand-written floor in
 // alternating rounds: the controller's CPU, memory and threads per VM.
 if (args is ["--density", var density, .. var densityRest])
 {
     await DensityBenchmark.RunAsync(int.Parse(density, System.Globalization.CultureInfo.InvariantCulture),
         densityRest is [var densityRounds, ..] ? int.Parse(densityRounds, System.Globalization.CultureInfo.InvariantCulture) : 3,
-        densityRest is [_, var side, ..] ? side : null);
+        densityRest is [_, var side, ..] && side != "both" ? side : null,
+        densityRest is [_, _, var warmups, ..] ? int.Parse(warmups, System.Globalization.CultureInfo.InvariantCulture) : 1);
     return;
 }
 
