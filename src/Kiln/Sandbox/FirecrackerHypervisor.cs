@@ -30,6 +30,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     private volatile SandboxState _state = SandboxState.Created;
     private VmmOwnership _ownership;
     private bool _stopping;
+    // Ticks since boot taken just before a launch, recorded until the launched VMM's PID is (see SandboxStateFile).
+    private ulong? _spawningSince;
     private int _disposed;
 
     /// <summary>Creates a driver; <see cref="CreateAsync"/> binds it to a sandbox.</summary>
@@ -240,12 +242,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 _pool.Set(slot.Index, slot.HostPath);
         }
         _state = SandboxCatalog.LiveState(state);
-        if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
-            && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
+        var identity = state.Pid is { } recordedPid && state.StartTimeTicks is { } ticks
+            ? new ProcessIdentity(recordedPid, ticks, state.ExecutablePath)
+            : SandboxCatalog.FindUnrecordedVmm(state);
+        if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
             var vm = state.Jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
-                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state));
+                : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state));
             if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
@@ -700,6 +704,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             Pid = vm?.Pid,
             StartTimeTicks = vm?.Identity.StartTimeTicks,
             ExecutablePath = vm?.Identity.ExecutablePath,
+            VmmSpawnedNotBefore = vm is null ? _spawningSince : null,
             Jail = vm?.Jail?.Record,
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
