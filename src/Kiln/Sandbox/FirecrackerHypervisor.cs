@@ -337,9 +337,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("pause", SandboxState.Running);
-            await RequireVm().PauseAsync(ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            await vm.PauseAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Paused;
-            await PersistAsync(ct).ConfigureAwait(false);
+            await PersistOrUndoAsync("pause", SandboxState.Running, () => vm.ResumeAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
 
     /// <inheritdoc />
@@ -347,9 +348,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("resume", SandboxState.Paused);
-            await RequireVm().ResumeAsync(ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            await vm.ResumeAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Running;
-            await PersistAsync(ct).ConfigureAwait(false);
+            await PersistOrUndoAsync("resume", SandboxState.Paused, () => vm.PauseAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
 
     /// <inheritdoc />
@@ -436,8 +438,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 vm.WithdrawHotplug(slot.DriveId);
                 throw;
             }
+            var free = slot;
             slot = pool.Set(slot.Index, hostPath);
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            await PersistOrUndoAsync("hot-plug", _state, async () =>
+            {
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = free.DriveId, PathOnHost = vm.DrivePathForVmm(free.DriveId, free.PlaceholderPath) }, CancellationToken.None).ConfigureAwait(false);
+                vm.WithdrawHotplug(free.DriveId);
+                pool.Set(free.Index, null);
+            }).ConfigureAwait(false);
             Log.HotplugAdded(_logger, Id, hostPath, slot.DriveId, slot.GuestDevice);
             result = new BlockHotplugResult(slot.Index, slot.DriveId, slot.GuestDevice, hostPath, ReadOnly: false);
         }, cancellationToken).ConfigureAwait(false);
@@ -691,6 +699,33 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
 
     private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
+
+    /// <summary>
+    /// Records a change the VMM has already made; when the record cannot be written (a full or read-only file system),
+    /// undoes the change so that the VMM, this driver and the record (which keeps the old content) agree again, and
+    /// throws the write's <see cref="SandboxException"/>. Found by DiskFaultTests: a pause on a full disk left the VM
+    /// paused while the record (and every other driver) said Running.
+    /// </summary>
+    private async Task PersistOrUndoAsync(string operation, SandboxState before, Func<Task> undo)
+    {
+        try
+        {
+            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (SandboxException e)
+        {
+            _state = before;
+            try
+            {
+                await undo().ConfigureAwait(false);
+            }
+            catch (Exception undoFailure) when (undoFailure is not OutOfMemoryException)
+            {
+                throw new SandboxException($"{e.Message}; undoing the {operation} failed too: {undoFailure.Message}", new AggregateException(e, undoFailure)) { SandboxId = SandboxId };
+            }
+            throw new SandboxException($"The {operation} was undone: {e.Message}", e) { SandboxId = SandboxId };
+        }
+    }
 
     private async Task PersistAsync(CancellationToken cancellationToken)
     {
