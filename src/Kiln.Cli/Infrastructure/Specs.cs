@@ -156,7 +156,7 @@ internal static class Specs
         if (path.Length == 0)
             throw new UsageException("--network netns:PATH: empty path.");
         // A bare name means one made with `ip netns add NAME`.
-        var full = path.Contains('/', StringComparison.Ordinal) ? Path.GetFullPath(path) : Path.Combine("/run/netns", path);
+        var full = path.Contains('/', StringComparison.Ordinal) ? FullPath(path, "--network netns:PATH") : Path.Combine("/run/netns", path);
         return File.Exists(full) ? full : throw new UsageException($"--network netns:PATH: {full} does not exist.");
     }
 
@@ -175,11 +175,20 @@ internal static class Specs
         }
     }
 
+    /// <summary>
+    /// The absolute form of a path given as an option value. A NUL cannot be in a path (Path.GetFullPath throws
+    /// ArgumentException); argv cannot carry one, but a value from anywhere else may (found by CliParserPropertyTests).
+    /// </summary>
+    private static string FullPath(string path, string what) =>
+        path.Contains('\0', StringComparison.Ordinal)
+            ? throw new UsageException($"{what}: a path cannot hold a NUL character.")
+            : Path.GetFullPath(path);
+
     public static string RequireFile(string path, string what)
     {
         if (string.IsNullOrWhiteSpace(path))
             throw new UsageException($"{what}: empty path.");
-        var full = Path.GetFullPath(path);
+        var full = FullPath(path, what);
         if (Directory.Exists(full))
             throw new UsageException($"{what}: {full} is a directory, not a file.");
         return File.Exists(full) ? full : throw new UsageException($"{what}: file not found: {full}");

@@ -114,6 +114,41 @@ public static class ProcFs
     }
 
     /// <summary>
+    /// Now, in the unit of a process's start time (<c>/proc/PID/stat</c> field 22): clock ticks since boot, read from
+    /// <c>/proc/uptime</c> (procfs reports both in USER_HZ, 100 per second on Linux).
+    /// </summary>
+    public static ulong TicksSinceBoot()
+    {
+        var uptime = File.ReadAllText($"{Root}/uptime");
+        var seconds = uptime.AsSpan(0, uptime.IndexOf(' ', StringComparison.Ordinal));
+        return (ulong)(decimal.Parse(seconds, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture) * 100m);
+    }
+
+    /// <summary>A process's arguments (<c>/proc/PID/cmdline</c>), or null when it is gone or not readable.</summary>
+    public static IReadOnlyList<string>? TryGetCommandLine(int pid)
+    {
+        try
+        {
+            var raw = File.ReadAllText($"{Root}/{pid.ToString(CultureInfo.InvariantCulture)}/cmdline");
+            return raw.Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The PIDs of every live process (the numeric entries of <c>/proc</c>).</summary>
+    public static IEnumerable<int> EnumeratePids()
+    {
+        foreach (var entry in Directory.EnumerateDirectories(Root))
+        {
+            if (int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+                yield return pid;
+        }
+    }
+
+    /// <summary>
     /// The PIDs of a process's children, found by scanning every <c>/proc/PID/stat</c>'s parent field (the kernel's own
     /// children list needs CONFIG_PROC_CHILDREN, which Debian's kernels lack). Empty when it has none or is gone.
     /// </summary>

@@ -33,9 +33,11 @@ public sealed partial class FirecrackerHypervisor
         _state = SandboxState.Starting;
         var options = MicrovmOptions() with
         {
+            Spawning = RecordSpawningAsync,
             Spawned = async (vm, ct) =>
             {
                 _vm = vm;
+                _spawningSince = null;
                 StartedAt = _time.GetUtcNow();
                 Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
                 // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
@@ -91,6 +93,7 @@ public sealed partial class FirecrackerHypervisor
             KilnTelemetry.StartFailures.Add(1, new KeyValuePair<string, object?>("step", step));
             activity?.SetStatus(ActivityStatusCode.Error, step);
             Log.StartFailed(_logger, e, Id, step);
+            _spawningSince = null;
             _vm = null; // the failed restore killed it and released its handles
             _state = previousState;
             StartedAt = previousStartedAt;

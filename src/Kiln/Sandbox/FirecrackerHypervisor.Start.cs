@@ -51,9 +51,11 @@ public sealed partial class FirecrackerHypervisor
         {
             Preparation = preparation,
             NetworkNamespacePath = network?.NamespacePath,
+            Spawning = RecordSpawningAsync,
             Spawned = async (vm, ct) =>
             {
                 _vm = vm;
+                _spawningSince = null;
                 // From now on the network lives as long as the VMM: a sweep removes it once the VMM is gone.
                 if (network is not null)
                     await networks.TransferOwnershipAsync(Id, vm.Pid, ct).ConfigureAwait(false);
@@ -76,6 +78,7 @@ public sealed partial class FirecrackerHypervisor
             KilnTelemetry.StartFailures.Add(1, new KeyValuePair<string, object?>("step", step));
             activity?.SetStatus(ActivityStatusCode.Error, step);
             Log.StartFailed(_logger, e, Id, step);
+            _spawningSince = null;
             _vm = null; // the failed boot killed it and released its handles
             var cause = boot?.InnerException ?? e;
             var fault = boot?.FaultMessage;
@@ -107,6 +110,17 @@ public sealed partial class FirecrackerHypervisor
         var elapsed = _time.GetElapsedTime(t0).TotalMilliseconds;
         KilnTelemetry.StartDuration.Record(elapsed);
         Log.Started(_logger, Id, elapsed);
+    }
+
+    /// <summary>
+    /// Recorded before each launch: Starting, and since when (a VMM spawned from now on, running this firecracker on this
+    /// sandbox's socket, is ours). An owner that dies between the launch and <c>Spawned</c>'s record leaves a VMM that
+    /// another driver still finds by it; a detached one would otherwise run on with no record naming it.
+    /// </summary>
+    private Task RecordSpawningAsync(CancellationToken cancellationToken)
+    {
+        _spawningSince = Kiln.Host.ProcFs.TicksSinceBoot();
+        return PersistAsync(cancellationToken);
     }
 
     /// <summary>

@@ -39,6 +39,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     /// <summary>The exit watcher's write of the record (SandboxExitRecord); DisposeAsync waits for it.</summary>
     private volatile Task _exitRecord = Task.CompletedTask;
+
+    // Ticks since boot taken just before a launch, recorded until the launched VMM's PID is (see SandboxStateFile).
+    private ulong? _spawningSince;
     private int _disposed;
 
     /// <summary>Creates a driver; <see cref="CreateAsync"/> binds it to a sandbox.</summary>
@@ -253,12 +256,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _exit = state.State == SandboxState.Exited && state.ExitCode is { } code ? new VmmProcessState.Exited(code)
             : state.State == SandboxState.Exited && state.ExitSignal is { } signal ? new VmmProcessState.Crashed(signal)
             : null;
-        if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting
-            && state.Pid is { } pid && state.StartTimeTicks is { } ticks)
+        var identity = state.Pid is { } recordedPid && state.StartTimeTicks is { } ticks
+            ? new ProcessIdentity(recordedPid, ticks, state.ExecutablePath)
+            : SandboxCatalog.FindUnrecordedVmm(state);
+        if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
             var vm = state.Jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
-                : Microvm.TryAttach(new ProcessIdentity(pid, ticks, state.ExecutablePath), MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
+                : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
             {
                 Log.RecordedVmmGone(_logger, Id, pid);
@@ -347,9 +352,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("pause", SandboxState.Running);
-            await RequireVm().PauseAsync(ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            await vm.PauseAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Paused;
-            await PersistAsync(ct).ConfigureAwait(false);
+            await PersistOrUndoAsync("pause", SandboxState.Running, () => vm.ResumeAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
 
     /// <inheritdoc />
@@ -357,9 +363,10 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         LockedAsync(async ct =>
         {
             RequireState("resume", SandboxState.Paused);
-            await RequireVm().ResumeAsync(ct).ConfigureAwait(false);
+            var vm = RequireVm();
+            await vm.ResumeAsync(ct).ConfigureAwait(false);
             _state = SandboxState.Running;
-            await PersistAsync(ct).ConfigureAwait(false);
+            await PersistOrUndoAsync("resume", SandboxState.Paused, () => vm.PauseAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
 
     /// <inheritdoc />
@@ -446,8 +453,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 vm.WithdrawHotplug(slot.DriveId);
                 throw;
             }
+            var free = slot;
             slot = pool.Set(slot.Index, hostPath);
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            await PersistOrUndoAsync("hot-plug", _state, async () =>
+            {
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = free.DriveId, PathOnHost = vm.DrivePathForVmm(free.DriveId, free.PlaceholderPath) }, CancellationToken.None).ConfigureAwait(false);
+                vm.WithdrawHotplug(free.DriveId);
+                pool.Set(free.Index, null);
+            }).ConfigureAwait(false);
             Log.HotplugAdded(_logger, Id, hostPath, slot.DriveId, slot.GuestDevice);
             result = new BlockHotplugResult(slot.Index, slot.DriveId, slot.GuestDevice, hostPath, ReadOnly: false);
         }, cancellationToken).ConfigureAwait(false);
@@ -752,6 +765,40 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
 
     private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
 
+    /// <summary>
+    /// Records a change the VMM has already made; when the record cannot be written (a full or read-only file system),
+    /// undoes the change so that the VMM, this driver and the record (which keeps the old content) agree again, and
+    /// throws the write's <see cref="SandboxException"/>. Found by DiskFaultTests: a pause on a full disk left the VM
+    /// paused while the record (and every other driver) said Running.
+    /// </summary>
+    private async Task PersistOrUndoAsync(string operation, SandboxState before, Func<Task> undo)
+    {
+        try
+        {
+            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (SandboxException e)
+        {
+            _state = before;
+            Exception? undoFailure = null;
+            try
+            {
+                await undo().ConfigureAwait(false);
+            }
+            catch (Exception failed)
+            {
+                undoFailure = failed;
+            }
+            var failure = new SandboxException(undoFailure is null
+                ? $"The {operation} was undone: {e.Message}"
+                : $"{e.Message}; undoing the {operation} failed too: {undoFailure.Message}", e) { SandboxId = SandboxId };
+            // The undo's own failure is attached like every other clean-up's (CleanupFailures), never an AggregateException.
+            if (undoFailure is not null)
+                CleanupFailures.Attach(failure, undoFailure);
+            throw failure;
+        }
+    }
+
     private async Task PersistAsync(CancellationToken cancellationToken)
     {
         var vm = _vm;
@@ -764,6 +811,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             Pid = vm?.Pid,
             StartTimeTicks = vm?.Identity.StartTimeTicks,
             ExecutablePath = vm?.Identity.ExecutablePath,
+            VmmSpawnedNotBefore = vm is null ? _spawningSince : null,
             Jail = vm?.Jail?.Record,
             ConsoleKeeperPid = vm?.ConsoleKeeper?.Pid,
             ConsoleKeeperStartTimeTicks = vm?.ConsoleKeeper?.StartTimeTicks,

@@ -90,7 +90,18 @@ public static class SandboxCatalog
 
     internal static bool IsAlive(SandboxStateFile state) =>
         state.Pid is { } pid && state.StartTimeTicks is { } ticks
-        && ProcFs.IsSameProcess(new ProcessIdentity(pid, ticks, state.ExecutablePath));
+            ? ProcFs.IsSameProcess(new ProcessIdentity(pid, ticks, state.ExecutablePath))
+            : FindUnrecordedVmm(state) is not null;
+
+    /// <summary>
+    /// The VMM of a record that says a launch began and never names the PID: its owner died between the launch and the
+    /// record (found by OwnerKillTests: a detached VMM then ran on with no record naming it). Null when there is none,
+    /// or for a jailed VMM (whose launch goes through the jailer; not searched).
+    /// </summary>
+    internal static ProcessIdentity? FindUnrecordedVmm(SandboxStateFile state) =>
+        state is { State: SandboxState.Starting, Pid: null, VmmSpawnedNotBefore: { } since, Config.Jail: null }
+            ? Kiln.Vmm.VmmProcess.FindUnrecorded(state.Config.FirecrackerPath, state.SocketPath, since)
+            : null;
 }
 
 /// <summary>What <see cref="SandboxCatalog.ScanAsync"/> found under a root.</summary>

@@ -35,6 +35,13 @@ internal sealed record SandboxStateFile
         ? new Kiln.Host.ProcessIdentity(pid, ticks, ConsoleKeeperExecutablePath)
         : null;
 
+    /// <summary>
+    /// Set while a VMM is being launched and not yet recorded (clock ticks since boot, taken just before the launch): an
+    /// owner that dies in between leaves a record saying Starting with no PID, and this is how another driver still
+    /// finds that VMM (<see cref="SandboxCatalog.FindUnrecordedVmm"/>). Null once the PID is recorded.
+    /// </summary>
+    public ulong? VmmSpawnedNotBefore { get; init; }
+
     /// <summary>The jail of a jailed VMM: its paths, identity, cgroups and the files exposed in it.</summary>
     public JailRecord? Jail { get; init; }
     public required string SocketPath { get; init; }

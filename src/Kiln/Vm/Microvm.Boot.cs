@@ -66,6 +66,7 @@ public sealed partial class Microvm
         }
         steps.Add(new("spawn", async ct =>
         {
+            await attempt.SpawningAsync(ct).ConfigureAwait(false);
             if (description.Jail is not null)
             {
                 var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);

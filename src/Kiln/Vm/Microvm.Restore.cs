@@ -52,6 +52,7 @@ public sealed partial class Microvm
                 PrivateMountNamespace = restore.DriveBindings.Count > 0,
             };
             attempt.AddConsoleKeeperFiles();
+            await attempt.SpawningAsync(ct).ConfigureAwait(false);
             var vmm = await VmmProcess.LaunchAsync(launch, ct).ConfigureAwait(false);
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description) { _restoredVsockPath = restore.VsockUdsPath };
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);

@@ -99,6 +99,9 @@ public sealed partial class Microvm
             _watcher.EnableRaisingEvents = true;
         }
 
+        /// <summary>Tells the caller a VMM is about to be launched.</summary>
+        public Task SpawningAsync(CancellationToken ct) => options.Spawning?.Invoke(ct) ?? Task.CompletedTask;
+
         /// <summary>Logs the spawn of <see cref="Vm"/> and tells the caller it exists.</summary>
         public async Task SpawnedAsync(int pid, CancellationToken ct)
         {

@@ -129,6 +129,12 @@ public sealed record MicrovmOptions
     public IReadOnlyList<BootStep> Preparation { get; init; } = [];
 
     /// <summary>
+    /// Called inside the <c>spawn</c> step just before the VMM is launched: the place to record that one is about to
+    /// run, so that a VMM whose owner dies between its launch and <see cref="Spawned"/> can still be found.
+    /// </summary>
+    public Func<CancellationToken, Task>? Spawning { get; init; }
+
+    /// <summary>
     /// Called inside the <c>spawn</c> step once the VMM runs, before anything waits on it: the place to record its
     /// identity so another process can find (and stop) it even if this one dies during the boot.
     /// </summary>

@@ -198,6 +198,35 @@ public sealed class VmmProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// The firecracker an owner spawned but died before recording: the process running <paramref name="executablePath"/>
+    /// with <c>--api-sock <paramref name="apiSocketPath"/></c> that started no earlier than
+    /// <paramref name="spawnedNotBefore"/> (clock ticks since boot, taken just before the spawn). That is its identity:
+    /// executable and start time, as for a recorded one, and a socket path only one sandbox uses. Null when none runs.
+    /// </summary>
+    public static ProcessIdentity? FindUnrecorded(string executablePath, string apiSocketPath, ulong spawnedNotBefore)
+    {
+        if (ResolveExecutable(executablePath) is not { } resolved)
+            return null;
+        var executable = ResolveFinalTarget(resolved);
+        var socket = Path.GetFullPath(apiSocketPath);
+        foreach (var pid in ProcFs.EnumeratePids())
+        {
+            if (ProcFs.TryGetIdentity(pid) is not { } identity || identity.StartTimeTicks < spawnedNotBefore
+                || !string.Equals(identity.ExecutablePath, executable, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            var args = ProcFs.TryGetCommandLine(pid) ?? [];
+            for (var i = 0; i + 1 < args.Count; i++)
+            {
+                if (args[i] == "--api-sock" && Path.GetFullPath(args[i + 1]) == socket)
+                    return identity;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
     /// Sends a signal if the process is still the one launched; false when it has ended. Never signals a PID that
     /// now belongs to another process.
     /// </summary>

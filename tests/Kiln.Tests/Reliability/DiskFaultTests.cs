@@ -97,6 +97,97 @@ public sealed class DiskFaultTests
         Assert.Contains("No space left on device", tail, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Pause_resume_and_hot_plug_on_a_full_file_system_fail_typed_and_leave_the_vm_and_its_record_as_they_were()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        var disk = root.Combine("hot.img");
+        File.WriteAllBytes(disk, new byte[4096]);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("busy", config, Ct);
+        await driver.StartAsync(Ct);
+        var statePath = Path.Combine(driver.SandboxDirectory, "state.json");
+
+        try
+        {
+            // Running, full: pause and hot-plug fail; the VM runs on, its record and its pool as before.
+            tmpfs.Fill();
+            var record = await File.ReadAllBytesAsync(statePath, Ct);
+            var files = Files(config.RootDirectory);
+            var pause = await Assert.ThrowsAsync<SandboxException>(() => driver.PauseAsync(Ct));
+            var hotplug = await Assert.ThrowsAsync<SandboxException>(() => driver.HotplugAddAsync(new BlockDevice(disk), Ct));
+
+            Assert.Contains("No space left on device", pause.Message, StringComparison.Ordinal);
+            Assert.Contains("No space left on device", hotplug.Message, StringComparison.Ordinal);
+            Assert.Equal(SandboxState.Running, driver.State);
+            Assert.Equal(Kiln.Api.InstanceState.Running, (await driver.Api!.DescribeInstanceAsync(Ct)).State);
+            Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
+            var drive = (await driver.Api.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == "drive_0");
+            Assert.Equal(driver.PoolSlots[0].DriveId, drive.DriveId);
+            Assert.DoesNotContain("hot.img", drive.PathOnHost ?? "", StringComparison.Ordinal);
+            Assert.Equal(record, await File.ReadAllBytesAsync(statePath, Ct));
+            Assert.Equal(files, Files(config.RootDirectory));
+
+            // Paused, full: resume fails and the VM stays paused, as recorded; with room again it is controllable.
+            tmpfs.Unfill();
+            await driver.PauseAsync(Ct);
+            tmpfs.Fill();
+            record = await File.ReadAllBytesAsync(statePath, Ct);
+            var resume = await Assert.ThrowsAsync<SandboxException>(() => driver.ResumeAsync(Ct));
+
+            Assert.Contains("No space left on device", resume.Message, StringComparison.Ordinal);
+            Assert.Equal(SandboxState.Paused, driver.State);
+            Assert.Equal(Kiln.Api.InstanceState.Paused, (await driver.Api.DescribeInstanceAsync(Ct)).State);
+            Assert.Equal(record, await File.ReadAllBytesAsync(statePath, Ct));
+            tmpfs.Unfill();
+            await driver.ResumeAsync(Ct);
+            await driver.HotplugAddAsync(new BlockDevice(disk), Ct);
+            Assert.Equal(SandboxState.Running, (await RecordAsync(driver.SandboxDirectory)).State);
+            await driver.StopAsync(TimeSpan.Zero, Ct);
+        }
+        finally
+        {
+            tmpfs.Unfill(); // so that the driver's disposal can record its stop
+        }
+    }
+
+    [Fact]
+    public async Task A_snapshot_onto_a_full_file_system_fails_typed_leaves_no_snapshot_file_and_the_vm_stays_controllable()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("snap", config, Ct);
+        await driver.StartAsync(Ct);
+        await driver.PauseAsync(Ct);
+        var statePath = Path.Combine(driver.SandboxDirectory, "state.json");
+        try
+        {
+            tmpfs.Fill();
+            var record = await File.ReadAllBytesAsync(statePath, Ct);
+            var files = Files(config.RootDirectory);
+
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => driver.SaveAsync(Ct));
+
+            Assert.IsType<Kiln.Api.FirecrackerApiException>(e);
+            Assert.Contains("No space left on device", e.Message, StringComparison.Ordinal);
+            Assert.Equal(files, Files(config.RootDirectory));
+            Assert.Equal(record, await File.ReadAllBytesAsync(statePath, Ct));
+            Assert.Equal(SandboxState.Paused, driver.State);
+            tmpfs.Unfill();
+            await driver.ResumeAsync(Ct);
+            Assert.Equal(Kiln.Api.InstanceState.Running, (await driver.Api!.DescribeInstanceAsync(Ct)).State);
+            await driver.StopAsync(TimeSpan.Zero, Ct);
+        }
+        finally
+        {
+            tmpfs.Unfill(); // so that the driver's disposal can record its stop
+        }
+    }
+
     /// <summary>A 256 KiB tmpfs mounted on a directory of the test's own, detached when disposed.</summary>
     private sealed class SmallTmpfs : IDisposable
     {
