@@ -107,6 +107,14 @@ public sealed class VmCacheTests
             Assert.Equal("from the cache", await VsockProbe.EchoAsync(vsock.UdsPath, port, "from the cache", Ct));
         Assert.True(File.Exists(Path.Combine(sandbox.SandboxDirectory, "firecracker.sock")));
         Assert.Equal(SandboxState.Running, (await SandboxCatalog.GetAsync(root.Combine("sb"), id, Ct)).State);
+        // The record names the handed-over VMM: another driver (the CLI, say) re-attaches to it through the sandbox's socket.
+        await using (var reattached = await FirecrackerHypervisor.OpenAsync(root.Combine("sb"), id, cancellationToken: Ct))
+        {
+            Assert.Equal(SandboxState.Running, reattached.State);
+            Assert.Equal(sandbox.Pid, reattached.Pid);
+            await reattached.PauseAsync(Ct);
+            await reattached.ResumeAsync(Ct);
+        }
 
         // The hand-out started a refill: the cache is full again, with a VMM that is not the sandbox's.
         await cache.WaitUntilFullAsync(Ct).WaitAsync(Within, Ct);
