@@ -77,6 +77,12 @@ public sealed class VmCacheTests
                 return Assert.Single(_tags);
         }
 
+        public IReadOnlyList<string?> All()
+        {
+            lock (_tags)
+                return [.. _tags];
+        }
+
         public void Dispose() => _listener.Dispose();
     }
 
@@ -125,6 +131,15 @@ public sealed class VmCacheTests
         await sandbox.StopAsync(Ct);
         Assert.Equal(SandboxState.Stopped, sandbox.State);
         Assert.Equal(2, CacheVmms(root).Count);
+
+        // A restart takes another cached VM into the same directory (over the sockets the stopped one left).
+        var ready = CacheVmms(root);
+        await sandbox.StartAsync(Ct);
+        Assert.Contains(sandbox.Pid!.Value, ready);
+        Assert.Equal(["hit", "hit"], tags.All());
+        if (target.VsockEchoPort is { } again)
+            Assert.Equal("restarted", await VsockProbe.EchoAsync(vsock.UdsPath, again, "restarted", Ct));
+        await sandbox.StopAsync(Ct);
     }
 
     [Fact]
