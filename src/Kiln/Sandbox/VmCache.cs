@@ -31,6 +31,7 @@ public sealed class VmCache : IAsyncDisposable
     private long _nextSlot;
     private Exception? _fault;
     private bool _disposed;
+    private bool _templateGone;
 
     private VmCache(VmCacheOptions options, MicrovmTemplate template, SandboxLock directoryLock, ILogger logger)
     {
@@ -207,6 +208,7 @@ public sealed class VmCache : IAsyncDisposable
         {
             if (_disposed)
                 return;
+            _templateGone = true;
             _fault = new TemplateStoreException(Template.Name, $"Template '{Template.Name}' was deleted; the VM cache stopped its cached VMs.");
             _refills.Add(Task.Run(async () =>
             {
@@ -333,7 +335,8 @@ public sealed class VmCache : IAsyncDisposable
         lock (_lock)
         {
             _restoring--;
-            keep = !_disposed;
+            // A restore that finished after its template was deleted is not kept: the drain has already run.
+            keep = !_disposed && !_templateGone;
             if (keep)
                 _ready.Add(cached);
         }
