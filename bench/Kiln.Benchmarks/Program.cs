@@ -66,6 +66,13 @@ if (args is ["--restore", var r, ..])
     return;
 }
 
+// `--vm-cache N`: N alternating template sandbox starts from a warm VM cache and by a direct restore.
+if (args is ["--vm-cache", var cachePairs, ..])
+{
+    await VmCacheBenchmark.RunAsync(int.Parse(cachePairs, System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 // `--density N [rounds [driver|floor|both [warm-up rounds]]]`: N microVMs started at once by this process, driver against a hand-written floor in
 // alternating rounds: the controller's CPU, memory and threads per VM.
 if (args is ["--density", var density, .. var densityRest])

@@ -24,4 +24,8 @@ public static class KilnTelemetry
 
     /// <summary>Starts that failed (tagged with the step).</summary>
     public static Counter<long> StartFailures { get; } = Meter.CreateCounter<long>("kiln.sandbox.start.failures", description: "Sandbox starts that failed.");
+
+    /// <summary>Template sandbox starts by what the VM cache did: <c>result</c> = hit, miss or bypass.</summary>
+    public static Counter<long> VmCacheTakes { get; } =
+        Meter.CreateCounter<long>("kiln.sandbox.vm_cache.takes", description: "Template sandbox starts by the VM cache's answer (hit, miss, bypass).");
 }

@@ -70,7 +70,8 @@ public sealed partial class FirecrackerHypervisor
                 // A restart clones afresh: the drive copies of the last run go (a copy is never made over a file).
                 foreach (var drive in template.Manifest.Drives.Where(d => !d.IsReadOnly))
                     Microvm.DeleteFile(clone.DrivePath(drive.DriveId));
-                restored = await template.StartCloneAsync(clone, cancellationToken).ConfigureAwait(false);
+                restored = await TakeFromVmCacheAsync(template, clone, cancellationToken).ConfigureAwait(false)
+                    ?? await template.StartCloneAsync(clone, cancellationToken).ConfigureAwait(false);
             }
             else
             {

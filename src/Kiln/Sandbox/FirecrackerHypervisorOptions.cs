@@ -34,6 +34,13 @@ public sealed record FirecrackerHypervisorOptions
     /// </summary>
     public Kiln.Host.Network.SandboxNetworksOptions Networks { get; init; } = new();
 
+    /// <summary>
+    /// A cache of paused clones of one template (<see cref="Sandbox.VmCache"/>): a sandbox restored from that template
+    /// takes one (resumed in its own directory) instead of restoring, or restores directly when none is ready. The
+    /// cache is shared, not owned: whoever started it disposes it.
+    /// </summary>
+    public VmCache? VmCache { get; init; }
+
     internal ILogger CreateLogger() =>
         LoggerFactory?.CreateLogger("Kiln.Sandbox.FirecrackerHypervisor") ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 }

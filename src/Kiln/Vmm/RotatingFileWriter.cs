@@ -27,7 +27,7 @@ public sealed record OutputRotation(long MaxFileBytes, int Files)
 /// <summary>Appends to a file that rotates when it reaches its size limit. Thread-safe.</summary>
 public sealed class RotatingFileWriter : IDisposable, IAsyncDisposable
 {
-    private readonly string _path;
+    private string _path;
     private readonly OutputRotation _rotation;
     private readonly Lock _gate = new();
     private FileStream _file;
@@ -93,6 +93,38 @@ public sealed class RotatingFileWriter : IDisposable, IAsyncDisposable
             }
         }
         _file = Open(_path);
+    }
+
+    /// <summary>
+    /// Continues in <paramref name="path"/> from now on: what the current file holds is appended to it (so a file
+    /// already there keeps its lines) and the current file is removed. Used when a running VMM is handed to a new
+    /// owner whose files live elsewhere (a cached VM given to a sandbox).
+    /// </summary>
+    public void MoveTo(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        lock (_gate)
+        {
+            if (path == _path)
+                return;
+            _file.Flush();
+            var target = Open(path);
+            try
+            {
+                using (var current = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                    current.CopyTo(target);
+                target.Flush();
+            }
+            catch
+            {
+                target.Dispose();
+                throw;
+            }
+            _file.Dispose();
+            File.Delete(_path);
+            _file = target;
+            _path = path;
+        }
     }
 
     private static FileStream Open(string path) =>

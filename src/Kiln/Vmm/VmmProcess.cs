@@ -20,7 +20,7 @@ public sealed class VmmProcess : IAsyncDisposable
     private readonly SpawnedProcess? _child;
     private readonly PidFd? _pidFd;
     private readonly OutputTail _tail;
-    private readonly string _outputPath;
+    private volatile string _outputPath;
     private readonly bool _detached;
     private readonly Task<VmmProcessState> _exited;
     private readonly RotatingFileWriter? _outputFile;
@@ -83,6 +83,21 @@ public sealed class VmmProcess : IAsyncDisposable
 
     /// <summary>Completes with the final state once the process has ended and its output is drained.</summary>
     public Task<VmmProcessState> Exited => _exited;
+
+    /// <summary>
+    /// Has the output continue in <paramref name="path"/> (what was written so far goes with it): an owned VMM's
+    /// output file is moved under its writer; a detached or attached one's file is renamed (the VMM's descriptor
+    /// follows the inode). Both paths must be on one file system.
+    /// </summary>
+    public void MoveOutput(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (_outputFile is not null)
+            _outputFile.MoveTo(path);
+        else
+            File.Move(_outputPath, path, overwrite: true);
+        _outputPath = path;
+    }
 
     /// <summary>The last lines of output (for error reports).</summary>
     public string ReadOutputTail() => _detached || _child is null ? ReadFileTail(_outputPath, 64) : _tail.ToString();

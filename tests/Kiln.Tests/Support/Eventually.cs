@@ -44,5 +44,16 @@ public static class Eventually
         }
     }
 
+    /// <summary>Until <paramref name="condition"/> holds: a failed assertion naming <paramref name="what"/> when the deadline passes.</summary>
+    public static async Task TrueAsync(Func<bool> condition, TimeSpan within, string what)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not within {within}: {what}");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+    }
+
     private static string Tail(string s) => s.Length <= 2000 ? s : s[^2000..];
 }

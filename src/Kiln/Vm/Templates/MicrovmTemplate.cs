@@ -149,7 +149,8 @@ public sealed class MicrovmTemplate
             Microvm.DeleteFile(log);
     }
 
-    private async Task<Microvm> StartVerifiedCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken)
+    /// <summary>Starts one clone of a template verified earlier (<see cref="VerifyAsync"/>).</summary>
+    internal async Task<Microvm> StartVerifiedCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken)
     {
         var missing = Manifest.NetworkInterfaceIds.Except(clone.NetworkOverrides.Select(n => n.IfaceId), StringComparer.Ordinal).ToArray();
         if (missing.Length > 0)
@@ -173,6 +174,7 @@ public sealed class MicrovmTemplate
             NetworkOverrides = clone.NetworkOverrides,
             TrackDirtyPages = clone.TrackDirtyPages,
             ClockRealtime = clone.ClockRealtime,
+            Resume = clone.Resume,
             DriveBindings = [.. writable.Select(d => new DriveBinding(d.RecordedPath, clone.DrivePath(d.DriveId)))],
         };
         try

@@ -23,6 +23,9 @@ public sealed record TemplateCloneOptions
     /// <summary>x86_64: advance the guest clock by the time since the template was made.</summary>
     public bool ClockRealtime { get; init; }
 
+    /// <summary>Resume at once (the clone is Running); otherwise it is left Paused, as a cache keeps its clones.</summary>
+    public bool Resume { get; init; } = true;
+
     /// <summary>The clone's vsock socket (what <c>vsock_override</c> gives Firecracker).</summary>
     public string VsockPath => Path.Combine(Directory, "vsock.sock");
 
