@@ -172,6 +172,18 @@ public sealed class TemplateRunTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Network_for_a_template_whose_machine_has_no_interface_is_a_usage_error()
+    {
+        await TemplateAsync();
+
+        var run = await _root.RunAsync("run", "--template", "base", "--network", "isolated");
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains("no network interface", run.Stderr);
+        Assert.Equal(["src"], await SandboxNamesAsync());
+    }
+
+    [Fact]
     public async Task Run_template_of_a_template_that_does_not_exist_fails_with_1()
     {
         var run = await _root.RunAsync("run", "--template", "nothing");
