@@ -47,6 +47,15 @@ internal static class RunTemplate
         return Specs.ParseNetwork(mode ?? "isolated", ip: null);
     }
 
+    /// <summary>How many pool slots (writable drive_0 … drive_N-1) the template's source had.</summary>
+    private static int TemplatePoolSize(TemplateManifest manifest)
+    {
+        var size = 0;
+        while (manifest.Drives.Any(d => !d.IsReadOnly && d.DriveId == Kiln.Vm.BlockPool.DriveIdFor(size)))
+            size++;
+        return size;
+    }
+
     public static async Task<int> RunAsync(CommandContext context, TemplateRunRequest request, IEnumerable<Option> bootOnly, CancellationToken cancellationToken)
     {
         // The machine is the template's: what would describe another one is refused, not silently ignored.
@@ -79,7 +88,8 @@ internal static class RunTemplate
             InitrdPath = machine.BootSource?.InitrdPath,
             VcpuCount = template.Manifest.VcpuCount,
             MemoryMiB = (int)template.Manifest.MemSizeMib,
-            BlockPoolSize = 0,
+            // The template's placeholders, copied per clone, are the clone's hot-plug pool (kiln drive add).
+            BlockPoolSize = TemplatePoolSize(template.Manifest),
             StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
             Restore = SandboxRestore.FromTemplate(template.Directory),

@@ -72,6 +72,8 @@ public sealed partial class FirecrackerHypervisor
                 overrides.Add(new NetworkOverride { IfaceId = RestoredInterfaceId(machine), HostDevName = network.TapName! });
             if (template is not null)
             {
+                if (Config.BlockPoolSize > 0)
+                    _pool = ClonePool(template.Manifest);
                 var clone = new TemplateCloneOptions
                 {
                     Microvm = options,

@@ -26,8 +26,10 @@ internal static class SandboxRestoreValidator
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
         }
-        if (config.BlockPoolSize != 0)
-            throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a restored sandbox: its drives are the snapshot's");
+        // A template clone's pool is the template's placeholders (its own copies, checked against the template at
+        // start); a snapshot restore opens the recorded drives themselves, which are another VM's.
+        if (config.BlockPoolSize != 0 && !fromTemplate)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a sandbox restored from a snapshot: its drives are the snapshot's (a template clone may have the template's pool)");
         if (config.Metadata is not null)
             throw new SandboxConfigurationException(nameof(HypervisorConfig.Metadata), "is restored with the snapshot; it cannot be set for a restored sandbox");
         if (config.MemoryHotplug is not null)
