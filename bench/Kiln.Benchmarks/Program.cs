@@ -59,10 +59,11 @@ if (args is ["--agent", var agentPairs, ..])
     return;
 }
 
-// `--restore N`: N alternating snapshot restores through Kiln and a hand-written floor; then 1/10/50 template clones.
-if (args is ["--restore", var r, ..])
+// `--restore N [pairs]`: N alternating snapshot restores through Kiln and a hand-written floor; then 1/10/50 template
+// clones (not with `pairs`).
+if (args is ["--restore", var r, .. var restoreRest])
 {
-    await RestoreBenchmark.RunAsync(int.Parse(r, System.Globalization.CultureInfo.InvariantCulture));
+    await RestoreBenchmark.RunAsync(int.Parse(r, System.Globalization.CultureInfo.InvariantCulture), withClones: restoreRest is not ["pairs", ..]);
     return;
 }
 

@@ -172,6 +172,37 @@ public sealed class TemplateRunTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Drive_add_hot_plugs_into_a_clone_through_its_copies_of_the_templates_placeholders_and_drive_rm_frees_the_slot()
+    {
+        await TemplateAsync();
+        var run = await _root.RunAsync("run", "--template", "base", "--name", "hp");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var disk = _root.CreateFile("data.img", 1024 * 1024);
+
+        var add = await _root.RunAsync("drive", "add", "hp", disk, "--json");
+        var rm = await _root.RunAsync("drive", "rm", "hp", "0", "--json");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(0, add.Json().GetProperty("slot").GetInt32());
+        Assert.Equal(disk, add.Json().GetProperty("hostPath").GetString());
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        var inspected = (await _root.RunAsync("inspect", "hp", "--json")).Json();
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, inspected.GetProperty("poolSlots")[0].GetProperty("hostPath").ValueKind);
+    }
+
+    [Fact]
+    public async Task Network_for_a_template_whose_machine_has_no_interface_is_a_usage_error()
+    {
+        await TemplateAsync();
+
+        var run = await _root.RunAsync("run", "--template", "base", "--network", "isolated");
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains("no network interface", run.Stderr);
+        Assert.Equal(["src"], await SandboxNamesAsync());
+    }
+
+    [Fact]
     public async Task Run_template_of_a_template_that_does_not_exist_fails_with_1()
     {
         var run = await _root.RunAsync("run", "--template", "nothing");

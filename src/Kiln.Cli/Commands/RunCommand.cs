@@ -66,8 +66,11 @@ internal static class RunCommand
             if (context.Value(template) is { } templateName)
             {
                 return await RunTemplate.RunAsync(context,
-                    new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout))),
-                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, network, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, consoleLimit, .. jail.All], cancellationToken);
+                    new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout)))
+                    {
+                        Network = context.Value(network),
+                    },
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, consoleLimit, .. jail.All], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");

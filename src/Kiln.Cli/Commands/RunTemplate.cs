@@ -11,7 +11,11 @@ using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-internal sealed record TemplateRunRequest(string Template, int Count, string? Name, string? Firecracker, TimeSpan StopTimeout);
+internal sealed record TemplateRunRequest(string Template, int Count, string? Name, string? Firecracker, TimeSpan StopTimeout)
+{
+    /// <summary><c>--network</c>: each clone's own network when the template's machine has an interface (default isolated).</summary>
+    public string? Network { get; init; }
+}
 
 internal static class RunTemplate
 {
@@ -22,6 +26,35 @@ internal static class RunTemplate
     public static IReadOnlyList<string> Names(string? name, int count) =>
         count == 1 ? [name ?? RunCommand.GenerateName()]
         : [.. Enumerable.Range(1, count).Select(i => name is null ? RunCommand.GenerateName() : $"{name}-{i}")];
+
+    /// <summary>
+    /// The network every clone gets: none for a machine without an interface; for one with an interface, a network of
+    /// each clone's own (--network, isolated by default) whose TAP the load puts in place of the recorded one. A clone
+    /// keeps the template's guest MAC and address, so --ip is not asked (docs/driver.md, "Restored sandboxes").
+    /// </summary>
+    private static Kiln.Host.Network.SandboxNetworkSpec? CloneNetwork(string? mode, int interfaces, string template)
+    {
+        if (interfaces == 0)
+        {
+            if (mode is not null and not "none")
+                throw new UsageException($"--network: template {template}'s machine has no network interface for a clone's network.");
+            return null;
+        }
+        if (interfaces > 1)
+            throw new CliFailureException($"template {template}'s machine has {interfaces} network interfaces; a clone gets one network, so only a template with one can be cloned.");
+        if (mode is "none")
+            throw new UsageException($"--network none: template {template}'s machine has a network interface, which a clone must back with a TAP: give --network isolated, nat or netns:PATH.");
+        return Specs.ParseNetwork(mode ?? "isolated", ip: null);
+    }
+
+    /// <summary>How many pool slots (writable drive_0 … drive_N-1) the template's source had.</summary>
+    private static int TemplatePoolSize(TemplateManifest manifest)
+    {
+        var size = 0;
+        while (manifest.Drives.Any(d => !d.IsReadOnly && d.DriveId == Kiln.Vm.BlockPool.DriveIdFor(size)))
+            size++;
+        return size;
+    }
 
     public static async Task<int> RunAsync(CommandContext context, TemplateRunRequest request, IEnumerable<Option> bootOnly, CancellationToken cancellationToken)
     {
@@ -46,6 +79,7 @@ internal static class RunTemplate
         // file) then leaves nothing to clean up. Each clone's start checks again.
         await template.VerifyAsync(firecrackerPath, cancellationToken);
         var machine = await template.ReadVmConfigurationAsync(cancellationToken);
+        var network = CloneNetwork(request.Network, machine.NetworkInterfaces?.Count ?? 0, template.Name);
         var config = new HypervisorConfig
         {
             FirecrackerPath = firecrackerPath,
@@ -54,10 +88,12 @@ internal static class RunTemplate
             InitrdPath = machine.BootSource?.InitrdPath,
             VcpuCount = template.Manifest.VcpuCount,
             MemoryMiB = (int)template.Manifest.MemSizeMib,
-            BlockPoolSize = 0,
+            // The template's placeholders, copied per clone, are the clone's hot-plug pool (kiln drive add).
+            BlockPoolSize = TemplatePoolSize(template.Manifest),
             StopTimeout = request.StopTimeout,
             RootDirectory = context.Root,
             Restore = SandboxRestore.FromTemplate(template.Directory),
+            Network = network,
         };
 
         Directory.CreateDirectory(context.Root);

@@ -104,6 +104,30 @@ public sealed partial class FirecrackerClient
         }
     }
 
+    /// <summary>What a failed <see cref="ConnectAsync"/> names as its operation (it sends none).</summary>
+    private static readonly ApiOperation OpenConnection = new("connect", "before", "any request");
+
+    /// <summary>
+    /// Opens the connection the next request will use, without sending one (nothing when it is open): whoever knows
+    /// its next request learns that Firecracker listens without spending a probe request (a restore's load is its
+    /// first request). Connecting to a Unix socket that listens succeeds at once, before Firecracker accepts.
+    /// </summary>
+    /// <exception cref="FirecrackerSocketNotFoundException">The socket file does not exist.</exception>
+    /// <exception cref="FirecrackerConnectionRefusedException">The socket exists but nothing listens (yet) on it.</exception>
+    /// <exception cref="FirecrackerConnectionException">The connect failed otherwise.</exception>
+    public async Task ConnectAsync(CancellationToken cancellationToken = default)
+    {
+        await EnterAsync(cancellationToken);
+        try
+        {
+            await ConnectedSocketAsync(OpenConnection, null, cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     private Task EnterAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -2,7 +2,8 @@
 // by loading it (Microvm.RestoreAsync; for a template, MicrovmTemplate's clone: its writable drives copied into the
 // sandbox directory and bound over the recorded paths in the VMM's private mount namespace). Its devices are the
 // snapshot's; the sandbox's own say what the load overrides: a VsockDevice's socket becomes vsock_override, a
-// NetworkDevice (with the snapshot's interface id) a network_override. A template's vsock gets the sandbox's own socket
+// NetworkDevice (with the snapshot's interface id) a network_override; a sandbox network (HypervisorConfig.Network)
+// is set up per clone and overrides the snapshot's interface (FirecrackerHypervisor.RestoreNetwork.cs). A template's vsock gets the sandbox's own socket
 // and is recorded as the sandbox's VsockDevice, so exec/cp/vsock reach the clone's agent as any sandbox's. Failure
 // rolls back as a failed boot does: the VMM killed, what the restore made removed, the record put back.
 using System.Diagnostics;
@@ -31,27 +32,50 @@ public sealed partial class FirecrackerHypervisor
         activity?.SetTag("kiln.sandbox.restored_from", restore.Describe());
         var t0 = _time.GetTimestamp();
         _state = SandboxState.Starting;
-        var options = MicrovmOptions() with
-        {
-            Spawning = RecordSpawningAsync,
-            Spawned = async (vm, ct) =>
-            {
-                _vm = vm;
-                _spawningSince = null;
-                StartedAt = _time.GetUtcNow();
-                Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
-                // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
-                await PersistAsync(ct).ConfigureAwait(false);
-            },
-        };
+        var networks = Networks;
+        Kiln.Host.Network.SandboxNetworkInfo? network = null;
 
         Microvm restored;
         try
         {
-            var overrides = NetworkOverrides();
-            if (restore.TemplateDirectory is { } directory)
+            var template = restore.TemplateDirectory is { } directory ? OpenTemplate(directory) : null;
+            var machine = template is null ? null : await template.ReadVmConfigurationAsync(cancellationToken).ConfigureAwait(false);
+            // The sandbox network (FirecrackerHypervisor.RestoreNetwork.cs): made before the spawn, the VMM spawned in it.
+            var spec = Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None } asked ? RestoredNetworkSpec(asked, machine) : null;
+            network = spec is null ? null : networks.Plan(Id, spec);
+            var options = MicrovmOptions() with
             {
-                var template = OpenTemplate(directory);
+                Preparation = spec is null ? [] :
+                [
+                    new("network", async ct =>
+                    {
+                        // Networks whose owner was killed go first: one of them may hold this sandbox's names.
+                        await networks.SweepAsync(ct).ConfigureAwait(false);
+                        await networks.SetUpAsync(Id, spec, ct).ConfigureAwait(false);
+                    }),
+                ],
+                NetworkNamespacePath = network?.NamespacePath,
+                Spawning = RecordSpawningAsync,
+                Spawned = async (vm, ct) =>
+                {
+                    _vm = vm;
+                    _spawningSince = null;
+                    // From now on the network lives as long as the VMM: a sweep removes it once the VMM is gone.
+                    if (network is not null)
+                        await networks.TransferOwnershipAsync(Id, vm.Pid, ct).ConfigureAwait(false);
+                    StartedAt = _time.GetUtcNow();
+                    Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
+                    // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
+                    await PersistAsync(ct).ConfigureAwait(false);
+                },
+            };
+            var overrides = NetworkOverrides();
+            if (network is not null)
+                overrides.Add(new NetworkOverride { IfaceId = RestoredInterfaceId(machine), HostDevName = network.TapName! });
+            if (template is not null)
+            {
+                if (Config.BlockPoolSize > 0)
+                    _pool = ClonePool(template.Manifest);
                 var clone = new TemplateCloneOptions
                 {
                     Microvm = options,
@@ -62,7 +86,7 @@ public sealed partial class FirecrackerHypervisor
                 };
                 if (template.Manifest.VsockRecordedPath is not null)
                 {
-                    var vsock = (await template.ReadVmConfigurationAsync(cancellationToken).ConfigureAwait(false)).Vsock;
+                    var vsock = machine!.Vsock;
                     _devices.RemoveAll(d => d is VsockDevice);
                     if (vsock is not null)
                         _devices.Add(new VsockDevice(vsock.GuestCid, clone.VsockPath));
@@ -90,12 +114,14 @@ public sealed partial class FirecrackerHypervisor
         catch (Exception e)
         {
             var boot = e as MicrovmBootException;
-            var step = boot?.Step ?? (e is TemplateMismatchException or TemplateStoreException ? "template" : "prepare");
+            var step = boot?.Step ?? (e is TemplateMismatchException or TemplateStoreException or SandboxConfigurationException ? "template" : "prepare");
             KilnTelemetry.StartFailures.Add(1, new KeyValuePair<string, object?>("step", step));
             activity?.SetStatus(ActivityStatusCode.Error, step);
             Log.StartFailed(_logger, e, Id, step);
             _spawningSince = null;
             _vm = null; // the failed restore killed it and released its handles
+            if (network is not null)
+                await networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
             _state = previousState;
             StartedAt = previousStartedAt;
             _devices.Clear();

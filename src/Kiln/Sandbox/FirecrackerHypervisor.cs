@@ -215,7 +215,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         SandboxId = id;
         _config = config;
         _paths = paths;
-        _pool = new BlockPool(config.BlockPoolSize, config.ImagePath is null ? 0 : 1, paths.PlaceholderPath);
+        // A template clone's placeholders are its own copies of the template's (FirecrackerHypervisor.RestorePool.cs).
+        _pool = new BlockPool(config.BlockPoolSize, config.ImagePath is null ? 0 : 1,
+            config.Restore?.TemplateDirectory is null ? paths.PlaceholderPath : i => ClonePlaceholderPath(paths, i));
     }
 
     private void Unbind()

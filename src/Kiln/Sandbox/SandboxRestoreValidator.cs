@@ -1,6 +1,7 @@
 // What a restored sandbox cannot have, refused before anything starts, each error naming the property. The machine
-// is the snapshot's: the pool, the sandbox network, MMDS, memory hot-plug and the jail are fixed at boot (or not yet
-// carried through a restore), so a restored sandbox asks for none of them.
+// is the snapshot's: the pool, MMDS, memory hot-plug and the jail are fixed at boot (or not yet carried through a
+// restore), so a restored sandbox asks for none of them. A sandbox network it may have: each restore sets one up and
+// points the snapshot's interface at its TAP (FirecrackerHypervisor.RestoreNetwork.cs).
 namespace Kiln.Sandbox;
 
 internal static class SandboxRestoreValidator
@@ -25,10 +26,10 @@ internal static class SandboxRestoreValidator
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
         }
-        if (config.BlockPoolSize != 0)
-            throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a restored sandbox: its drives are the snapshot's");
-        if (config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
-            throw new SandboxConfigurationException(nameof(HypervisorConfig.Network), "is not available to a restored sandbox yet: give its interfaces TAPs as NetworkDevices with the snapshot's interface ids");
+        // A template clone's pool is the template's placeholders (its own copies, checked against the template at
+        // start); a snapshot restore opens the recorded drives themselves, which are another VM's.
+        if (config.BlockPoolSize != 0 && !fromTemplate)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.BlockPoolSize), "must be 0 for a sandbox restored from a snapshot: its drives are the snapshot's (a template clone may have the template's pool)");
         if (config.Metadata is not null)
             throw new SandboxConfigurationException(nameof(HypervisorConfig.Metadata), "is restored with the snapshot; it cannot be set for a restored sandbox");
         if (config.MemoryHotplug is not null)

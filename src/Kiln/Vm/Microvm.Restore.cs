@@ -1,6 +1,6 @@
 // Restore: the second way to make a microVM. Steps: stale-files, the caller's preparation, spawn, api-ready,
 // drive-bindings (only for a clone: its own copies bound over the recorded drive paths in the VMM's private mount
-// namespace), snapshot-load (PUT /snapshot/load, mem_backend File, resume_vm), running. The steps run and fail
+// namespace), snapshot-load (PUT /snapshot/load, mem_backend File, resume_vm: its 204 means Running). The steps run and fail
 // as the cold boot's do (StartAttempt): kill the VMM, remove what this restore created, throw MicrovmBootException
 // naming the step with Firecracker's fault message and the tail of its log and output. Firecracker itself ends after
 // a failed load, so that one failure first waits briefly for it to exit and log why.
@@ -57,7 +57,8 @@ public sealed partial class Microvm
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description) { _restoredVsockPath = restore.VsockUdsPath };
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);
         }));
-        steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
+        // The load is the first request: the API is ready once its socket takes a connection (no GET / probe).
+        steps.Add(new("api-ready", ct => Readiness.WaitForListenerAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
             attempt.SocketAppeared, options.ApiReadyTimeout, time, ct)));
         if (restore.DriveBindings.Count > 0)
         {
@@ -67,9 +68,9 @@ public sealed partial class Microvm
                     await MountNamespace.BindAsync(attempt.Vm._vmm, binding.Source, binding.RecordedPath, ct).ConfigureAwait(false);
             }));
         }
+        // With resume_vm, Firecracker resumes the VM before it answers the load and answers an error when the resume
+        // fails (rpc_interface's load_snapshot), so a 204 means Running: no GET / poll after it.
         steps.Add(new(SnapshotLoadStep, ct => attempt.Vm.Client.LoadSnapshotAsync(restore.ToLoadParams(snapshot), ct)));
-        if (restore.Resume)
-            steps.Add(new("running", ct => Readiness.WaitForRunningAsync(attempt.Vm._vmm, attempt.Vm.Client, options.BootTimeout, time, ct)));
 
         return await attempt.RunAsync(steps, restore.Resume ? MicrovmState.Running : MicrovmState.Paused, cancellationToken)
             .ConfigureAwait(false);

@@ -14,8 +14,22 @@ internal static class Readiness
     /// Until GET / answers. Only when the socket exists but refuses (bound, not yet listening) is there a retry,
     /// after a short growing pause; otherwise the wait is for the socket's creation.
     /// </summary>
-    public static async Task WaitForApiAsync(VmmProcess vmm, FirecrackerClient client, string socketPath, SemaphoreSlim socketAppeared,
-        TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    public static Task WaitForApiAsync(VmmProcess vmm, FirecrackerClient client, string socketPath, SemaphoreSlim socketAppeared,
+        TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) =>
+        WaitForSocketAsync(vmm, ct => client.DescribeInstanceAsync(ct), socketPath, socketAppeared, timeout, time, cancellationToken);
+
+    /// <summary>
+    /// Until the API socket accepts a connection, which the client keeps for its next request: for a caller whose
+    /// first request needs no probe before it (a restore's load). Firecracker's listener binds and listens in one
+    /// call and queues connections until its API thread serves them, so a connect that succeeds is as good as an
+    /// answer to GET / and costs no round trip (nor, for the stand-in, a first request's JIT).
+    /// </summary>
+    public static Task WaitForListenerAsync(VmmProcess vmm, FirecrackerClient client, string socketPath, SemaphoreSlim socketAppeared,
+        TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) =>
+        WaitForSocketAsync(vmm, client.ConnectAsync, socketPath, socketAppeared, timeout, time, cancellationToken);
+
+    private static async Task WaitForSocketAsync(VmmProcess vmm, Func<CancellationToken, Task> probe, string socketPath,
+        SemaphoreSlim socketAppeared, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
         using var deadline = new CancellationTokenSource(timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
@@ -27,7 +41,7 @@ internal static class Readiness
             {
                 try
                 {
-                    await client.DescribeInstanceAsync(linked.Token).ConfigureAwait(false);
+                    await probe(linked.Token).ConfigureAwait(false);
                     return;
                 }
                 catch (FirecrackerConnectionException) when (!linked.IsCancellationRequested)

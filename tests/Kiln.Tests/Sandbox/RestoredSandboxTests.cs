@@ -198,6 +198,50 @@ public sealed class RestoredSandboxTests
     }
 
     [Fact]
+    public async Task A_clone_hot_plugs_through_its_own_copies_of_the_templates_placeholders()
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.Fake(root);
+        var (source, template) = await TemplateAsync(root, target); // the source has a pool of 2
+        await using var _source = source;
+        await using var clone = new FirecrackerHypervisor();
+        await clone.CreateAsync("c0", Restored(root, target, SandboxRestore.FromTemplate(template.Directory)) with { BlockPoolSize = 2 }, Ct);
+        await clone.StartAsync(Ct);
+        var disk = root.Combine("disk.img");
+        await File.WriteAllBytesAsync(disk, new byte[4096], Ct);
+
+        var added = Assert.IsType<BlockHotplugResult>(await clone.HotplugAddAsync(new BlockDevice(disk), Ct));
+        var plugged = (await clone.Vm!.Client.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == added.DriveId).PathOnHost;
+        await clone.HotplugRemoveAsync(new BlockDevice(disk), Ct);
+        var unplugged = (await clone.Vm!.Client.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == added.DriveId).PathOnHost;
+
+        Assert.Equal((0, "drive_0"), (added.Slot, added.DriveId));
+        Assert.Equal(source.PoolSlots[0].GuestDevice, added.GuestDevice);
+        Assert.Equal(disk, plugged);
+        // Back to the clone's own copy of the placeholder, never the source's file.
+        Assert.Equal(Path.Combine(clone.SandboxDirectory, "drive-drive_0"), unplugged);
+        Assert.All(clone.PoolSlots, s => Assert.Null(s.HostPath));
+        Assert.Null(source.PoolSlots[0].HostPath);
+    }
+
+    [Fact]
+    public async Task A_clone_asking_for_a_bigger_pool_than_the_template_has_fails_at_step_template_and_stays_Created()
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.Fake(root);
+        var (source, template) = await TemplateAsync(root, target);
+        await using var _source = source;
+        await using var clone = new FirecrackerHypervisor();
+        await clone.CreateAsync("c0", Restored(root, target, SandboxRestore.FromTemplate(template.Directory)) with { BlockPoolSize = 3 }, Ct);
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => clone.StartAsync(Ct));
+
+        Assert.Equal("template", e.Step);
+        Assert.Contains("drive_2", e.Message);
+        Assert.Equal(SandboxState.Created, clone.State);
+    }
+
+    [Fact]
     public async Task A_clone_whose_vmm_dies_during_the_load_fails_at_snapshot_load_and_leaves_no_process_or_drive_copy()
     {
         using var root = new TempRoot();

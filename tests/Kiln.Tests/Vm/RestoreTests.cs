@@ -29,6 +29,22 @@ public sealed class RestoreTests
     }
 
     [Fact]
+    public async Task A_resumed_restore_sends_the_load_as_its_only_request_and_is_Running_when_it_returns()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var options = SnapshotFixture.OptionsIn(root, "r1");
+
+        await using var vm = await Microvm.RestoreAsync(snapshot, options, new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct);
+
+        // No GET / probe before the load nor poll after it: a 204 to a load with resume_vm means Running.
+        var requests = File.ReadLines(options.LogPath!).Where(l => l.Contains("The API server received a", StringComparison.Ordinal)).ToArray();
+        Assert.Contains("/snapshot/load", Assert.Single(requests), StringComparison.Ordinal);
+        Assert.Equal(MicrovmState.Running, vm.State);
+        Assert.Equal(InstanceState.Running, (await vm.Client.DescribeInstanceAsync(Ct)).State);
+    }
+
+    [Fact]
     public async Task A_restored_vmm_maps_the_memory_file_privately_so_restores_of_one_file_share_its_pages()
     {
         using var root = new TempRoot();
