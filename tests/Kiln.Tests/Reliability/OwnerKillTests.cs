@@ -36,7 +36,6 @@ public sealed record OwnerPhase(string Name, string Operation, string? Hold, str
         new("restore: after spawn, before the record", "restore", "firecracker started", null, true, SandboxState.Starting),
         new("restore: api-ready", "restore", "kiln.vm.restore.api-ready", null, true, SandboxState.Starting),
         new("restore: snapshot-load", "restore", null, "PUT /snapshot/load", true, SandboxState.Starting),
-        new("restore: running (resumed)", "restore", "kiln.vm.restore.running", null, true, SandboxState.Starting),
         new("restore: restored, record written", "restore", "operation-done", null, true, SandboxState.Running),
         new("stop: SIGTERM sent, in the grace period", "stop", "shutdown action Terminate sent", null, true, SandboxState.Running, Knob: "FAKE_FC_IGNORE_SIGTERM"),
         new("stop: SIGKILL sent", "stop-now", "shutdown action Kill sent", null, true, SandboxState.Running, VmmSurvivesDetached: false, Knob: "FAKE_FC_IGNORE_SIGTERM"),
