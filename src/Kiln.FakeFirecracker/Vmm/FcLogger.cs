@@ -159,8 +159,10 @@ internal sealed class FcLogger
         }
     }
 
-    // As Firecracker's serial device does (CHANGELOG 0.24): a non-blocking stdout that is full drops the bytes instead
-    // of blocking the VMM (a console keeper's FIFO whose reader died); .NET's console stream would wait for room.
+    // As Firecracker's serial device does (src/vmm/src/devices/legacy/serial.rs, SerialWrapper::bus_write at v1.16.1:
+    // a failed write to stdout is logged and counted in uart.error_count, and the byte is lost): a non-blocking stdout
+    // that is full drops the bytes instead of blocking the VMM (a console keeper's FIFO whose reader died); .NET's
+    // console stream would wait for room. Not modelled: that error line and the error_count metric.
     /// <summary>Writes raw text to stdout (the serial console, or lines Rust prints with println!).</summary>
     public void Stdout(string text)
     {
