@@ -43,32 +43,7 @@ public sealed partial class FirecrackerHypervisor
             // The sandbox network (FirecrackerHypervisor.RestoreNetwork.cs): made before the spawn, the VMM spawned in it.
             var spec = Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None } asked ? RestoredNetworkSpec(asked, machine) : null;
             network = spec is null ? null : networks.Plan(Id, spec);
-            var options = MicrovmOptions() with
-            {
-                Preparation = spec is null ? [] :
-                [
-                    new("network", async ct =>
-                    {
-                        // Networks whose owner was killed go first: one of them may hold this sandbox's names.
-                        await networks.SweepAsync(ct).ConfigureAwait(false);
-                        await networks.SetUpAsync(Id, spec, ct).ConfigureAwait(false);
-                    }),
-                ],
-                NetworkNamespacePath = network?.NamespacePath,
-                Spawning = RecordSpawningAsync,
-                Spawned = async (vm, ct) =>
-                {
-                    _vm = vm;
-                    _spawningSince = null;
-                    // From now on the network lives as long as the VMM: a sweep removes it once the VMM is gone.
-                    if (network is not null)
-                        await networks.TransferOwnershipAsync(Id, vm.Pid, ct).ConfigureAwait(false);
-                    StartedAt = _time.GetUtcNow();
-                    Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
-                    // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
-                    await PersistAsync(ct).ConfigureAwait(false);
-                },
-            };
+            var options = LaunchOptions(networks, network) with { Preparation = spec is null ? [] : [NetworkStep(networks, spec)] };
             var overrides = NetworkOverrides();
             if (network is not null)
                 overrides.Add(new NetworkOverride { IfaceId = RestoredInterfaceId(machine), HostDevName = network.TapName! });

@@ -39,32 +39,8 @@ public sealed partial class FirecrackerHypervisor
             }),
         };
         if (network is not null)
-        {
-            preparation.Add(new("network", async ct =>
-            {
-                // Networks whose owner was killed (a Kiln or a VMM) go first: one of them may hold this sandbox's names.
-                await networks.SweepAsync(ct).ConfigureAwait(false);
-                await networks.SetUpAsync(Id, Config.Network!, ct).ConfigureAwait(false);
-            }));
-        }
-        var options = MicrovmOptions() with
-        {
-            Preparation = preparation,
-            NetworkNamespacePath = network?.NamespacePath,
-            Spawning = RecordSpawningAsync,
-            Spawned = async (vm, ct) =>
-            {
-                _vm = vm;
-                _spawningSince = null;
-                // From now on the network lives as long as the VMM: a sweep removes it once the VMM is gone.
-                if (network is not null)
-                    await networks.TransferOwnershipAsync(Id, vm.Pid, ct).ConfigureAwait(false);
-                StartedAt = _time.GetUtcNow();
-                Log.VmmSpawned(_logger, Id, vm.Pid, _ownership);
-                // Recorded at once, so a driver in another process can find (and stop) it even if this one dies now.
-                await PersistAsync(ct).ConfigureAwait(false);
-            },
-        };
+            preparation.Add(NetworkStep(networks, Config.Network!));
+        var options = LaunchOptions(networks, network) with { Preparation = preparation };
 
         Microvm booted;
         try
