@@ -69,8 +69,9 @@ internal static class RunCommand
                     new TemplateRunRequest(templateName, context.Value(count) ?? 1, context.Value(name), context.Value(firecracker), TimeSpan.FromSeconds(context.Value(stopTimeout)))
                     {
                         Network = context.Value(network),
+                        Jail = jail,
                     },
-                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, consoleLimit, .. jail.All], cancellationToken);
+                    [kernel, initrd, rootfs, image, vcpus, memory, kernelArgs, drives, nets, ip, metadata, vsock, remove, balloon, memoryHotplug, metrics, metadataVersion, consoleLimit], cancellationToken);
             }
             if (context.Value(count) is not null)
                 throw new UsageException("--count needs --template: only clones of a template start in numbers.");

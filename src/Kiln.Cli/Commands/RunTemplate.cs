@@ -1,7 +1,8 @@
 // `kiln run --template TEMPLATE [--count N] [--name PREFIX]`: N sandboxes, each a clone of the template restored by
 // the driver (HypervisorConfig.Restore), so ps, inspect, exec, stop and rm handle them as any sandbox. They start one
 // after another, all or nothing: when one fails (or Ctrl-C), every clone of this run is stopped and removed and the
-// first error is what the user sees. Clones always run detached: the command returns once all of them run.
+// first error is what the user sees. Clones always run detached: the command returns once all of them run. With
+// --jail each clone runs under the jailer, in a chroot of its own holding its drive copies and the snapshot's files.
 using System.CommandLine;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
@@ -15,6 +16,9 @@ internal sealed record TemplateRunRequest(string Template, int Count, string? Na
 {
     /// <summary><c>--network</c>: each clone's own network when the template's machine has an interface (default isolated).</summary>
     public string? Network { get; init; }
+
+    /// <summary><c>--jail …</c>: each clone under the jailer, its drives and snapshot files inside its own chroot.</summary>
+    public JailSpecs? Jail { get; init; }
 }
 
 internal static class RunTemplate
@@ -69,6 +73,7 @@ internal static class RunTemplate
         foreach (var name in names)
             Sandboxes.ValidateName(name, context.Root);
         var firecrackerPath = FirecrackerLocator.Require(request.Firecracker).Path;
+        var jail = request.Jail?.Build(context, firecrackerPath);
         var template = TemplateCommands.Store(context).Open(request.Template);
         foreach (var name in names)
         {
@@ -77,9 +82,11 @@ internal static class RunTemplate
         }
         // Checked once here, before any sandbox exists: the usual refusal (another Firecracker release, a changed
         // file) then leaves nothing to clean up. Each clone's start checks again.
-        await template.VerifyAsync(firecrackerPath, cancellationToken);
+        await template.VerifyAsync(firecrackerPath, jailed: jail is not null, cancellationToken);
         var machine = await template.ReadVmConfigurationAsync(cancellationToken);
         var network = CloneNetwork(request.Network, machine.NetworkInterfaces?.Count ?? 0, template.Name);
+        if (jail?.NetworkNamespacePath is not null && network is not null)
+            throw new UsageException("--netns and a clone's network both choose the VMM's network namespace: the template's machine has an interface, so drop --netns.");
         var config = new HypervisorConfig
         {
             FirecrackerPath = firecrackerPath,
@@ -94,6 +101,7 @@ internal static class RunTemplate
             RootDirectory = context.Root,
             Restore = SandboxRestore.FromTemplate(template.Directory),
             Network = network,
+            Jail = jail,
         };
 
         Directory.CreateDirectory(context.Root);

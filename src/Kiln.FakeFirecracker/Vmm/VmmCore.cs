@@ -428,9 +428,13 @@ internal sealed class VmmCore
             }
 
             // As Firecracker's File backend: guest memory is the file mapped MAP_PRIVATE, so processes restored from
-            // one file share its page-cache pages until they write (copy-on-write), for the life of the process.
-            _guestMemory = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(p.MemPath, FileMode.Open, null, 0,
-                System.IO.MemoryMappedFiles.MemoryMappedFileAccess.CopyOnWrite);
+            // one file share its page-cache pages until they write (copy-on-write), for the life of the process. The
+            // file is opened read-only, as Firecracker opens it (persist.rs guest_memory_from_file: File::open): a
+            // private mapping needs no write access, and a jailed VMM may only read a template's memory file.
+            // (MemoryMappedFile.CreateFromFile(path, …, CopyOnWrite) would open it read-write, refused to a jail.)
+            var memStream = new FileStream(p.MemPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            _guestMemory = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(memStream, null, 0,
+                System.IO.MemoryMappedFiles.MemoryMappedFileAccess.CopyOnWrite, HandleInheritability.None, leaveOpen: false);
             _guestMemoryView = _guestMemory.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.CopyOnWrite);
         }
         else if (UffdConnectError(p.MemPath) is { } uffdError)

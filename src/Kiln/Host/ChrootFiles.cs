@@ -42,12 +42,13 @@ public static class ChrootFiles
     /// <paramref name="chrootRoot"/>, owned by <paramref name="uid"/>:<paramref name="gid"/>.
     /// </summary>
     /// <exception cref="IOException">The file cannot be exposed that way (another file system for a hard link, …).</exception>
-    public static ExposedFile Expose(string hostPath, string chrootRoot, string pathInJail, JailFileExposure method, bool readOnly, uint uid, uint gid)
+    public static ExposedFile Expose(string hostPath, string chrootRoot, string pathInJail, JailFileExposure method, bool readOnly, uint uid, uint gid) =>
+        Expose(hostPath, chrootRoot, pathInJail, method, readOnly, uid, gid, keepOwner: false);
+
+    private static ExposedFile Expose(string hostPath, string chrootRoot, string pathInJail, JailFileExposure method, bool readOnly, uint uid, uint gid, bool keepOwner)
     {
         ArgumentException.ThrowIfNullOrEmpty(hostPath);
-        ArgumentException.ThrowIfNullOrEmpty(pathInJail);
-        if (!pathInJail.StartsWith('/') || pathInJail.Split('/').Any(p => p is ".." or "."))
-            throw new ArgumentException($"'{pathInJail}' must be an absolute path without . or .. parts", nameof(pathInJail));
+        CheckJailPath(pathInJail);
         var target = chrootRoot + pathInJail;
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         switch (method)
@@ -68,8 +69,10 @@ public static class ChrootFiles
                 using (File.Create(target))
                 {
                 }
-                // The mount shows the source's inode: it, not the empty file beneath, must be the jail's.
-                Own(hostPath, uid, gid);
+                // The mount shows the source's inode: it, not the empty file beneath, must be the jail's (unless it is
+                // shared and already readable by the jail: ExposeShared).
+                if (!keepOwner)
+                    Own(hostPath, uid, gid);
                 if (LibC.Mount(hostPath, target, null, LibC.MS_BIND, IntPtr.Zero) != 0)
                 {
                     var errno = LibC.LastErrno;
@@ -92,6 +95,44 @@ public static class ChrootFiles
                 throw new ArgumentOutOfRangeException(nameof(method), method, null);
         }
         return new ExposedFile(hostPath, pathInJail, target, method, readOnly);
+    }
+
+    /// <summary>
+    /// Makes a file other VMMs use too (a template's state and memory files, a shared read-only drive) visible at
+    /// <paramref name="pathInJail"/> read-only, without changing its owner or mode: the inode is not the jail's to take.
+    /// A hard link when the jail's <paramref name="uid"/>/<paramref name="gid"/> may read it as it is and it is on the
+    /// chroot's file system (one inode: clones mapping a memory file share its page-cache pages); else a read-only bind
+    /// mount when the jail may read it (still one inode); else a private copy owned by the jail (mode 0400), which
+    /// costs the file's size and shares no pages: <see cref="ExposedFile.Method"/> says which was made.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="IOException">The file could not be exposed.</exception>
+    public static ExposedFile ExposeShared(string hostPath, string chrootRoot, string pathInJail, uint uid, uint gid)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(hostPath);
+        var stat = LibC.Stat(hostPath) ?? throw new FileNotFoundException($"{hostPath} does not exist", hostPath);
+        if (!ReadableBy(stat.Mode, stat.Uid, stat.Gid, uid, gid))
+            return Expose(hostPath, chrootRoot, pathInJail, JailFileExposure.Copy, readOnly: true, uid, gid);
+        if (!SameFileSystem(hostPath, chrootRoot))
+            return Expose(hostPath, chrootRoot, pathInJail, JailFileExposure.BindMount, readOnly: true, uid, gid, keepOwner: true);
+        CheckJailPath(pathInJail);
+        var target = chrootRoot + pathInJail;
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        if (LibC.Link(hostPath, target) != 0)
+            throw new IOException($"cannot hard-link {hostPath} to {target}: errno {LibC.LastErrno}");
+        return new ExposedFile(hostPath, pathInJail, target, JailFileExposure.HardLink, ReadOnly: true);
+    }
+
+    // The permission bits as the kernel applies them to a process of uid:gid (no supplementary groups: the jailer
+    // drops them), for reading.
+    private static bool ReadableBy(uint mode, uint ownerUid, uint ownerGid, uint uid, uint gid) =>
+        ownerUid == uid ? (mode & 0x100) != 0 : ownerGid == gid ? (mode & 0x20) != 0 : (mode & 0x4) != 0;
+
+    private static void CheckJailPath(string pathInJail)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathInJail);
+        if (!pathInJail.StartsWith('/') || pathInJail.Split('/').Any(p => p is ".." or "."))
+            throw new ArgumentException($"'{pathInJail}' must be an absolute path without . or .. parts", nameof(pathInJail));
     }
 
     /// <summary>Takes an exposed file out of the chroot (unmounting a bind mount first). Missing files are fine.</summary>

@@ -58,6 +58,7 @@ public sealed partial class FirecrackerHypervisor
                     NetworkOverrides = overrides,
                     TrackDirtyPages = restore.TrackDirtyPages,
                     ClockRealtime = restore.ClockRealtime,
+                    Jail = Config.Jail,
                 };
                 if (template.Manifest.VsockRecordedPath is not null)
                 {

@@ -124,6 +124,8 @@ public sealed partial class FirecrackerHypervisor
             return "Firecracker's metrics path is fixed at the spawn";
         if (clone.NetworkOverrides.Count > 0)
             return "a cached VM's TAPs are fixed at its load";
+        if (clone.Jail is not null)
+            return "a cached VM is not jailed (its chroot, uid and cgroups are fixed at its launch)";
         return null;
     }
 

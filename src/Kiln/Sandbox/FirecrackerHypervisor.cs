@@ -331,6 +331,13 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         // The network lives as long as the VMM: namespace, TAP, veth and NAT rules go with it.
         if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
             await Networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
+        // So does the jail: its chroot (with a clone's snapshot links and drive copies), mounts and cgroups; refused
+        // (JailInUseException) only while a live VMM still uses it.
+        if (Config.Jail is { } jail)
+        {
+            var layout = JailLayout.For(jail, Config.FirecrackerPath, InstanceId(Id));
+            await JailedVmm.RemoveStaleAsync(layout, JailedVmm.CgroupDirectoriesFor(jail, layout), _time, CancellationToken.None).ConfigureAwait(false);
+        }
         _state = SandboxState.Stopped;
         // Another driver may have removed the sandbox (kiln rm --force while a foreground kiln run owns it): there is
         // no record left to update, and writing one would fail (or bring back a directory that was meant to go).
@@ -833,11 +840,17 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
     // Everything the jailer or the chroot would refuse, refused now, as the driver's own configuration errors.
     private static void ValidateJail(JailSettings jail, string sandboxId, HypervisorConfig config)
     {
-        var files = new List<string> { config.KernelPath };
-        if (config.InitrdPath is { } initrd)
-            files.Add(initrd);
-        if (config.ImagePath is { } image)
-            files.Add(image);
+        // A restored sandbox's kernel and image are a record of the template's machine (a jailed one's are paths in its
+        // chroot): the restore checks the files it puts in the jail itself.
+        var files = new List<string>();
+        if (config.Restore is null)
+        {
+            files.Add(config.KernelPath);
+            if (config.InitrdPath is { } initrd)
+                files.Add(initrd);
+            if (config.ImagePath is { } image)
+                files.Add(image);
+        }
         try
         {
             JailSettingsValidator.Validate(jail, InstanceId(sandboxId), config.FirecrackerPath, files);

@@ -1,6 +1,6 @@
 // What a restored sandbox cannot have, refused before anything starts, each error naming the property. The machine
-// is the snapshot's: the pool, MMDS, memory hot-plug and the jail are fixed at boot (or not yet carried through a
-// restore), so a restored sandbox asks for none of them. A sandbox network it may have: each restore sets one up and
+// is the snapshot's: the pool, MMDS and memory hot-plug are fixed at boot, so a restored sandbox asks for none of
+// them. A jail it may have when it is a template clone (the manifest names every drive the chroot must hold). A sandbox network it may have: each restore sets one up and
 // points the snapshot's interface at its TAP (FirecrackerHypervisor.RestoreNetwork.cs).
 namespace Kiln.Sandbox;
 
@@ -34,8 +34,10 @@ internal static class SandboxRestoreValidator
             throw new SandboxConfigurationException(nameof(HypervisorConfig.Metadata), "is restored with the snapshot; it cannot be set for a restored sandbox");
         if (config.MemoryHotplug is not null)
             throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), "is the snapshot's; it cannot be set for a restored sandbox");
-        if (config.Jail is not null)
-            throw new SandboxConfigurationException(nameof(HypervisorConfig.Jail), "is not available to a restored sandbox yet");
+        // A jailed VMM sees only its chroot, so every drive the snapshot recorded must be put there: a template says
+        // which they are (its manifest), bare snapshot files do not.
+        if (config.Jail is not null && !fromTemplate)
+            throw new SandboxConfigurationException(nameof(HypervisorConfig.Jail), "needs a template for a restored sandbox: snapshot files do not say which drives the snapshot recorded, which a jail must hold (make a template of the source and clone it with the jail)");
     }
 
     private static void RequirePath(string property, string? path)

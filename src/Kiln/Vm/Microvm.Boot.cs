@@ -70,7 +70,7 @@ public sealed partial class Microvm
             if (description.Jail is not null)
             {
                 var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
-                attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed };
+                attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed, _jailLaunchedHere = true };
                 if (description.Vsock is { } vsock)
                     LinkVsock(vsock.UdsPath, jailed.Layout);
                 // The socket's directory exists only now, inside the jail; a socket made before the watch is found by

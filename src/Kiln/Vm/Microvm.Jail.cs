@@ -18,10 +18,26 @@ public sealed partial class Microvm
 
     /// <summary>Whether this object launched the VMM (and so owns it when <see cref="MicrovmOptions.Ownership"/> is
     /// Owned): its child, or a jailed VMM it booted (in a PID namespace that is no child of ours).</summary>
-    public bool LaunchedHere => _vmm.IsChild || (_jail is not null && Description is not null);
+    public bool LaunchedHere => _vmm.IsChild || _jailLaunchedHere;
 
-    /// <summary>Where Firecracker sees a boot-time drive: inside the jail, or the host path itself.</summary>
-    public string DrivePathForVmm(string driveId, string hostPath) => _jail is null ? hostPath : "/drives/" + driveId;
+    /// <summary>Whether this object booted or restored its VMM under the jailer (rather than re-attaching to one).</summary>
+    private bool _jailLaunchedHere;
+
+    /// <summary>
+    /// Where Firecracker sees a boot-time drive: the host path itself without a jail; inside one, the path Kiln exposed
+    /// the file at (a jailed restore's is the path its snapshot recorded), else a jailed boot's <c>/drives/&lt;id&gt;</c>.
+    /// </summary>
+    public string DrivePathForVmm(string driveId, string hostPath)
+    {
+        if (_jail is null)
+            return hostPath;
+        var full = Path.GetFullPath(hostPath);
+        return _jail.Files.FirstOrDefault(f => f.HostPath == full && !f.PathInJail.StartsWith(HotplugPrefix, StringComparison.Ordinal))?.PathInJail
+            ?? "/drives/" + driveId;
+    }
+
+    /// <summary>How a jailed restore's settings expose files (a restore has no description to carry them).</summary>
+    private Host.JailFileExposure? _restoredJailExposure;
     private JailedVmm? _jail;
 
     /// <summary>The jail, when the VMM runs under the jailer.</summary>
@@ -102,8 +118,7 @@ public sealed partial class Microvm
     {
         var jail = description.Jail!;
         var (inJail, files) = InJail(description);
-        var arguments = new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath)
-            with { MetricsPath = options.MetricsPath is null ? null : JailedMetricsPath };
+        var arguments = JailedArguments(options);
         var written = new List<JailWrittenFile>();
         if (options.StartPath == MicrovmStartPath.ConfigFile)
         {
@@ -117,22 +132,31 @@ public sealed partial class Microvm
                 arguments = arguments with { MetadataPath = JailedMetadataPath };
             }
         }
-        return await JailedVmm.LaunchAsync(new JailedLaunchOptions
-        {
-            Jail = jail,
-            FirecrackerPath = options.FirecrackerPath,
-            Id = options.Id!,
-            Arguments = arguments,
-            OutputPath = options.ConsolePath,
-            Detached = options.Ownership == VmmOwnership.Detached,
-            Files = files,
-            EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
-            Fifos = options.MetricsPath is null ? [] : [JailedMetricsPath],
-            WrittenFiles = written,
-            Environment = options.Environment,
-            ReadyTimeout = options.ApiReadyTimeout,
-        }, options.TimeProvider, ct).ConfigureAwait(false);
+        return await JailedVmm.LaunchAsync(JailedLaunch(options, jail, arguments, files) with { WrittenFiles = written }, options.TimeProvider, ct)
+            .ConfigureAwait(false);
     }
+
+    /// <summary>Firecracker's flags inside a jail: the API socket, log and metrics FIFO at their chroot paths.</summary>
+    private static VmmArguments JailedArguments(MicrovmOptions options) =>
+        new VmmArguments(JailLayout.ApiSocketInJail).WithLog(options.LogPath is null ? null : JailedLogPath)
+            with { MetricsPath = options.MetricsPath is null ? null : JailedMetricsPath };
+
+    /// <summary>How a jailed boot or restore launches its VMM: <paramref name="files"/> made visible in the chroot,
+    /// the log and metrics FIFO made there.</summary>
+    private static JailedLaunchOptions JailedLaunch(MicrovmOptions options, JailSettings jail, VmmArguments arguments, IReadOnlyList<JailFile> files) => new()
+    {
+        Jail = jail,
+        FirecrackerPath = options.FirecrackerPath,
+        Id = options.Id!,
+        Arguments = arguments,
+        OutputPath = options.ConsolePath,
+        Detached = options.Ownership == VmmOwnership.Detached,
+        Files = files,
+        EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+        Fifos = options.MetricsPath is null ? [] : [JailedMetricsPath],
+        Environment = options.Environment,
+        ReadyTimeout = options.ApiReadyTimeout,
+    };
 
     /// <summary>
     /// Attaches to a jailed VMM recorded earlier (<see cref="JailedVmm.Record"/>); null when it is gone.
@@ -152,7 +176,7 @@ public sealed partial class Microvm
     {
         if (_jail is null)
             return hostPath;
-        var method = Description?.Jail?.FileExposure ?? (_jail.Record.Files.Count > 0 ? _jail.Record.Files[0].Method : Host.JailFileExposure.HardLink);
+        var method = Description?.Jail?.FileExposure ?? _restoredJailExposure ?? (_jail.Record.Files.Count > 0 ? _jail.Record.Files[0].Method : Host.JailFileExposure.HardLink);
         // A bind mount made now would not reach the jail's private mount namespace, and a copy would keep the guest's
         // writes from the caller's file: hot-plug into a bind-mount jail hard-links, on the chroot's file system only.
         if (method == Host.JailFileExposure.BindMount)
@@ -169,6 +193,45 @@ public sealed partial class Microvm
     {
         if (_jail?.Files.FirstOrDefault(f => f.PathInJail == HotplugPrefix + driveId) is { } file)
             _jail.WithdrawFile(file);
+    }
+
+    /// <summary>
+    /// A jailed VMM writes only inside its chroot, as the jail's uid: the snapshot goes to a directory of the jail's
+    /// made for it there, then its files are moved to the caller's host paths and given to this process (0644: any jail
+    /// that later loads them reads them without their being re-owned, see ChrootFiles.ExposeShared). Fresh names in
+    /// the jail: a jailed restore's <c>/snapshot/*</c> are hard links to its snapshot's files, which a snapshot written
+    /// there would overwrite. A failure leaves no file at the caller's paths.
+    /// </summary>
+    private async Task CreateJailedSnapshotAsync(JailedVmm jail, Kiln.Api.SnapshotCreateParams parameters, CancellationToken ct)
+    {
+        var inJail = $"/kiln-snapshot-{Guid.NewGuid():N}";
+        var onHost = jail.Layout.OnHost(inJail);
+        Directory.CreateDirectory(onHost);
+        var moved = new List<string>();
+        try
+        {
+            if (Kiln.Interop.LibC.LChown(onHost, jail.Record.Uid, jail.Record.Gid) != 0 || Kiln.Interop.LibC.Chmod(onHost, 0x1C0) != 0)
+                throw new IOException($"cannot give {onHost} to the jail's {jail.Record.Uid}:{jail.Record.Gid}: errno {Kiln.Interop.LibC.LastErrno}");
+            ArgumentException.ThrowIfNullOrEmpty(parameters.MemFilePath, nameof(parameters));
+            await Client.CreateSnapshotAsync(parameters with { SnapshotPath = inJail + "/state", MemFilePath = inJail + "/mem" }, ct).ConfigureAwait(false);
+            foreach (var (from, to) in new[] { (onHost + "/state", parameters.SnapshotPath), (onHost + "/mem", parameters.MemFilePath) })
+            {
+                File.Move(from, to, overwrite: true);
+                moved.Add(to);
+                if (Kiln.Interop.LibC.LChown(to, Kiln.Interop.LibC.GetEuid(), Kiln.Interop.LibC.GetEgid()) != 0 || Kiln.Interop.LibC.Chmod(to, 0x1A4) != 0)
+                    throw new IOException($"cannot take {to} from the jail: errno {Kiln.Interop.LibC.LastErrno}");
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var file in moved)
+                CleanupFailures.Run(e, () => DeleteFile(file));
+            throw;
+        }
+        finally
+        {
+            Directory.Delete(onHost, recursive: true);
+        }
     }
 
     /// <summary>Removes the jail (tree, mounts, cgroups) once the VMM has ended; nothing without a jail.</summary>

@@ -1,4 +1,4 @@
-// Restore: the second way to make a microVM. Steps: stale-files, the caller's preparation, spawn, api-ready,
+// Restore: the second way to make a microVM (under a jail: Microvm.RestoreJailed.cs). Steps: stale-files, the caller's preparation, spawn, api-ready,
 // drive-bindings (only for a clone: its own copies bound over the recorded drive paths in the VMM's private mount
 // namespace), snapshot-load (PUT /snapshot/load, mem_backend File, resume_vm: its 204 means Running). The steps run and fail
 // as the cold boot's do (StartAttempt): kill the VMM, remove what this restore created, throw MicrovmBootException
@@ -33,6 +33,10 @@ public sealed partial class Microvm
         restore.Validate();
         if (options.StartPath == MicrovmStartPath.ConfigFile)
             throw new ArgumentException("A restore loads a snapshot through the API; a config file cannot.", nameof(options));
+        if (restore.Jail is not null)
+            return await RestoreJailedAsync(snapshot, options, restore, description, cancellationToken).ConfigureAwait(false);
+        // Read-only drives are at their recorded paths already: only a clone's own copies are bound.
+        var bindings = restore.DriveBindings.Where(b => !b.ReadOnly).ToList();
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
         using var attempt = new StartAttempt(options, logger, "restore", RestoreSpanPrefix)
@@ -49,7 +53,7 @@ public sealed partial class Microvm
             attempt.WatchSocket(options.SocketPath);
             var launch = LaunchOptions(options, Arguments(options)) with
             {
-                PrivateMountNamespace = restore.DriveBindings.Count > 0,
+                PrivateMountNamespace = bindings.Count > 0,
             };
             attempt.AddConsoleKeeperFiles();
             await attempt.SpawningAsync(ct).ConfigureAwait(false);
@@ -60,11 +64,11 @@ public sealed partial class Microvm
         // The load is the first request: the API is ready once its socket takes a connection (no GET / probe).
         steps.Add(new("api-ready", ct => Readiness.WaitForListenerAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
             attempt.SocketAppeared, options.ApiReadyTimeout, time, ct)));
-        if (restore.DriveBindings.Count > 0)
+        if (bindings.Count > 0)
         {
             steps.Add(new("drive-bindings", async ct =>
             {
-                foreach (var binding in restore.DriveBindings)
+                foreach (var binding in bindings)
                     await MountNamespace.BindAsync(attempt.Vm._vmm, binding.Source, binding.RecordedPath, ct).ConfigureAwait(false);
             }));
         }

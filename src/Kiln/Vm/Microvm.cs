@@ -113,18 +113,22 @@ public sealed partial class Microvm : IAsyncDisposable
         }, cancellationToken);
 
     /// <summary>Writes a snapshot (PUT /snapshot/create); Firecracker snapshots only a paused VM, and this does not pause implicitly.</summary>
+    /// <remarks>The paths are host paths, also for a jailed VM: it writes inside its chroot and the files are moved
+    /// out (<see cref="CreateJailedSnapshotAsync"/>).</remarks>
     /// <exception cref="MicrovmStateException">Not Paused.</exception>
     public Task CreateSnapshotAsync(SnapshotCreateParams parameters, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(parameters);
+        if (_jail is { } jail)
+            return LockedAsync("create a snapshot", [MicrovmState.Paused], ct => CreateJailedSnapshotAsync(jail, parameters, ct), cancellationToken);
         return LockedAsync("create a snapshot", [MicrovmState.Paused], async ct =>
         {
-            var before = _jail is null ? new[] { FileStamp.Of(parameters.SnapshotPath), FileStamp.Of(parameters.MemFilePath) } : null;
+            var before = new[] { FileStamp.Of(parameters.SnapshotPath), FileStamp.Of(parameters.MemFilePath) };
             try
             {
                 await Client.CreateSnapshotAsync(parameters, ct).ConfigureAwait(false);
             }
-            catch when (before is not null)
+            catch
             {
                 // Firecracker leaves what it had written of a snapshot that failed (a full disk: a truncated state
                 // file, found by DiskFaultTests); a file this attempt made or changed is no snapshot, and goes. One

@@ -10,9 +10,18 @@ namespace Kiln.Vm;
 public sealed record SnapshotFiles(string StatePath, string MemoryPath);
 
 /// <summary>One file a restored VMM must see at another path: <paramref name="Source"/> bound over <paramref name="RecordedPath"/>.</summary>
-/// <param name="RecordedPath">The path the snapshot recorded (it must exist: a bind mount needs a target).</param>
+/// <param name="RecordedPath">The path the snapshot recorded. Without a jail it must exist (a bind mount needs a target);
+/// under a jail it is a path inside the chroot, made there (a jailed VM's <c>/drives/&lt;id&gt;</c>, or a plain VM's
+/// host path recreated inside).</param>
 /// <param name="Source">This VM's own file.</param>
-public sealed record DriveBinding(string RecordedPath, string Source);
+public sealed record DriveBinding(string RecordedPath, string Source)
+{
+    /// <summary>
+    /// A read-only drive every restore of the snapshot shares: under a jail it is exposed without changing its owner
+    /// or mode (<see cref="Kiln.Host.ChrootFiles.ExposeShared"/>); without one it needs no binding (it is at its path).
+    /// </summary>
+    public bool ReadOnly { get; init; }
+}
 
 /// <summary>How a snapshot is loaded.</summary>
 public sealed record RestoreOptions
@@ -38,6 +47,17 @@ public sealed record RestoreOptions
     /// </summary>
     public IReadOnlyList<DriveBinding> DriveBindings { get; init; } = [];
 
+    /// <summary>
+    /// Restore under Firecracker's jailer (as <see cref="MachineDescription.Jail"/> boots under it). The state and
+    /// memory files are made visible inside the chroot (<c>/snapshot/state</c>, <c>/snapshot/mem</c>) as shared files:
+    /// a hard link where the file system and their mode allow, so clones still share the memory file's pages; every
+    /// <see cref="DriveBindings"/> entry is made visible at its recorded path inside the chroot (the VMM sees nothing
+    /// else, so under a jail every drive the snapshot recorded needs one, read-only ones too); the vsock override, API
+    /// socket, log and metrics FIFO live inside the chroot, and <see cref="MicrovmOptions.NetworkNamespacePath"/> becomes
+    /// the jailer's <c>--netns</c>.
+    /// </summary>
+    public Kiln.Vmm.JailSettings? Jail { get; init; }
+
     /// <summary>Refuses options no load could use, naming the property.</summary>
     /// <exception cref="ArgumentException">A path is empty, a socket path too long, or an override incomplete.</exception>
     public void Validate()
@@ -55,7 +75,11 @@ public sealed record RestoreOptions
         {
             if (string.IsNullOrEmpty(b?.RecordedPath) || string.IsNullOrEmpty(b.Source))
                 throw new ArgumentException("Each drive binding needs a recorded path and a source.", nameof(DriveBindings));
+            if (Jail is not null && (!b.RecordedPath.StartsWith('/') || b.RecordedPath.Split('/').Any(p => p is ".." or ".")))
+                throw new ArgumentException($"The recorded path '{b.RecordedPath}' must be absolute, without . or .. parts, to be made inside a jail.", nameof(DriveBindings));
         }
+        if (Jail is not null && DriveBindings.Select(b => b.RecordedPath).Distinct(StringComparer.Ordinal).Count() != DriveBindings.Count)
+            throw new ArgumentException("Two drive bindings name one recorded path.", nameof(DriveBindings));
     }
 
     internal SnapshotLoadParams ToLoadParams(SnapshotFiles snapshot) => new()

@@ -6,7 +6,15 @@ namespace Kiln.Vmm;
 /// <param name="HostPath">The file on the host.</param>
 /// <param name="PathInJail">Its absolute path inside the chroot (what Firecracker is told).</param>
 /// <param name="ReadOnly">Whether the VMM only reads it.</param>
-public sealed record JailFile(string HostPath, string PathInJail, bool ReadOnly);
+public sealed record JailFile(string HostPath, string PathInJail, bool ReadOnly)
+{
+    /// <summary>
+    /// Other VMMs use the file too (a template's snapshot files, a shared read-only drive): it is exposed read-only
+    /// without changing its owner or mode (<see cref="ChrootFiles.ExposeShared"/>), whatever
+    /// <see cref="JailSettings.FileExposure"/> says.
+    /// </summary>
+    public bool Shared { get; init; }
+}
 
 /// <summary>A file Kiln writes inside the chroot before the VMM starts (a <c>--config-file</c> document), read-only to the jail.</summary>
 /// <param name="PathInJail">Its absolute path inside the chroot.</param>

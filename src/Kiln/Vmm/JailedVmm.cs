@@ -63,7 +63,7 @@ public sealed class JailedVmm : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(timeProvider);
         var settings = options.Jail;
-        JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Select(f => f.HostPath));
+        JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Where(f => !f.Shared).Select(f => f.HostPath));
         var layout = JailLayout.For(settings, options.FirecrackerPath, options.Id);
         var cgroups = CgroupList(settings, layout);
         await RemoveStaleAsync(layout, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, cancellationToken).ConfigureAwait(false);
@@ -101,7 +101,11 @@ public sealed class JailedVmm : IAsyncDisposable
                     throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
             }
             foreach (var file in options.Files)
-                exposed.Add(ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
+            {
+                exposed.Add(file.Shared
+                    ? ChrootFiles.ExposeShared(file.HostPath, layout.Root, file.PathInJail, settings.Uid, settings.Gid)
+                    : ChrootFiles.Expose(file.HostPath, layout.Root, file.PathInJail, settings.FileExposure, file.ReadOnly, settings.Uid, settings.Gid));
+            }
 
             // An owned VMM runs in a PID namespace Kiln makes (see KilnNamespaceCommandLine); the jailer's own
             // --new-pid-ns would end it there, so that namespace stands in for it.

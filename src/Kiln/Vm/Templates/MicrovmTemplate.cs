@@ -1,5 +1,6 @@
 // A template opened from its store: it checks it may be loaded (same Firecracker release, files unchanged, recorded
-// drive paths present) and starts clones. A clone is a restore with: its own copies of the writable drives (reflink
+// drive paths present) and starts clones, plain or jailed (then every drive is made at its recorded path inside the
+// clone's chroot instead of bound in a mount namespace). A clone is a restore with: its own copies of the writable drives (reflink
 // where the file system can), bound over the recorded paths in the clone VMM's private mount namespace (the snapshot
 // names drives by the paths Firecracker opened, and only a namespace lets N VMMs open N files at one path); its own
 // vsock socket (vsock_override), API socket, console and TAPs (network_overrides); read-only drives and the memory
@@ -53,7 +54,17 @@ public sealed class MicrovmTemplate
     /// </summary>
     /// <exception cref="TemplateMismatchException">What is wrong, typed.</exception>
     /// <exception cref="IOException">The binary's version could not be read.</exception>
-    public async Task VerifyAsync(string firecrackerPath, CancellationToken cancellationToken = default)
+    public Task VerifyAsync(string firecrackerPath, CancellationToken cancellationToken = default) =>
+        VerifyAsync(firecrackerPath, jailed: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="VerifyAsync(string, CancellationToken)"/>, for a clone that is <paramref name="jailed"/> or not: a
+    /// jailed clone finds its writable drives at their recorded paths inside its chroot (the host paths need not
+    /// exist), and only a jailed clone can load a template made from a jailed VM (its paths are the jail's).
+    /// </summary>
+    /// <exception cref="TemplateMismatchException">What is wrong, typed.</exception>
+    /// <exception cref="IOException">The binary's version could not be read.</exception>
+    public async Task VerifyAsync(string firecrackerPath, bool jailed, CancellationToken cancellationToken = default)
     {
         var binary = await FirecrackerBinary.GetVersionAsync(firecrackerPath, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
         if (!FirecrackerVersion.TryParse(Manifest.FirecrackerVersion, out var recorded) || recorded != binary)
@@ -70,7 +81,20 @@ public sealed class MicrovmTemplate
                     $"{resolved.Path} changed since the template was made (size or checksum differ, or it is gone).");
             }
         }
-        foreach (var drive in Manifest.Drives.Where(d => !d.IsReadOnly))
+        if (Manifest.Jailed && !jailed)
+        {
+            throw new TemplateMismatchException(Name, TemplateMismatchKind.NeedsJail,
+                "was made from a jailed VM: its snapshot records the paths inside that VM's chroot, so its clones must run under a jail too.");
+        }
+        foreach (var drive in Manifest.Drives.Where(d => d.IsReadOnly && jailed))
+        {
+            if (!File.Exists(drive.SharedHostPath))
+            {
+                throw new TemplateMismatchException(Name, TemplateMismatchKind.RecordedPathMissing,
+                    $"read-only drive '{drive.DriveId}' is {drive.SharedHostPath}, which is gone; every clone shares it.");
+            }
+        }
+        foreach (var drive in Manifest.Drives.Where(d => !d.IsReadOnly && !jailed))
         {
             if (!File.Exists(drive.RecordedPath))
             {
@@ -86,7 +110,7 @@ public sealed class MicrovmTemplate
     public async Task<Microvm> StartCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(clone);
-        await VerifyAsync(clone.Microvm.FirecrackerPath, cancellationToken).ConfigureAwait(false);
+        await VerifyAsync(clone.Microvm.FirecrackerPath, clone.Jail is not null, cancellationToken).ConfigureAwait(false);
         return await StartVerifiedCloneAsync(clone, cancellationToken).ConfigureAwait(false);
     }
 
@@ -105,7 +129,9 @@ public sealed class MicrovmTemplate
         var all = Enumerable.Range(0, count).Select(optionsFor).ToArray();
         if (all.Select(o => o.Directory).Distinct(StringComparer.Ordinal).Count() != count)
             throw new ArgumentException("Each clone needs a directory of its own.", nameof(optionsFor));
-        await VerifyAsync(all[0].Microvm.FirecrackerPath, cancellationToken).ConfigureAwait(false);
+        if (all.Select(o => o.Jail is null).Distinct().Count() != 1)
+            throw new ArgumentException("The clones of one call are all jailed or none is.", nameof(optionsFor));
+        await VerifyAsync(all[0].Microvm.FirecrackerPath, all[0].Jail is not null, cancellationToken).ConfigureAwait(false);
         var started = new List<Microvm>(count);
         try
         {
@@ -149,7 +175,7 @@ public sealed class MicrovmTemplate
             Microvm.DeleteFile(log);
     }
 
-    /// <summary>Starts one clone of a template verified earlier (<see cref="VerifyAsync"/>).</summary>
+    /// <summary>Starts one clone of a template verified earlier (<see cref="VerifyAsync(string, bool, CancellationToken)"/>).</summary>
     internal async Task<Microvm> StartVerifiedCloneAsync(TemplateCloneOptions clone, CancellationToken cancellationToken)
     {
         var missing = Manifest.NetworkInterfaceIds.Except(clone.NetworkOverrides.Select(n => n.IfaceId), StringComparer.Ordinal).ToArray();
@@ -175,7 +201,14 @@ public sealed class MicrovmTemplate
             TrackDirtyPages = clone.TrackDirtyPages,
             ClockRealtime = clone.ClockRealtime,
             Resume = clone.Resume,
-            DriveBindings = [.. writable.Select(d => new DriveBinding(d.RecordedPath, clone.DrivePath(d.DriveId)))],
+            // Unjailed, the clone's copies are bound over the recorded paths in its private mount namespace; jailed, every
+            // drive is made at its recorded path inside the chroot, read-only ones shared.
+            DriveBindings = clone.Jail is null
+                ? [.. writable.Select(d => new DriveBinding(d.RecordedPath, clone.DrivePath(d.DriveId)))]
+                : [.. Manifest.Drives.Select(d => d.IsReadOnly
+                    ? new DriveBinding(d.RecordedPath, d.SharedHostPath) { ReadOnly = true }
+                    : new DriveBinding(d.RecordedPath, clone.DrivePath(d.DriveId)))],
+            Jail = clone.Jail,
         };
         try
         {

@@ -26,6 +26,13 @@ public sealed record TemplateCloneOptions
     /// <summary>Resume at once (the clone is Running); otherwise it is left Paused, as a cache keeps its clones.</summary>
     public bool Resume { get; init; } = true;
 
+    /// <summary>
+    /// Start the clone under Firecracker's jailer: the snapshot files, the clone's own drive copies and the shared
+    /// read-only drives are made visible inside its chroot at the paths the snapshot recorded (Microvm's jailed
+    /// restore); no private mount namespace is needed. <see cref="MicrovmOptions.Id"/> names the jail.
+    /// </summary>
+    public Kiln.Vmm.JailSettings? Jail { get; init; }
+
     /// <summary>The clone's vsock socket (what <c>vsock_override</c> gives Firecracker).</summary>
     public string VsockPath => Path.Combine(Directory, "vsock.sock");
 

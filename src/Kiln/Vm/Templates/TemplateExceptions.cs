@@ -11,6 +11,9 @@ public enum TemplateMismatchKind
 
     /// <summary>A path the snapshot recorded is gone, so a clone's copy cannot be bound over it.</summary>
     RecordedPathMissing,
+
+    /// <summary>It was made from a jailed VM, whose snapshot records paths inside its chroot: only a jailed clone can load it.</summary>
+    NeedsJail,
 }
 
 /// <summary>A template that must not be loaded as it is; nothing was started.</summary>

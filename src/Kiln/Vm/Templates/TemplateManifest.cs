@@ -10,7 +10,18 @@ namespace Kiln.Vm.Templates;
 /// <param name="RecordedPath">The path the snapshot recorded (Firecracker opens it again on load).</param>
 /// <param name="IsReadOnly">Read-only drives are shared by every clone; writable ones are copied per clone.</param>
 /// <param name="TemplateFile">The template's own copy of a writable drive (relative to the template); null when shared.</param>
-public sealed record TemplateDrive(string DriveId, string RecordedPath, bool IsReadOnly, string? TemplateFile);
+public sealed record TemplateDrive(string DriveId, string RecordedPath, bool IsReadOnly, string? TemplateFile)
+{
+    /// <summary>
+    /// The host file behind a shared read-only drive whose recorded path is a path inside a jail (a template made from
+    /// a jailed VM records <c>/drives/&lt;id&gt;</c>); null when the recorded path is the host file itself.
+    /// </summary>
+    public string? SharedPath { get; init; }
+
+    /// <summary>The host file a clone shares for a read-only drive.</summary>
+    [JsonIgnore]
+    public string SharedHostPath => SharedPath ?? RecordedPath;
+}
 
 /// <summary>The contents of <c>template.json</c>.</summary>
 public sealed record TemplateManifest
@@ -47,6 +58,10 @@ public sealed record TemplateManifest
 
     /// <summary>The network interfaces' ids: each clone needs a TAP override for every one.</summary>
     public IReadOnlyList<string> NetworkInterfaceIds { get; init; } = [];
+
+    /// <summary>Whether the source ran under the jailer: its snapshot records paths inside its chroot, so its clones
+    /// must be jailed too.</summary>
+    public bool Jailed { get; init; }
 
     /// <summary>Every file a clone reads, fingerprinted when the template was made (template files by relative path).</summary>
     public IReadOnlyList<FileFingerprint> Files { get; init; } = [];

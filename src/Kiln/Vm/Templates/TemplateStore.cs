@@ -97,12 +97,14 @@ public sealed class TemplateStore
             VsockRecordedPath = config.Vsock?.UdsPath,
             NetworkInterfaceIds = [.. (config.NetworkInterfaces ?? []).Select(n => n.IfaceId)],
         };
+        // A jailed source writes inside its chroot; Microvm moves the files out to these host paths.
         await source.CreateSnapshotAsync(new SnapshotCreateParams
         {
             SnapshotPath = Path.Combine(directory, manifest.StateFile),
             MemFilePath = Path.Combine(directory, manifest.MemoryFile),
             SnapshotType = SnapshotType.Full,
         }, cancellationToken).ConfigureAwait(false);
+        var jail = source.Jail;
         await using (var file = File.Create(Path.Combine(directory, ConfigFile)))
             await JsonSerializer.SerializeAsync(file, config, FirecrackerJsonContext.Default.FullVmConfiguration, cancellationToken).ConfigureAwait(false);
 
@@ -116,17 +118,26 @@ public sealed class TemplateStore
         {
             if (drive.IsReadOnly == true)
             {
-                templateDrives.Add(new TemplateDrive(drive.DriveId, drive.PathOnHost!, true, null));
-                files.Add(await FileFingerprint.OfAsync(drive.PathOnHost!, cancellationToken).ConfigureAwait(false));
+                // A jailed VM's read-only drive is recorded at its chroot path; its clones share the host file behind it.
+                var shared = jail is null ? null : SharedHostFile(jail, drive);
+                templateDrives.Add(new TemplateDrive(drive.DriveId, drive.PathOnHost!, true, null) { SharedPath = shared });
+                files.Add(await FileFingerprint.OfAsync(shared ?? drive.PathOnHost!, cancellationToken).ConfigureAwait(false));
                 continue;
             }
             var copy = Path.Combine("drives", drive.DriveId);
-            await FileCopy.CloneOrCopyAsync(drive.PathOnHost!, Path.Combine(directory, copy), cancellationToken).ConfigureAwait(false);
+            // A jailed VM's file at its recorded path is seen from the host under its chroot.
+            var current = jail is null ? drive.PathOnHost! : jail.Layout.OnHost(drive.PathOnHost!);
+            await FileCopy.CloneOrCopyAsync(current, Path.Combine(directory, copy), cancellationToken).ConfigureAwait(false);
             templateDrives.Add(new TemplateDrive(drive.DriveId, drive.PathOnHost!, false, copy));
             files.Add(await FingerprintAsync(directory, copy, cancellationToken).ConfigureAwait(false));
         }
-        return manifest with { Drives = templateDrives, Files = files };
+        return manifest with { Drives = templateDrives, Files = files, Jailed = jail is not null };
     }
+
+    /// <summary>The host file a jailed VM's read-only drive was made visible from (what Kiln exposed at its path).</summary>
+    private static string SharedHostFile(Kiln.Vmm.JailedVmm jail, Drive drive) =>
+        jail.Files.FirstOrDefault(f => f.PathInJail == drive.PathOnHost)?.HostPath
+            ?? throw new MicrovmException($"Drive '{drive.DriveId}' is at {drive.PathOnHost} in the jail, but no host file was exposed there: a template cannot share it.");
 
     private static async Task<FileFingerprint> FingerprintAsync(string directory, string relative, CancellationToken cancellationToken) =>
         (await FileFingerprint.OfAsync(Path.Combine(directory, relative), cancellationToken).ConfigureAwait(false)) with { Path = relative };
