@@ -1,6 +1,7 @@
 // kiln run --jail against fake-jailer (root only): the sandbox starts under the jailer, inspect shows the jail with its
 // cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind; a foreground run's VMM dies
-// with kiln even by SIGKILL; vsock reaches a jailed guest; stats reads its metrics FIFO inside the chroot.
+// with kiln even by SIGKILL; vsock reaches a jailed guest; stats reads its metrics FIFO inside the chroot; template
+// clones run jailed (run --template --jail), each in its own chroot.
 
 namespace Kiln.Cli.Tests;
 
@@ -180,6 +181,50 @@ public sealed class JailTests : IAsyncDisposable
             Assert.True(rm.ExitCode == 0, rm.ToString());
             Assert.False(Directory.Exists(Path.Combine(chroot, "fake-firecracker", id)));
         }
+    }
+
+    [Fact]
+    public async Task Run_template_with_jail_starts_clones_each_in_its_own_chroot_that_stop_and_rm_remove_one_by_one()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var tag = Path.GetFileName(_root.Files)[3..11];
+        var (source, template, prefix) = ("jts" + tag, "jt" + tag, "jtc" + tag);
+        await _root.RunDetachedAsync(source, ["--vsock", "3"]);
+        var create = await _root.RunAsync("template", "create", template, "--from", source);
+        Assert.True(create.ExitCode == 0, create.ToString());
+        string Instance(int i) => Path.Combine(chroot, "fake-firecracker", $"{prefix}-{i}");
+        try
+        {
+            var run = await _root.RunAsync("run", "--template", template, "--count", "2", "--name", prefix,
+                "--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, "--json");
+
+            Assert.True(run.ExitCode == 0, run.ToString());
+            foreach (var i in new[] { 1, 2 })
+            {
+                var inspect = (await _root.RunAsync("inspect", $"{prefix}-{i}", "--json")).Json();
+                Assert.Equal("Running", inspect.GetProperty("state").GetString());
+                Assert.Equal(Path.Combine(Instance(i), "root"), inspect.GetProperty("jail").GetProperty("chroot").GetString());
+                Assert.Contains("\nUid:\t65534\t", await File.ReadAllTextAsync($"/proc/{inspect.GetProperty("pid").GetInt32()}/status", TestContext.Current.CancellationToken), StringComparison.Ordinal);
+                await using var child = _root.Start("vsock", $"{prefix}-{i}", "5000");
+                await child.WriteStdinAndCloseAsync($"clone {i}\n");
+                var echo = await child.WaitAsync(KilnSandboxRoot.CommandTimeout, TestContext.Current.CancellationToken);
+                Assert.True(echo.ExitCode == 0, echo.ToString());
+                Assert.Equal($"clone {i}\n", echo.Stdout);
+            }
+
+            var stop = await _root.RunAsync("stop", $"{prefix}-1");
+            Assert.True(stop.ExitCode == 0, stop.ToString());
+            Assert.False(Directory.Exists(Instance(1)));
+            Assert.Equal("Running", (await _root.PsAsync($"{prefix}-2")).GetProperty("state").GetString());
+        }
+        finally
+        {
+            foreach (var name in new[] { $"{prefix}-1", $"{prefix}-2", source })
+                await _root.RunAsync("rm", "--force", name);
+        }
+        Assert.False(Directory.Exists(Instance(1)));
+        Assert.False(Directory.Exists(Instance(2)));
     }
 
     [Theory]
