@@ -2,6 +2,7 @@ using Kiln.Host.Network;
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
 using Kiln.Vm.Templates;
+using Kiln.Vmm;
 
 namespace Kiln.Tests.Sandbox;
 
@@ -112,6 +113,58 @@ public sealed class RestoredNetworkTests
         Assert.Contains("172.16.0.2/30", e.Message);
         Assert.Null(world.Networks.Get("c0"));
         Assert.False(File.Exists(world.NamespacePath("c0")));
+    }
+
+    [Fact]
+    public async Task Jailed_clones_run_inside_their_own_network_namespace_and_stop_removes_the_chroot_and_the_network_of_one_only()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        using var world = new World();
+        var isolated = new SandboxNetworkSpec { Mode = NetworkMode.Isolated };
+        var (source, template) = await world.TemplateAsync(isolated);
+        await using var _source = source;
+        var clones = new[] { "c0", "c1" }.Select(_ => new FirecrackerHypervisor(world.Options())).ToArray();
+        try
+        {
+            for (var i = 0; i < clones.Length; i++)
+            {
+                await clones[i].CreateAsync($"c{i}", world.Clone(template, isolated) with { FirecrackerPath = scope.FirecrackerPath, Jail = scope.Settings() }, Ct);
+                await clones[i].StartAsync(Ct);
+            }
+
+            for (var i = 0; i < clones.Length; i++)
+            {
+                var id = $"c{i}";
+                var info = world.Networks.Get(id)!;
+                Assert.Equal(world.NamespacePath(id), info.NamespacePath);
+                // The jailer joined the clone's namespace (--netns) before it exec'd the VMM: the VMM's network
+                // namespace is the one the sandbox network made, and the clone's TAP lives there.
+                Assert.Equal(Path.GetFileName(info.NamespacePath), TestNetns.Run(["ip", "netns", "identify", clones[i].Pid!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)]).Trim());
+                Assert.Contains(info.TapName!, world.InSandbox(id, "ip", "-o", "link", "show"));
+                Assert.Equal(JailLayout.For(clones[i].Config.Jail!, clones[i].Config.FirecrackerPath, id).ExecutableInJail,
+                    Kiln.Host.ProcFs.TryGetExecutable(clones[i].Pid!.Value));
+            }
+
+            await clones[0].StopAsync(Ct);
+
+            Assert.False(File.Exists(world.NamespacePath("c0")));
+            Assert.Null(world.Networks.Get("c0"));
+            Assert.False(Directory.Exists(JailLayout.For(clones[0].Config.Jail!, clones[0].Config.FirecrackerPath, "c0").InstanceDirectory));
+            Assert.Equal(SandboxState.Running, clones[1].State);
+            Assert.True(File.Exists(world.NamespacePath("c1")));
+        }
+        finally
+        {
+            foreach (var clone in clones)
+            {
+                await clone.StopAsync(CancellationToken.None);
+                await clone.CleanupAsync(CancellationToken.None);
+                await clone.DisposeAsync();
+            }
+        }
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Empty(scope.LeftoverMounts());
     }
 
     [Theory]
