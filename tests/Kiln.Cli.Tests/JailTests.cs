@@ -1,7 +1,8 @@
 // kiln run --jail against fake-jailer (root only): the sandbox starts under the jailer, inspect shows the jail with its
 // cgroups read back, ps and threads see the real VMM, stop and rm leave no jail behind; a foreground run's VMM dies
 // with kiln even by SIGKILL; vsock reaches a jailed guest; stats reads its metrics FIFO inside the chroot; template
-// clones run jailed (run --template --jail), each in its own chroot.
+// clones run jailed (run --template --jail), each in its own chroot; a snapshot restores jailed (restore --jail) with
+// each drive given at its recorded path.
 
 namespace Kiln.Cli.Tests;
 
@@ -225,6 +226,77 @@ public sealed class JailTests : IAsyncDisposable
         }
         Assert.False(Directory.Exists(Instance(1)));
         Assert.False(Directory.Exists(Instance(2)));
+    }
+
+    [Fact]
+    public async Task Restore_with_jail_loads_a_snapshot_in_a_chroot_holding_each_drive_given_at_its_recorded_path()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "jails need root (CI runs as root)");
+        var ct = TestContext.Current.CancellationToken;
+        var chroot = Directory.CreateDirectory(Path.Combine(_root.Files, "jails")).FullName;
+        var tag = Path.GetFileName(_root.Files)[3..11];
+        var (source, copy) = ("jrs" + tag, "jrc" + tag);
+        await _root.RunDetachedAsync(source, ["--vsock", "3"]);
+        var snapshot = await _root.RunAsync("snapshot", source, "--json");
+        Assert.True(snapshot.ExitCode == 0, snapshot.ToString());
+        var files = snapshot.Json();
+        // Every drive the source has is recorded in the snapshot: its rootfs and its pool's placeholders. The restore
+        // gets a copy of each of its own.
+        var sourceDirectory = Path.GetDirectoryName(files.GetProperty("statePath").GetString())!;
+        var recorded = Directory.GetFiles(sourceDirectory, "pool-*.img").Append(_root.Rootfs).ToArray();
+        var bindings = new List<string>();
+        foreach (var path in recorded)
+        {
+            var own = Path.Combine(_root.Files, "own-" + Path.GetFileName(path));
+            File.Copy(path, own);
+            bindings.AddRange(["--drive-at", $"{path}={own}"]);
+        }
+        var instance = Path.Combine(chroot, "fake-firecracker", copy);
+        try
+        {
+            var restore = await _root.RunAsync(["restore", copy, "--snapshot", files.GetProperty("statePath").GetString()!, "--mem", files.GetProperty("memoryPath").GetString()!,
+                "--jail", "--uid", "65534", "--gid", "65534", "--chroot-base", chroot, .. bindings]);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            var inspect = (await _root.RunAsync("inspect", copy, "--json")).Json();
+            Assert.Equal("Running", inspect.GetProperty("state").GetString());
+            Assert.Equal(Path.Combine(instance, "root"), inspect.GetProperty("jail").GetProperty("chroot").GetString());
+            var pid = inspect.GetProperty("pid").GetInt32();
+            await File.WriteAllTextAsync($"/proc/{pid}/root{_root.Rootfs}", "written in the jail", ct);
+            Assert.Equal("written in the jail", await File.ReadAllTextAsync(Path.Combine(_root.Files, "own-" + Path.GetFileName(_root.Rootfs)), ct));
+            await using (var child = _root.Start("vsock", copy, "5000"))
+            {
+                await child.WriteStdinAndCloseAsync("restored\n");
+                var echo = await child.WaitAsync(KilnSandboxRoot.CommandTimeout, ct);
+                Assert.True(echo.ExitCode == 0, echo.ToString());
+                Assert.Equal("restored\n", echo.Stdout);
+            }
+
+            var stop = await _root.RunAsync("stop", copy);
+            Assert.True(stop.ExitCode == 0, stop.ToString());
+            Assert.False(Directory.Exists(instance));
+        }
+        finally
+        {
+            foreach (var name in new[] { copy, source })
+                await _root.RunAsync("rm", "--force", name);
+        }
+        Assert.False(Directory.Exists(instance));
+    }
+
+    [Theory]
+    [InlineData("--drive-at", "relative/path=/etc/hostname", "must be absolute")]
+    [InlineData("--drive-at", "/srv/disk.img", "expected RECORDED=FILE")]
+    [InlineData("--shared-drive", "/no/such/file.img", "file not found")]
+    public async Task Restore_drive_bindings_that_cannot_be_made_are_bad_usage(string option, string value, string message)
+    {
+        var state = _root.CreateFile("s.state", 16);
+        var memory = _root.CreateFile("s.mem", 16);
+
+        var result = await _root.RunAsync("restore", "r", "--snapshot", state, "--mem", memory, option, value);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(message, result.Stderr, StringComparison.Ordinal);
     }
 
     [Theory]

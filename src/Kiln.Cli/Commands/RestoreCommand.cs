@@ -1,8 +1,10 @@
 // `kiln restore [NAME] --snapshot STATE --mem MEM`: a new sandbox whose VM is loaded from snapshot files (what
 // `kiln snapshot` writes) instead of booted, with the v1.16 load options. It is a sandbox as any other (ps, inspect,
 // exec, stop, rm; a restart loads the snapshot again) and runs detached. The restored VM opens the drive paths the
-// snapshot recorded, so it shares writable drives with the VM the snapshot came from: use a template (kiln run
-// --template) for clones with drives of their own.
+// snapshot recorded, so it shares writable drives with the VM the snapshot came from, unless --drive-at gives it a
+// file of its own for a recorded path (bound over it in the VMM's mount namespace, or made there in a jail); a template
+// (kiln run --template) does that for every writable drive. With --jail (the options of kiln run) the VMM sees only
+// its chroot: every drive the snapshot recorded needs --drive-at (writable) or --shared-drive (read-only).
 using System.CommandLine;
 using Kiln.Cli.Infrastructure;
 using Kiln.Sandbox;
@@ -24,6 +26,16 @@ internal static class RestoreCommand
         var clockRealtime = new Option<bool>("--clock-realtime") { Description = "x86_64: advance the guest clock by the time since the snapshot (clock_realtime)." };
         var paused = new Option<bool>("--paused") { Description = "Leave the VM Paused after the load (resume it with 'kiln resume')." };
         var firecracker = new Option<string?>("--firecracker") { Description = "firecracker binary (default: $KILN_FIRECRACKER, else firecracker on PATH); the release that wrote the snapshot." };
+        var driveAt = new Option<string[]>("--drive-at")
+        {
+            Description = "RECORDED=FILE: FILE is this sandbox's drive where the snapshot recorded the path RECORDED (its own copy; repeatable).",
+            DefaultValueFactory = _ => [],
+        };
+        var sharedDrives = new Option<string[]>("--shared-drive")
+        {
+            Description = "RECORDED: a read-only drive of the snapshot, shared as it is (with --jail, made visible in the chroot; repeatable).",
+            DefaultValueFactory = _ => [],
+        };
         var stopTimeout = new Option<double>("--stop-timeout")
         {
             Description = "Seconds 'kiln stop' waits between SIGTERM and SIGKILL (0-3600).",
@@ -32,10 +44,15 @@ internal static class RestoreCommand
         vsock.Check(value => value is < 3 ? "--vsock: guest CIDs 0-2 are reserved; use 3 or more." : null);
         stopTimeout.Check(value => value is < 0 or > 3600 || double.IsNaN(value) ? "--stop-timeout must be between 0 and 3600 seconds." : null);
 
+        var jail = new JailSpecs();
+        jail.Cpus.Check(value => value is { } cpus && (double.IsNaN(cpus) || cpus <= 0) ? "--cpus must be a positive number of CPUs, e.g. 1.5." : null);
         var command = new Command("restore", "Start a sandbox from snapshot files (kiln snapshot) instead of booting it.")
         {
             nameArgument, nameOption, snapshot, memory, vsock, networkOverrides, trackDirtyPages, clockRealtime, paused, firecracker, stopTimeout,
+            driveAt, sharedDrives,
         };
+        foreach (var option in jail.All)
+            command.Options.Add(option);
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var argumentName = context.Value(nameArgument);
@@ -47,7 +64,9 @@ internal static class RestoreCommand
             var statePath = Specs.RequireFile(context.Value(snapshot)!, "--snapshot");
             var memoryPath = Specs.RequireFile(context.Value(memory)!, "--mem");
             var overrides = (context.Value(networkOverrides) ?? []).Select(ParseNetworkOverride).ToList();
+            var drives = ParseDriveBindings(context.Value(driveAt) ?? [], context.Value(sharedDrives) ?? []);
             var firecrackerPath = FirecrackerLocator.Require(context.Value(firecracker)).Path;
+            var jailSettings = jail.Build(context, firecrackerPath);
             if (await RunCommand.ExistsAsync(context.Root, name, cancellationToken))
                 throw new CliFailureException($"a sandbox named '{name}' already exists under {context.Root} (remove it with 'kiln rm {name}').");
 
@@ -71,7 +90,9 @@ internal static class RestoreCommand
                     TrackDirtyPages = context.Value(trackDirtyPages),
                     ClockRealtime = context.Value(clockRealtime),
                     Resume = !context.Value(paused),
+                    Drives = drives,
                 },
+                Jail = jailSettings,
             };
 
             Directory.CreateDirectory(context.Root);
@@ -114,6 +135,37 @@ internal static class RestoreCommand
             return ExitCodes.Success;
         });
     }
+
+    /// <summary>
+    /// <c>--drive-at RECORDED=FILE</c> (this sandbox's own file) and <c>--shared-drive RECORDED</c> (read-only, the file
+    /// at that path itself): absolute paths, each recorded path named once, each file there.
+    /// </summary>
+    internal static IReadOnlyList<Kiln.Vm.DriveBinding> ParseDriveBindings(IEnumerable<string> own, IEnumerable<string> shared)
+    {
+        var bindings = new List<Kiln.Vm.DriveBinding>();
+        foreach (var spec in own)
+        {
+            var parts = spec.Split('=', 2);
+            if (parts is not [{ Length: > 0 } recorded, { Length: > 0 } file])
+                throw new UsageException($"--drive-at '{spec}': expected RECORDED=FILE, e.g. /srv/data.img=./my-data.img.");
+            bindings.Add(new Kiln.Vm.DriveBinding(RecordedPath(recorded, "--drive-at", spec), Specs.RequireFile(file, "--drive-at")));
+        }
+        foreach (var recorded in shared)
+        {
+            var path = RecordedPath(recorded, "--shared-drive", recorded);
+            bindings.Add(new Kiln.Vm.DriveBinding(path, Specs.RequireFile(path, "--shared-drive")) { ReadOnly = true });
+        }
+        var twice = bindings.GroupBy(b => b.RecordedPath, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (twice is not null)
+            throw new UsageException($"the recorded path {twice.Key} is given twice (--drive-at, --shared-drive): give it once.");
+        return bindings;
+    }
+
+    // The path as the snapshot recorded it: absolute, with no . or .. parts (it is recreated inside a jail's chroot).
+    private static string RecordedPath(string path, string option, string spec) =>
+        path.StartsWith('/') && !path.Split('/').Any(p => p is "." or "..") && !path.Contains('\0')
+            ? path
+            : throw new UsageException($"{option} '{spec}': the recorded path '{path}' must be absolute, without . or .. parts, as the snapshot recorded it.");
 
     /// <summary><c>IFACE=TAP</c>: an interface id of the snapshot and a host TAP name.</summary>
     internal static (string Iface, string Tap) ParseNetworkOverride(string spec)

@@ -82,6 +82,8 @@ public sealed partial class FirecrackerHypervisor
                     TrackDirtyPages = restore.TrackDirtyPages,
                     ClockRealtime = restore.ClockRealtime,
                     Resume = restore.Resume,
+                    DriveBindings = restore.Drives,
+                    Jail = Config.Jail,
                 };
                 restored = await Microvm.RestoreAsync(new SnapshotFiles(restore.SnapshotStatePath!, restore.SnapshotMemoryPath!), options, load, cancellationToken)
                     .ConfigureAwait(false);

@@ -25,6 +25,16 @@ public sealed record SandboxRestore
     /// <summary>Resume at once (<c>resume_vm</c>): the sandbox is then Running; otherwise it is left Paused.</summary>
     public bool Resume { get; init; } = true;
 
+    /// <summary>
+    /// Snapshot files only: where this restore finds the drives the snapshot recorded
+    /// (<see cref="Kiln.Vm.RestoreOptions.DriveBindings"/>). Without a jail, a writable binding gives this sandbox its
+    /// own copy at the recorded path (a bind mount in the VMM's private mount namespace) instead of the source VM's
+    /// file, and a read-only one needs none. Under a jail the VMM sees only its chroot, so every drive the snapshot
+    /// recorded needs a binding: each is made at its recorded path inside the chroot, read-only ones shared without
+    /// changing their owner or mode. A template clone names its drives from the template's manifest instead.
+    /// </summary>
+    public IReadOnlyList<Kiln.Vm.DriveBinding> Drives { get; init; } = [];
+
     /// <summary>A template clone.</summary>
     public static SandboxRestore FromTemplate(string templateDirectory) => new() { TemplateDirectory = Path.GetFullPath(templateDirectory) };
 

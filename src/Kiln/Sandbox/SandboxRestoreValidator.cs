@@ -1,7 +1,8 @@
 // What a restored sandbox cannot have, refused before anything starts, each error naming the property. The machine
 // is the snapshot's: the pool, MMDS and memory hot-plug are fixed at boot, so a restored sandbox asks for none of
-// them. A jail it may have when it is a template clone (the manifest names every drive the chroot must hold). A sandbox network it may have: each restore sets one up and
-// points the snapshot's interface at its TAP (FirecrackerHypervisor.RestoreNetwork.cs).
+// them. A jail it may have: a template's manifest names every drive the chroot must hold, and a snapshot restore names
+// them itself (SandboxRestore.Drives). A sandbox network it may have: each restore sets one up and points the
+// snapshot's interface at its TAP (FirecrackerHypervisor.RestoreNetwork.cs).
 namespace Kiln.Sandbox;
 
 internal static class SandboxRestoreValidator
@@ -18,6 +19,8 @@ internal static class SandboxRestoreValidator
         if (fromTemplate)
         {
             RequirePath($"{Restore}.{nameof(SandboxRestore.TemplateDirectory)}", restore.TemplateDirectory);
+            if (restore.Drives.Count > 0)
+                throw new SandboxConfigurationException($"{Restore}.{nameof(SandboxRestore.Drives)}", "a template clone's drives are the template's (its manifest); drive bindings are for a restore of snapshot files");
             if (!restore.Resume)
                 throw new SandboxConfigurationException($"{Restore}.{nameof(SandboxRestore.Resume)}", "a template clone is always resumed; load a snapshot to keep it paused");
         }
@@ -25,6 +28,7 @@ internal static class SandboxRestoreValidator
         {
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotStatePath)}", restore.SnapshotStatePath);
             RequirePath($"{Restore}.{nameof(SandboxRestore.SnapshotMemoryPath)}", restore.SnapshotMemoryPath);
+            ValidateDrives($"{Restore}.{nameof(SandboxRestore.Drives)}", restore.Drives);
         }
         // A template clone's pool is the template's placeholders (its own copies, checked against the template at
         // start); a snapshot restore opens the recorded drives themselves, which are another VM's.
@@ -34,10 +38,25 @@ internal static class SandboxRestoreValidator
             throw new SandboxConfigurationException(nameof(HypervisorConfig.Metadata), "is restored with the snapshot; it cannot be set for a restored sandbox");
         if (config.MemoryHotplug is not null)
             throw new SandboxConfigurationException(nameof(HypervisorConfig.MemoryHotplug), "is the snapshot's; it cannot be set for a restored sandbox");
-        // A jailed VMM sees only its chroot, so every drive the snapshot recorded must be put there: a template says
-        // which they are (its manifest), bare snapshot files do not.
-        if (config.Jail is not null && !fromTemplate)
-            throw new SandboxConfigurationException(nameof(HypervisorConfig.Jail), "needs a template for a restored sandbox: snapshot files do not say which drives the snapshot recorded, which a jail must hold (make a template of the source and clone it with the jail)");
+    }
+
+    // Bound over (or, in a jail, made at) the recorded path: an absolute path with no . or .. parts, each named once.
+    private static void ValidateDrives(string property, IReadOnlyList<Kiln.Vm.DriveBinding>? drives)
+    {
+        if (drives is null)
+            throw new SandboxConfigurationException(property, "is null; give an empty list for none");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var drive in drives)
+        {
+            if (drive is null || string.IsNullOrWhiteSpace(drive.Source) || string.IsNullOrWhiteSpace(drive.RecordedPath))
+                throw new SandboxConfigurationException(property, "each drive binding needs the recorded path and this restore's file");
+            if (!drive.RecordedPath.StartsWith('/') || drive.RecordedPath.Split('/').Any(p => p is "." or ".."))
+                throw new SandboxConfigurationException(property, $"the recorded path '{drive.RecordedPath}' must be absolute, without . or .. parts");
+            if (!Path.IsPathFullyQualified(drive.Source))
+                throw new SandboxConfigurationException(property, $"the file '{drive.Source}' for {drive.RecordedPath} must be an absolute path");
+            if (!seen.Add(drive.RecordedPath))
+                throw new SandboxConfigurationException(property, $"the recorded path '{drive.RecordedPath}' is bound twice");
+        }
     }
 
     private static void RequirePath(string property, string? path)

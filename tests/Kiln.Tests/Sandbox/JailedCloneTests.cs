@@ -140,22 +140,84 @@ public sealed class JailedCloneTests
         Assert.Empty(scope.LeftoverMounts());
     }
 
-    [Fact]
-    public async Task A_jail_for_a_bare_snapshot_restore_is_refused_at_create_naming_the_jail()
+    [Theory]
+    [MemberData(nameof(JailTestScope.Targets), MemberType = typeof(JailTestScope))]
+    public async Task A_snapshot_restored_under_a_jail_finds_each_drive_at_its_recorded_path_in_the_chroot_and_writes_only_its_own_copy(string targetName)
     {
         JailTestScope.RequireRoot();
-        await using var scope = new JailTestScope();
+        await using var scope = new JailTestScope(targetName);
         using var root = new TempRoot();
-        var config = SandboxTarget.Fake(root).Config(root, poolSize: 0) with
+        var target = scope.IsReal ? SandboxTarget.Real() : SandboxTarget.Fake(root);
+        Kiln.Sandbox.SandboxSnapshot snapshot;
+        Kiln.Api.Drive[] drives;
+        await using (var source = new FirecrackerHypervisor())
         {
-            Restore = SandboxRestore.FromSnapshot(root.Combine("state"), root.Combine("mem")),
+            await source.CreateAsync("src", target.Config(root, poolSize: 1) with { FirecrackerPath = scope.FirecrackerPath }, Ct);
+            await source.AddDeviceAsync(new VsockDevice(3, root.Combine("sb", "src", "vsock.sock")), Ct);
+            await source.StartAsync(Ct);
+            await GuestConsole.WaitForAsync(source, target.ReadyPattern, target.BootTimeout);
+            drives = [.. source.Vm!.Description!.Drives];
+            await source.PauseAsync(Ct);
+            snapshot = await source.SaveAsync(Ct);
+            await source.StopAsync(Ct);
+        }
+        // Each writable drive gets a copy of this restore's own; read-only ones are shared as they are.
+        var bindings = drives.Select(d => d.IsReadOnly == true
+            ? new Kiln.Vm.DriveBinding(d.PathOnHost!, d.PathOnHost!) { ReadOnly = true }
+            : new Kiln.Vm.DriveBinding(d.PathOnHost!, root.Combine($"copy-{d.DriveId}.img"))).ToArray();
+        foreach (var b in bindings.Where(b => !b.ReadOnly))
+            File.Copy(b.RecordedPath, b.Source);
+        var pool = Assert.Single(drives, d => d.DriveId == "drive_0").PathOnHost!;
+        var original = await File.ReadAllBytesAsync(pool, Ct);
+        var config = target.Config(root, poolSize: 0) with
+        {
+            FirecrackerPath = scope.FirecrackerPath,
+            KernelPath = root.Combine("no-kernel-needed"),
+            Restore = SandboxRestore.FromSnapshot(snapshot.StatePath, snapshot.MemoryPath) with { Drives = bindings },
             Jail = scope.Settings(),
         };
+        await using (var restored = new FirecrackerHypervisor())
+        {
+            await restored.CreateAsync("copy", config, Ct);
+            await restored.AddDeviceAsync(new VsockDevice(3, root.Combine("sb", "copy", "vsock.sock")), Ct);
+            await restored.StartAsync(Ct);
+
+            Assert.Equal(SandboxState.Running, restored.State);
+            Assert.Equal(Layout(restored.Config, "copy").ExecutableInJail, Kiln.Host.ProcFs.TryGetExecutable(restored.Pid!.Value));
+            if (target.VsockEchoPort is not null)
+                Assert.Equal("restored", await EchoAsync(restored, target, "restored"));
+            await File.WriteAllTextAsync($"/proc/{restored.Pid}/root{pool}", "written by the restore", Ct);
+            Assert.Equal("written by the restore", await File.ReadAllTextAsync(root.Combine("copy-drive_0.img"), Ct));
+            Assert.Equal(original, await File.ReadAllBytesAsync(pool, Ct));
+
+            await restored.StopAsync(Ct);
+
+            Assert.False(Directory.Exists(Layout(restored.Config, "copy").InstanceDirectory));
+            await restored.CleanupAsync(Ct);
+        }
+        Assert.Empty(scope.LeftoverCgroups());
+        Assert.Empty(scope.LeftoverMounts());
+    }
+
+    [Fact]
+    public async Task Drive_bindings_for_a_template_clone_or_with_a_relative_recorded_path_are_refused_at_create_naming_the_property()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root, poolSize: 0);
+        var binding = new Kiln.Vm.DriveBinding("/srv/disk.img", root.Combine("disk.img"));
         await using var driver = new FirecrackerHypervisor();
 
-        var e = await Assert.ThrowsAsync<SandboxConfigurationException>(() => driver.CreateAsync("snap", config, Ct));
+        var forTemplate = await Assert.ThrowsAsync<SandboxConfigurationException>(() => driver.CreateAsync("t",
+            config with { Restore = SandboxRestore.FromTemplate(root.Combine("templates", "t")) with { Drives = [binding] } }, Ct));
+        var relative = await Assert.ThrowsAsync<SandboxConfigurationException>(() => driver.CreateAsync("t",
+            config with { Restore = SandboxRestore.FromSnapshot(root.Combine("s"), root.Combine("m")) with { Drives = [binding with { RecordedPath = "srv/../disk.img" }] } }, Ct));
+        var twice = await Assert.ThrowsAsync<SandboxConfigurationException>(() => driver.CreateAsync("t",
+            config with { Restore = SandboxRestore.FromSnapshot(root.Combine("s"), root.Combine("m")) with { Drives = [binding, binding] } }, Ct));
 
-        Assert.Equal("Jail", e.PropertyName);
-        Assert.Contains("template", e.Message);
+        Assert.Equal("Restore.Drives", forTemplate.PropertyName);
+        Assert.Equal("Restore.Drives", relative.PropertyName);
+        Assert.Contains("srv/../disk.img", relative.Message);
+        Assert.Equal("Restore.Drives", twice.PropertyName);
+        Assert.Contains("twice", twice.Message);
     }
 }

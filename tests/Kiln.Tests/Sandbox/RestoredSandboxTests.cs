@@ -160,6 +160,40 @@ public sealed class RestoredSandboxTests
         Assert.Equal(new FileInfo(snapshot.MemoryPath).Length, new FileInfo(diff.MemoryPath).Length);
     }
 
+    [Theory]
+    [MemberData(nameof(SandboxTarget.Names), MemberType = typeof(SandboxTarget))]
+    public async Task A_snapshot_restored_with_a_drive_binding_writes_its_own_copy_while_the_source_keeps_running_on_the_original(string targetName)
+    {
+        using var root = new TempRoot();
+        var target = SandboxTarget.For(targetName, root);
+        await using var source = new FirecrackerHypervisor();
+        await source.CreateAsync("src", target.Config(root, poolSize: 1), Ct);
+        await source.StartAsync(Ct);
+        await GuestConsole.WaitForAsync(source, target.ReadyPattern, target.BootTimeout);
+        await source.PauseAsync(Ct);
+        var snapshot = await source.SaveAsync(Ct);
+        await source.ResumeAsync(Ct);
+        var pool = root.Combine("sb", "src", "pool-0.img");
+        var copy = root.Combine("copy-pool.img");
+        File.Copy(pool, copy);
+        var original = await File.ReadAllBytesAsync(pool, Ct);
+        await using var restored = new FirecrackerHypervisor();
+        await restored.CreateAsync("copy", Restored(root, target, SandboxRestore.FromSnapshot(snapshot.StatePath, snapshot.MemoryPath) with
+        {
+            Drives = [new Kiln.Vm.DriveBinding(pool, copy)],
+        }), Ct);
+
+        await restored.StartAsync(Ct);
+
+        // The restored VMM's mount namespace has the copy over the recorded path; the host's (and the source's) has not.
+        await File.WriteAllTextAsync($"/proc/{restored.Pid}/root{pool}", "written by the restore", Ct);
+        Assert.Equal("written by the restore", await File.ReadAllTextAsync(copy, Ct));
+        Assert.Equal(original, await File.ReadAllBytesAsync(pool, Ct));
+        Assert.Equal(SandboxState.Running, source.State);
+        var persisted = await SandboxCatalog.GetAsync(root.Combine("sb"), "copy", Ct);
+        Assert.Equal(copy, Assert.Single(persisted.Config.Restore!.Drives).Source);
+    }
+
     [Fact]
     public async Task A_diff_snapshot_of_a_running_sandbox_is_refused_naming_the_state()
     {
