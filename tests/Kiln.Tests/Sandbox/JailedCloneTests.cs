@@ -85,12 +85,7 @@ public sealed class JailedCloneTests
         }
         finally
         {
-            foreach (var clone in clones)
-            {
-                await clone.StopAsync(CancellationToken.None);
-                await clone.CleanupAsync(CancellationToken.None);
-                await clone.DisposeAsync();
-            }
+            await SandboxTeardown.StopAllAsync(clones);
         }
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());

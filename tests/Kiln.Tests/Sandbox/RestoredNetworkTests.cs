@@ -156,12 +156,7 @@ public sealed class RestoredNetworkTests
         }
         finally
         {
-            foreach (var clone in clones)
-            {
-                await clone.StopAsync(CancellationToken.None);
-                await clone.CleanupAsync(CancellationToken.None);
-                await clone.DisposeAsync();
-            }
+            await SandboxTeardown.StopAllAsync(clones);
         }
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());
