@@ -261,6 +261,8 @@ public sealed class JailTests : IAsyncDisposable
             var inspect = (await _root.RunAsync("inspect", copy, "--json")).Json();
             Assert.Equal("Running", inspect.GetProperty("state").GetString());
             Assert.Equal(Path.Combine(instance, "root"), inspect.GetProperty("jail").GetProperty("chroot").GetString());
+            Assert.Equal(recorded.Order(StringComparer.Ordinal),
+                inspect.GetProperty("config").GetProperty("restore").GetProperty("drives").EnumerateArray().Select(d => d.GetProperty("recordedPath").GetString()!).Order(StringComparer.Ordinal));
             var pid = inspect.GetProperty("pid").GetInt32();
             await File.WriteAllTextAsync($"/proc/{pid}/root{_root.Rootfs}", "written in the jail", ct);
             Assert.Equal("written in the jail", await File.ReadAllTextAsync(Path.Combine(_root.Files, "own-" + Path.GetFileName(_root.Rootfs)), ct));

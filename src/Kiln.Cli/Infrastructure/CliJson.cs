@@ -27,7 +27,10 @@ internal sealed record ConfigJson(
 }
 
 internal sealed record RestoreJson(string? Template, string? TemplateDirectory, string? SnapshotStatePath, string? SnapshotMemoryPath,
-    bool TrackDirtyPages, bool ClockRealtime, bool Resume);
+    bool TrackDirtyPages, bool ClockRealtime, bool Resume, IReadOnlyList<DriveBindingJson> Drives);
+
+/// <summary>A snapshot restore's drive: where the snapshot recorded it, and the file this sandbox has there.</summary>
+internal sealed record DriveBindingJson(string RecordedPath, string File, bool ReadOnly);
 
 internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
 

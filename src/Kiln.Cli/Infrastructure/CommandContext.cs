@@ -111,7 +111,7 @@ internal static class Sandboxes
     {
         Restore = config.Restore is { } r
             ? new RestoreJson(r.TemplateDirectory is null ? null : Path.GetFileName(r.TemplateDirectory), r.TemplateDirectory, r.SnapshotStatePath,
-                r.SnapshotMemoryPath, r.TrackDirtyPages, r.ClockRealtime, r.Resume)
+                r.SnapshotMemoryPath, r.TrackDirtyPages, r.ClockRealtime, r.Resume, [.. r.Drives.Select(d => new DriveBindingJson(d.RecordedPath, d.Source, d.ReadOnly))])
             : null,
     };
 
