@@ -1,6 +1,6 @@
 // `dotnet publish src/Kiln.Cli` is how a user gets a kiln to put on PATH: the published directory must hold `kiln`
-// (not `Kiln.Cli`) with the stand-in beside it. Framework-dependent always; native AOT (minutes of ILCompiler) when
-// KILN_TEST_PUBLISH_AOT=1.
+// (not `Kiln.Cli`) with the stand-in beside it. Framework-dependent, without and with a runtime identifier (then
+// ReadyToRun) always; native AOT (minutes of ILCompiler) when KILN_TEST_PUBLISH_AOT=1.
 using System.Diagnostics;
 using System.Text;
 
@@ -13,14 +13,20 @@ public sealed class PublishTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Publish_leaves_the_command_as_kiln_with_the_stand_in_beside_it(bool aot)
+    [InlineData("framework")]
+    [InlineData("ready-to-run")]
+    [InlineData("aot")]
+    public async Task Publish_leaves_the_command_as_kiln_with_the_stand_in_beside_it(string mode)
     {
-        Assert.SkipWhen(aot && Environment.GetEnvironmentVariable("KILN_TEST_PUBLISH_AOT") != "1",
+        Assert.SkipWhen(mode == "aot" && Environment.GetEnvironmentVariable("KILN_TEST_PUBLISH_AOT") != "1",
             "native AOT publish takes minutes: set KILN_TEST_PUBLISH_AOT=1 to run it");
         var output = Path.Combine(_dir, "out");
-        string[] extra = aot ? ["-r", "linux-x64", "-p:PublishAot=true"] : [];
+        string[] extra = mode switch
+        {
+            "aot" => ["-r", "linux-x64", "-p:PublishAot=true"],
+            "ready-to-run" => ["-r", "linux-x64", "--self-contained", "false"],
+            _ => [],
+        };
 
         var (exitCode, log) = await RunAsync(Dotnet(),
             ["publish", Path.Combine(RepositoryRoot(), "src", "Kiln.Cli"), "-c", "Release", .. extra, "-o", output,
@@ -33,6 +39,20 @@ public sealed class PublishTests : IDisposable
         var (versionExit, version) = await RunAsync(Path.Combine(output, "kiln"), ["version"]);
         Assert.True(versionExit == 0, version);
         Assert.Contains($"kiln {Kiln.KilnInfo.Version}", version);
+        if (mode != "aot")
+        {
+            // Published for a runtime, kiln is precompiled (its one-shot commands then spend little in the JIT);
+            // without one it stays IL.
+            Assert.Equal(mode == "ready-to-run", IsReadyToRun(Path.Combine(output, "Kiln.Cli.dll")));
+            Assert.Equal(mode == "ready-to-run", IsReadyToRun(Path.Combine(output, "Kiln.dll")));
+        }
+    }
+
+    /// <summary>Whether the assembly carries ReadyToRun code (a managed native header, which IL-only images lack).</summary>
+    private static bool IsReadyToRun(string assembly)
+    {
+        using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(assembly));
+        return pe.PEHeaders.CorHeader is { ManagedNativeHeaderDirectory.Size: > 0 };
     }
 
     private static string Dotnet() =>

@@ -68,7 +68,10 @@ public sealed record HypervisorConfig
     /// <summary>How long the API may take to answer after spawn.</summary>
     public TimeSpan ApiReadyTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long <c>InstanceStart</c> until Running may take.</summary>
+    /// <summary>
+    /// With a config file (<see cref="Kiln.Vm.MicrovmStartPath.ConfigFile"/>), how long the VM may take to reach Running; an
+    /// API boot's <c>InstanceStart</c> answers once the VM runs, within the request timeout.
+    /// </summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long one API request may take.</summary>

@@ -145,12 +145,12 @@ internal sealed record SandboxStateFile
 
 /// <summary>
 /// The state file's JSON contract. Kiln's own file format, not Firecracker's wire format, so it has its own
-/// source-generated context beside the API's.
+/// source-generated context beside the API's. Written compact: it is rewritten several times per start, and people
+/// read it through <c>kiln inspect</c> (or <c>jq</c>), not raw.
 /// </summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    UseStringEnumConverter = true,
-    WriteIndented = true)]
+    UseStringEnumConverter = true)]
 [JsonSerializable(typeof(SandboxStateFile))]
 internal sealed partial class SandboxStateJsonContext : JsonSerializerContext;

@@ -38,7 +38,7 @@ public sealed partial class Microvm
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
-        using var attempt = new StartAttempt(options, logger, "boot", StepSpanPrefix);
+        var attempt = new StartAttempt(options, logger, "boot", StepSpanPrefix);
 
         var steps = new List<BootStep>
         {
@@ -73,14 +73,10 @@ public sealed partial class Microvm
                 attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed, _jailLaunchedHere = true };
                 if (description.Vsock is { } vsock)
                     LinkVsock(vsock.UdsPath, jailed.Layout);
-                // The socket's directory exists only now, inside the jail; a socket made before the watch is found by
-                // the readiness probe's own look.
-                attempt.WatchSocket(options.SocketPath);
                 await attempt.SpawnedAsync(jailed.Pid, ct).ConfigureAwait(false);
                 return;
             }
 
-            attempt.WatchSocket(options.SocketPath);
             var arguments = Arguments(options);
             if (options.StartPath == MicrovmStartPath.ConfigFile)
             {
@@ -103,11 +99,21 @@ public sealed partial class Microvm
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);
             await attempt.SpawnedAsync(vmm.Pid, ct).ConfigureAwait(false);
         }));
-        steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
-            attempt.SocketAppeared, options.ApiReadyTimeout, time, ct)));
         if (options.StartPath == MicrovmStartPath.Api)
+        {
+            // The socket accepting a connection is readiness (the connection is kept for machine-config), and
+            // InstanceStart answers only once the vCPUs run (GET / then says Running): neither needs a GET / of its own.
+            steps.Add(new("api-ready", ct => Readiness.WaitForListenerAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
+                options.ApiReadyTimeout, time, ct)));
             steps.AddRange(BootPlan.For(apiDescription).Bind(() => attempt.Vm.Client)); // the client exists once spawned
-        steps.Add(new("running", ct => Readiness.WaitForRunningAsync(attempt.Vm._vmm, attempt.Vm.Client, options.BootTimeout, time, ct)));
+        }
+        else
+        {
+            // The VMM applies the document on its own: GET / is what tells that it lives and, then, that the VM runs.
+            steps.Add(new("api-ready", ct => Readiness.WaitForApiAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
+                options.ApiReadyTimeout, time, ct)));
+            steps.Add(new("running", ct => Readiness.WaitForRunningAsync(attempt.Vm._vmm, attempt.Vm.Client, options.BootTimeout, time, ct)));
+        }
 
         return await attempt.RunAsync(steps, MicrovmState.Running, cancellationToken).ConfigureAwait(false);
     }

@@ -39,7 +39,7 @@ public sealed partial class Microvm
         var bindings = restore.DriveBindings.Where(b => !b.ReadOnly).ToList();
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
-        using var attempt = new StartAttempt(options, logger, "restore", RestoreSpanPrefix)
+        var attempt = new StartAttempt(options, logger, "restore", RestoreSpanPrefix)
         {
             BeforeKill = (vm, step, e) => step == SnapshotLoadStep && e is FirecrackerApiException
                 ? AwaitRefusedLoadExitAsync(vm, time)
@@ -50,7 +50,6 @@ public sealed partial class Microvm
         steps.AddRange(options.Preparation);
         steps.Add(new("spawn", async ct =>
         {
-            attempt.WatchSocket(options.SocketPath);
             var launch = LaunchOptions(options, Arguments(options)) with
             {
                 PrivateMountNamespace = bindings.Count > 0,
@@ -63,7 +62,7 @@ public sealed partial class Microvm
         }));
         // The load is the first request: the API is ready once its socket takes a connection (no GET / probe).
         steps.Add(new("api-ready", ct => Readiness.WaitForListenerAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
-            attempt.SocketAppeared, options.ApiReadyTimeout, time, ct)));
+            options.ApiReadyTimeout, time, ct)));
         if (bindings.Count > 0)
         {
             steps.Add(new("drive-bindings", async ct =>

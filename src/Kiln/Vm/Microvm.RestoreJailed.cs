@@ -37,7 +37,7 @@ public sealed partial class Microvm
         options.Validate();
         var logger = options.CreateLogger();
         var time = options.TimeProvider;
-        using var attempt = new StartAttempt(options, logger, "restore", RestoreSpanPrefix)
+        var attempt = new StartAttempt(options, logger, "restore", RestoreSpanPrefix)
         {
             BeforeKill = (vm, step, e) => step == SnapshotLoadStep && e is Kiln.Api.FirecrackerApiException
                 ? AwaitRefusedLoadExitAsync(vm, time)
@@ -80,13 +80,10 @@ public sealed partial class Microvm
             };
             if (restore.VsockUdsPath is { } vsock)
                 LinkVsock(vsock, jailed.Layout);
-            // The socket's directory exists only now, inside the jail; a socket made before the watch is found by the
-            // readiness probe's own look.
-            attempt.WatchSocket(options.SocketPath);
             await attempt.SpawnedAsync(jailed.Pid, ct).ConfigureAwait(false);
         }));
         steps.Add(new("api-ready", ct => Readiness.WaitForListenerAsync(attempt.Vm._vmm, attempt.Vm.Client, options.SocketPath,
-            attempt.SocketAppeared, options.ApiReadyTimeout, time, ct)));
+            options.ApiReadyTimeout, time, ct)));
         // The paths the jailed VMM sees: the snapshot's files and its vsock socket inside the chroot.
         var load = (restore with { VsockUdsPath = restore.VsockUdsPath is null ? null : JailedVsockPath })
             .ToLoadParams(new SnapshotFiles(JailedStatePath, JailedMemoryPath));

@@ -1,5 +1,5 @@
 // What a cold boot and a restore share, so that the two ways to make a microVM cannot drift apart: the stale files
-// removed first, the watch for the API socket, the spawned VM, the named steps each run as a trace span, and the
+// removed first, the spawned VM, the named steps each run as a trace span, and the
 // rollback when one fails — kill the VMM, keep the tail of its log and output, remove what the attempt created and
 // throw MicrovmBootException naming the step with Firecracker's fault message.
 using Kiln.Vmm;
@@ -14,17 +14,13 @@ public sealed partial class Microvm
     /// <param name="logger">Where each spawn and finished step is logged.</param>
     /// <param name="verb">What the failure message says the microVM failed to do (<c>boot</c>, <c>restore</c>).</param>
     /// <param name="spanPrefix">The prefix of each step's span name (the names tracing dashboards know).</param>
-    private sealed class StartAttempt(MicrovmOptions options, ILogger logger, string verb, string spanPrefix) : IDisposable
+    private sealed class StartAttempt(MicrovmOptions options, ILogger logger, string verb, string spanPrefix)
     {
         private readonly string _vmId = options.Id ?? "?";
-        private FileSystemWatcher? _watcher;
         private Microvm? _vm;
 
         /// <summary>Files this attempt made (or took over from a stale run): removed when it fails.</summary>
         public List<string> Created { get; } = [];
-
-        /// <summary>Released when the API socket appears: wakes the readiness probe before its next poll.</summary>
-        public SemaphoreSlim SocketAppeared { get; } = new(0);
 
         /// <summary>The VM once spawned (set at once, so that a failure right after the spawn still kills it).</summary>
         public Microvm Vm
@@ -86,19 +82,6 @@ public sealed partial class Microvm
             Created.Add(Kiln.Vmm.ConsoleKeeper.LogPath(options.ConsolePath));
         }
 
-        /// <summary>Watches for the API socket; before the spawn, so its creation cannot slip between a check and the wait.</summary>
-        public void WatchSocket(string socketPath)
-        {
-            var fullPath = Path.GetFullPath(socketPath);
-            _watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!, Path.GetFileName(fullPath))
-            {
-                NotifyFilter = NotifyFilters.FileName,
-            };
-            _watcher.Created += (_, _) => SocketAppeared.Release();
-            _watcher.Renamed += (_, _) => SocketAppeared.Release();
-            _watcher.EnableRaisingEvents = true;
-        }
-
         /// <summary>Tells the caller a VMM is about to be launched.</summary>
         public Task SpawningAsync(CancellationToken ct) => options.Spawning?.Invoke(ct) ?? Task.CompletedTask;
 
@@ -134,7 +117,6 @@ public sealed partial class Microvm
                 throw CleanupFailures.Move(e, new MicrovmBootException(step, $"The microVM failed to {verb} at step '{step}': {reason}",
                     MicrovmBootException.FindFault(e), tail, e));
             }
-            _watcher?.Dispose();
             var vm = Vm;
             vm._state = reached;
             vm.StartReaders();
@@ -148,7 +130,6 @@ public sealed partial class Microvm
         /// </summary>
         private async Task<string> RollBackAsync(string step, Exception failure)
         {
-            _watcher?.Dispose();
             var tail = "";
             if (_vm is { } vm)
             {
@@ -166,12 +147,6 @@ public sealed partial class Microvm
             foreach (var file in Created)
                 CleanupFailures.Run(failure, () => DeleteFile(file));
             return tail;
-        }
-
-        public void Dispose()
-        {
-            _watcher?.Dispose();
-            SocketAppeared.Dispose();
         }
     }
 }

@@ -92,7 +92,10 @@ public sealed record MicrovmOptions
     /// <summary>How long the API socket may take to answer after the spawn.</summary>
     public TimeSpan ApiReadyTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long the VM may take to reach Running after InstanceStart (or the spawn, with a config file).</summary>
+    /// <summary>
+    /// With a config file, how long the VM may take to reach Running after the API answers. An API boot has no such
+    /// wait: InstanceStart answers once the VM runs, within the client's request timeout.
+    /// </summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The deadline of one API request.</summary>

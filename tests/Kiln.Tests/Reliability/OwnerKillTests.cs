@@ -30,7 +30,7 @@ public sealed record OwnerPhase(string Name, string Operation, string? Hold, str
         new("start: block-pool", "start", null, "PUT /drives/drive_0", true, SandboxState.Starting),
         new("start: device-0-vsock", "start", null, "PUT /vsock", true, SandboxState.Starting),
         new("start: instance-start", "start", null, "PUT /actions", true, SandboxState.Starting),
-        new("start: running", "start", "kiln.sandbox.start.running", null, true, SandboxState.Starting),
+        // No "start: running": InstanceStart answers once the VM runs, so an API boot has no step after it.
         new("start: started, record written", "start", "operation-done", null, true, SandboxState.Running),
         new("restore: spawn", "restore", "kiln.vm.restore.spawn", null, false, SandboxState.Created),
         new("restore: after spawn, before the record", "restore", "firecracker started", null, true, SandboxState.Starting),

@@ -89,8 +89,8 @@ public sealed class ConfigAndStateTests
         Assert.Equal(state.Devices, read.Devices);
         Assert.Equal(state with { State = SandboxState.Paused, Config = read.Config, PoolSlots = read.PoolSlots, Devices = read.Devices }, read);
         Assert.Equal(["state.json"], Directory.GetFiles(root.Path, "state.json*").Select(Path.GetFileName));
-        Assert.Contains("\"state\": \"Paused\"", await File.ReadAllTextAsync(path, Ct));
-        Assert.Contains("\"kind\": \"vsock\"", await File.ReadAllTextAsync(path, Ct));
+        Assert.Contains("\"state\":\"Paused\"", await File.ReadAllTextAsync(path, Ct));
+        Assert.Contains("\"kind\":\"vsock\"", await File.ReadAllTextAsync(path, Ct));
     }
 
     [Theory]
