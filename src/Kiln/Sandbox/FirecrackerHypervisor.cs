@@ -264,7 +264,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
             var vm = state.Jail is { } jailRecord
-                ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
+                ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper)
                 : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
             {
