@@ -49,4 +49,8 @@ public sealed partial class Microvm
         }, cancellationToken).ConfigureAwait(false);
         return restarted;
     }
+
+    /// <summary>Takes note of a keeper another process started for this VMM (its record says so), so that the VMM's
+    /// end waits for that keeper's.</summary>
+    internal void ObserveConsoleKeeper(Kiln.Host.ProcessIdentity keeper) => _vmm.ConsoleKeeper = keeper;
 }
