@@ -249,4 +249,31 @@ public sealed class ConsoleKeeperTests : IAsyncDisposable
             await _root.RunAsync("rm", "--force", id);
         }
     }
+
+    [Fact]
+    public async Task Kiln_logs_follow_reads_the_keepers_log_across_its_rotations_without_losing_or_repeating_a_line()
+    {
+        await _root.RunDetachedAsync("follow", "--console-limit", "4K");
+        var input = Path.Combine(_root.Root, "follow", "console.in");
+        await using var follow = _root.Start("logs", "follow", "--follow");
+
+        // Batches of about 1 KiB of console output, each awaited in the follower's output before the next: some 20 KiB
+        // in all, five rotations of the 4 KiB log, none of them more than one rotation ahead of the follower.
+        const int Batches = 20;
+        for (var b = 0; b < Batches; b++)
+        {
+            await TypeAsync(input, Enumerable.Range(0, 4).Select(i => $"b{b:D2}-{i} {new string('f', 100)}"));
+            var last = $"serial input: b{b:D2}-3";
+            await UntilAsync(() => follow.Stdout.Contains(last, StringComparison.Ordinal), $"the follower never showed '{last}':\n{follow.Stdout}");
+        }
+
+        Assert.True(File.Exists(Console("follow", ".1")), "the log never rotated");
+        var answers = System.Text.RegularExpressions.Regex.Matches(follow.Stdout, @"serial input: (b\d\d-\d)").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(Enumerable.Range(0, Batches).SelectMany(b => Enumerable.Range(0, 4).Select(i => $"b{b:D2}-{i}")), answers);
+        var stop = await _root.RunAsync("stop", "follow");
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        var followed = await follow.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(followed.ExitCode == 0, followed.ToString()); // the VM's end ends the follow
+        await _root.RunAsync("rm", "follow");
+    }
 }
