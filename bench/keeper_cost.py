@@ -70,6 +70,8 @@ def one_run(kiln, directory):
         writer.write(b"END-OF-RUN\n")
 
     def drained():
+        if not os.path.exists(output):
+            return False
         with open(output, "rb") as f:
             return f.read().endswith(b"END-OF-RUN\n")
     wait_for(drained)
