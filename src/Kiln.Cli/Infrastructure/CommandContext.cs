@@ -104,8 +104,8 @@ internal static class Sandboxes
     /// </summary>
     public static async Task RestartDeadConsoleKeeperAsync(CommandContext context, SandboxInfo info, CancellationToken cancellationToken)
     {
-        // A running keeper, or a sandbox that is not live: nothing to restart, and no lock taken.
-        if (!IsLive(info.State) || info.ConsoleKeeperPid is not null)
+        // No keeper recorded, or it runs, or the sandbox is not live: nothing to restart, and no lock taken.
+        if (!info.ConsoleKeeperDied)
             return;
         await using var hypervisor = await OpenAsync(context, info.Id, cancellationToken);
         if (hypervisor.State is SandboxState.Running or SandboxState.Paused)

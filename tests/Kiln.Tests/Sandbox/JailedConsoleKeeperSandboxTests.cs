@@ -64,15 +64,19 @@ public sealed class JailedConsoleKeeperSandboxTests
                 pidFd.TrySignal(Kiln.Interop.LibC.SIGKILL);
                 await pidFd.WaitForExitAsync(Ct);
             }
-            Assert.Null((await SandboxCatalog.GetAsync(config.RootDirectory, id, Ct)).ConsoleKeeperPid);
+            var afterKill = await SandboxCatalog.GetAsync(config.RootDirectory, id, Ct);
+            Assert.Null(afterKill.ConsoleKeeperPid);
+            Assert.True(afterKill.ConsoleKeeperDied);
 
             bool restarted;
             await using (var other = await FirecrackerHypervisor.OpenAsync(config.RootDirectory, id, options, Ct))
                 restarted = await other.RestartConsoleKeeperAsync(Ct);
 
             Assert.True(restarted);
-            var second = (await SandboxCatalog.GetAsync(config.RootDirectory, id, Ct)).ConsoleKeeperPid;
+            var afterRestart = await SandboxCatalog.GetAsync(config.RootDirectory, id, Ct);
+            var second = afterRestart.ConsoleKeeperPid;
             Assert.NotNull(second);
+            Assert.False(afterRestart.ConsoleKeeperDied);
             Assert.NotEqual(first, second);
             if (!target.IsReal)
             {
