@@ -56,6 +56,7 @@ public sealed class JailedVmm : IAsyncDisposable
 
     /// <summary>Launches firecracker under the jailer; returns once the real VMM runs (identity-checked).</summary>
     /// <exception cref="JailConfigurationException">A bad setting, found before anything started.</exception>
+    /// <exception cref="ArgumentException">A console keeper for a daemonizing jail, found before anything started.</exception>
     /// <exception cref="JailInUseException">A live VMM uses a jail with this id.</exception>
     /// <exception cref="JailStartException">The jailer or the VMM failed; everything made for it was removed.</exception>
     public static async Task<JailedVmm> LaunchAsync(JailedLaunchOptions options, TimeProvider timeProvider, CancellationToken cancellationToken = default)
