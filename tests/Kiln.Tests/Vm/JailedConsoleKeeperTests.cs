@@ -68,13 +68,18 @@ public sealed class JailedConsoleKeeperTests
         }
     }
 
-    [Fact]
-    public async Task A_detached_jailed_microvm_writes_its_console_through_a_keeper_that_bounds_it_serves_attach_and_ends_with_it()
+    // With --new-pid-ns the jailer clones the VMM (the PID file names it) and exits; without, it execs firecracker in
+    // its own process: either way the VMM inherits the jailer's stdio and the keeper watches the VMM.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_detached_jailed_microvm_writes_its_console_through_a_keeper_that_bounds_it_serves_attach_and_ends_with_it(bool newPidNamespace)
     {
         JailTestScope.RequireRoot();
         await using var scope = new JailTestScope();
         using var root = new TempRoot();
         var (description, options) = DetachedJailed(scope, root);
+        description = description with { Jail = description.Jail! with { NewPidNamespace = newPidNamespace } };
 
         await using var vm = await Microvm.BootAsync(description, options, Ct);
         var keeper = Assert.IsType<ProcessIdentity>(vm.ConsoleKeeper);
