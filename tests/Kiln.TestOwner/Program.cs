@@ -7,6 +7,7 @@
 //
 //   Kiln.TestOwner --root R --id ID --firecracker F --kernel K [--rootfs R] [--pool N] [--vsock] [--detached]
 //                  [--restore-state S --restore-mem M] [--then pause|snapshot|stop|stop-now|hotplug=FILE] [--hold PHASE]
+//   Kiln.TestOwner console-keeper ARGS…   (a console keeper: ConsoleKeeper.RunAsync)
 //
 // Prints "LOG <message>" for each of Kiln's log events, "HELD <phase>" when held, "READY <state>" once the operation
 // is done (and then blocks too: the test ends it).
@@ -14,6 +15,10 @@ using System.Diagnostics;
 using Kiln.Sandbox;
 using Kiln.Vmm;
 using Microsoft.Extensions.Logging;
+
+// Also the console keeper's program for the library's keeper tests (kiln's own is `kiln console-keeper`).
+if (args is ["console-keeper", .. var keeperArguments])
+    return await ConsoleKeeper.RunAsync(keeperArguments);
 
 var options = Options.Parse(args);
 using var listener = new ActivityListener
@@ -73,6 +78,7 @@ switch (options.Then)
 Hold.IfMatches(options.Hold, "operation-done", exact: true);
 Console.Out.WriteLine($"READY {driver.State}");
 Thread.Sleep(Timeout.Infinite);
+return 0;
 
 internal sealed record Options(string Root, string Id, string Firecracker, string Kernel, string? Rootfs, int Pool, bool Vsock,
     bool Detached, SandboxRestore? Restore, string? Then, string? Hold)

@@ -26,6 +26,7 @@ internal static class AttachCommand
                 throw new CliFailureException($"{info.Id} is {info.State.ToString().ToLowerInvariant()}: there is no console to attach to.");
             if (!File.Exists(info.ConsoleInputPath))
                 throw new CliFailureException($"{info.Id} has no serial input: only sandboxes started detached (kiln run --detach) can be attached to.");
+            await Sandboxes.RestartDeadConsoleKeeperAsync(context, info, cancellationToken);
             using var detach = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             // Through the VM's console keeper when it has one: output straight from the VMM, input to its serial FIFO.
             await using var keeper = await ConsoleKeeper.ConnectAsync(info.ConsolePath, cancellationToken);

@@ -6,7 +6,7 @@ namespace Kiln.Cli.Commands;
 
 /// <summary>
 /// <c>kiln logs</c>: the serial console file (or with <c>--vmm</c> Firecracker's own log), optionally followed until
-/// Ctrl-C or the VM's end.
+/// Ctrl-C or the VM's end. A detached sandbox's console keeper that died is started again first.
 /// </summary>
 internal static class LogsCommand
 {
@@ -19,6 +19,8 @@ internal static class LogsCommand
         return command.WithAction(globals, async (context, cancellationToken) =>
         {
             var info = await Sandboxes.GetAsync(context, context.Value(name), cancellationToken);
+            if (!context.Value(vmm))
+                await Sandboxes.RestartDeadConsoleKeeperAsync(context, info, cancellationToken);
             using var stdout = Console.OpenStandardOutput();
             IConsoleSink sink = context.Json ? new JsonLineSink() : new RawSink(stdout);
             Func<CancellationToken, ValueTask<bool>>? stillRunning = null;

@@ -97,6 +97,21 @@ internal static class Sandboxes
         return FirecrackerHypervisor.OpenAsync(context.Root, name, context.HypervisorOptions(VmmOwnership.Detached), cancellationToken);
     }
 
+    /// <summary>
+    /// Before a command reads or attaches to a live sandbox's console: a console keeper that died (SIGKILL, the OOM
+    /// killer) while its VMM runs is started again and recorded, so the log is written and bounded again. A restart
+    /// that fails fails this command (typed, with the keeper's own error), rather than showing a console nobody writes.
+    /// </summary>
+    public static async Task RestartDeadConsoleKeeperAsync(CommandContext context, SandboxInfo info, CancellationToken cancellationToken)
+    {
+        // No keeper recorded, or it runs, or the sandbox is not live: nothing to restart, and no lock taken.
+        if (!info.ConsoleKeeperDied)
+            return;
+        await using var hypervisor = await OpenAsync(context, info.Id, cancellationToken);
+        if (hypervisor.State is SandboxState.Running or SandboxState.Paused)
+            await hypervisor.RestartConsoleKeeperAsync(cancellationToken);
+    }
+
     public static double? UptimeSeconds(SandboxState state, DateTimeOffset? startedAt, DateTimeOffset now) =>
         IsLive(state) && startedAt is { } started ? Math.Max(0, (now - started).TotalSeconds) : null;
 

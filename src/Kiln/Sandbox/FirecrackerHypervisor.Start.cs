@@ -216,8 +216,8 @@ public sealed partial class FirecrackerHypervisor
         // A detached VMM outlives us: its serial input is a FIFO (kiln attach writes to it).
         ConsoleInputPath = _ownership == Kiln.Vmm.VmmOwnership.Detached ? Paths.ConsoleInputPath : null,
         ConsoleRotation = Config.ConsoleLimitBytes is { } limit ? Kiln.Vmm.OutputRotation.Default with { MaxFileBytes = limit } : Kiln.Vmm.OutputRotation.Default,
-        // A jail's VMM output is wired by the jailer: no keeper there (yet).
-        ConsoleKeeper = _ownership == Kiln.Vmm.VmmOwnership.Detached && Config.Jail is null ? _options.ConsoleKeeper : null,
+        // A daemonizing jail's VMM writes to /dev/null (its jailer's doing): it has no console to keep.
+        ConsoleKeeper = _ownership == Kiln.Vmm.VmmOwnership.Detached && Config.Jail is not { Daemonize: true } ? _options.ConsoleKeeper : null,
         Environment = _options.Environment,
         StartPath = _options.StartPath,
         ApiReadyTimeout = Config.ApiReadyTimeout,

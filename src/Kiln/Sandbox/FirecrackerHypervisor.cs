@@ -264,7 +264,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
             var vm = state.Jail is { } jailRecord
-                ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
+                ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper)
                 : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
             {
@@ -703,6 +703,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
         _devices.Clear();
         _devices.AddRange(persisted.Devices);
+        // Another driver started a new console keeper for this VMM (its old one died): the VMM's end waits for that one.
+        if (persisted.ConsoleKeeper is { } keeper && _vm is { } vm && vm.ConsoleKeeper != keeper)
+            vm.ObserveConsoleKeeper(keeper);
         if (persisted.GuestMemoryMiB is { } resized && _vm is { } current)
             _guestMemory = (current, resized); // another driver (kiln mem) resized it
         foreach (var slot in persisted.PoolSlots)

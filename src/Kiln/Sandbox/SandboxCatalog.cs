@@ -67,6 +67,7 @@ public static class SandboxCatalog
     internal static SandboxInfo ToInfo(string root, SandboxStateFile state)
     {
         var live = LiveState(state);
+        var keeperRuns = state.ConsoleKeeper is { } keeper && Kiln.Vmm.ConsoleKeeper.IsRunning(keeper);
         return new SandboxInfo(state.Id, SandboxPaths.For(root, state.Id).Directory, live,
             live is SandboxState.Running or SandboxState.Paused or SandboxState.Starting ? state.Pid : null,
             state.Config, state.StartedAt, state.SocketPath, state.ConsolePath, state.PoolSlots)
@@ -76,7 +77,8 @@ public static class SandboxCatalog
             GuestMemoryMiB = live is SandboxState.Running or SandboxState.Paused ? state.GuestMemoryMiB : null,
             ExitCode = live == SandboxState.Exited ? state.ExitCode : null,
             ExitSignal = live == SandboxState.Exited ? state.ExitSignal : null,
-            ConsoleKeeperPid = state.ConsoleKeeper is { } keeper && Kiln.Vmm.ConsoleKeeper.IsRunning(keeper) ? keeper.Pid : null,
+            ConsoleKeeperPid = keeperRuns ? state.ConsoleKeeper!.Pid : null,
+            ConsoleKeeperDied = !keeperRuns && state.ConsoleKeeper is not null && live is SandboxState.Running or SandboxState.Paused,
         };
     }
 

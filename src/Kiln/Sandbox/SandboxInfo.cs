@@ -49,6 +49,12 @@ public sealed record SandboxInfo(
     /// </summary>
     public int? ConsoleKeeperPid { get; init; }
 
+    /// <summary>
+    /// Whether the live VMM was started with a console keeper whose process has died since (SIGKILL, the OOM killer):
+    /// its console log is not written until <see cref="FirecrackerHypervisor.RestartConsoleKeeperAsync"/> starts another.
+    /// </summary>
+    public bool ConsoleKeeperDied { get; init; }
+
     /// <summary>The boot-time devices (<c>AddDeviceAsync</c>), in the order every start attaches them.</summary>
     public IReadOnlyList<HypervisorDevice> Devices { get; init; } = [];
 

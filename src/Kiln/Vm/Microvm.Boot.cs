@@ -29,11 +29,7 @@ public sealed partial class Microvm
         }
         description.Validate();
         if (description.Jail is { } jailSettings)
-        {
-            if (options.ConsoleKeeper is not null && options.Ownership == VmmOwnership.Detached)
-                throw new ArgumentException("A jailed microVM has no console keeper yet: the jailer wires the VMM's output itself.", nameof(options));
             options = JailedOptions(options, jailSettings);
-        }
         options.Validate();
         var apiDescription = description.Jail is null ? description : InJail(description).Description;
         var logger = options.CreateLogger();
@@ -69,7 +65,7 @@ public sealed partial class Microvm
             await attempt.SpawningAsync(ct).ConfigureAwait(false);
             if (description.Jail is not null)
             {
-                var jailed = await LaunchJailedAsync(description, options, ct).ConfigureAwait(false);
+                var jailed = await LaunchJailedAsync(description, options, attempt, ct).ConfigureAwait(false);
                 attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description) { _jail = jailed, _jailLaunchedHere = true };
                 if (description.Vsock is { } vsock)
                     LinkVsock(vsock.UdsPath, jailed.Layout);
@@ -86,14 +82,7 @@ public sealed partial class Microvm
                     MetadataPath = description.MmdsDocument is null ? null : MetadataPath(options),
                 };
             }
-            string? input = null;
-            if (options.Ownership == VmmOwnership.Detached && options.ConsoleInputPath is { } fifo)
-            {
-                if (!File.Exists(fifo))
-                    attempt.Created.Add(fifo);
-                Kiln.Interop.FileNodes.CreateFifo(fifo);
-                input = fifo;
-            }
+            var input = attempt.CreateConsoleInput();
             attempt.AddConsoleKeeperFiles();
             var vmm = await VmmProcess.LaunchAsync(LaunchOptions(options, arguments) with { InputPath = input }, ct).ConfigureAwait(false);
             attempt.Vm = new Microvm(options, logger, vmm, MicrovmState.Starting, description);

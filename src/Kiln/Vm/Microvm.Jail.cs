@@ -2,6 +2,7 @@
 // under /boot, drives under /drives/<drive id>), the files are made visible there as the jail's settings say, the API
 // socket, Firecracker's log and its metrics FIFO live inside the jail (owned by the jail's uid/gid, named to Firecracker
 // by their chroot paths, read by Kiln from the host side), and clean-up removes the jail once the VMM has ended.
+using Kiln.Host;
 using Kiln.Vmm;
 
 namespace Kiln.Vm;
@@ -44,8 +45,13 @@ public sealed partial class Microvm
     public JailedVmm? Jail => _jail;
 
     /// <summary>The jail's host paths for options: the API socket (and the log) are inside the chroot.</summary>
+    /// <exception cref="ArgumentException">A console keeper for a daemonizing jail, or no Id.</exception>
     internal static MicrovmOptions JailedOptions(MicrovmOptions options, JailSettings jail)
     {
+        // Refused before anything starts: the daemonizing jailer puts the VMM's stdio on /dev/null, so a keeper would
+        // keep nothing while its caller believed the console was bounded and attachable.
+        if (jail.Daemonize && options.Ownership == VmmOwnership.Detached && options.ConsoleKeeper is not null)
+            throw new ArgumentException("A daemonizing jail (Jail.Daemonize) has no console keeper: its jailer puts the VMM's stdout and stderr on /dev/null. Leave ConsoleKeeper null, or do not daemonize.", nameof(options));
         var layout = JailLayout.For(jail, options.FirecrackerPath, options.Id ?? throw new ArgumentException("a jailed microVM needs an Id", nameof(options)));
         return options with
         {
@@ -114,7 +120,7 @@ public sealed partial class Microvm
     }
 
     /// <summary>Starts the VMM under the jailer: the spawn step of a jailed boot.</summary>
-    private static async Task<JailedVmm> LaunchJailedAsync(MachineDescription description, MicrovmOptions options, CancellationToken ct)
+    private static async Task<JailedVmm> LaunchJailedAsync(MachineDescription description, MicrovmOptions options, StartAttempt attempt, CancellationToken ct)
     {
         var jail = description.Jail!;
         var (inJail, files) = InJail(description);
@@ -132,7 +138,7 @@ public sealed partial class Microvm
                 arguments = arguments with { MetadataPath = JailedMetadataPath };
             }
         }
-        return await JailedVmm.LaunchAsync(JailedLaunch(options, jail, arguments, files) with { WrittenFiles = written }, options.TimeProvider, ct)
+        return await JailedVmm.LaunchAsync(JailedLaunch(options, jail, arguments, files, attempt) with { WrittenFiles = written }, options.TimeProvider, ct)
             .ConfigureAwait(false);
     }
 
@@ -142,32 +148,46 @@ public sealed partial class Microvm
             with { MetricsPath = options.MetricsPath is null ? null : JailedMetricsPath };
 
     /// <summary>How a jailed boot or restore launches its VMM: <paramref name="files"/> made visible in the chroot,
-    /// the log and metrics FIFO made there.</summary>
-    private static JailedLaunchOptions JailedLaunch(MicrovmOptions options, JailSettings jail, VmmArguments arguments, IReadOnlyList<JailFile> files) => new()
+    /// the log and metrics FIFO made there; detached, its serial input FIFO and (when asked for) its console keeper,
+    /// whose files become the attempt's.</summary>
+    private static JailedLaunchOptions JailedLaunch(MicrovmOptions options, JailSettings jail, VmmArguments arguments, IReadOnlyList<JailFile> files,
+        StartAttempt attempt)
     {
-        Jail = jail,
-        FirecrackerPath = options.FirecrackerPath,
-        Id = options.Id!,
-        Arguments = arguments,
-        OutputPath = options.ConsolePath,
-        Detached = options.Ownership == VmmOwnership.Detached,
-        Files = files,
-        EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
-        Fifos = options.MetricsPath is null ? [] : [JailedMetricsPath],
-        Environment = options.Environment,
-        ReadyTimeout = options.ApiReadyTimeout,
-    };
+        var detached = options.Ownership == VmmOwnership.Detached;
+        attempt.AddConsoleKeeperFiles();
+        return new()
+        {
+            Jail = jail,
+            FirecrackerPath = options.FirecrackerPath,
+            Id = options.Id!,
+            Arguments = arguments,
+            OutputPath = options.ConsolePath,
+            Detached = detached,
+            ConsoleKeeper = detached ? options.ConsoleKeeper : null,
+            OutputRotation = options.ConsoleRotation,
+            InputPath = attempt.CreateConsoleInput(),
+            Files = files,
+            EmptyFiles = options.LogPath is null ? [] : [JailedLogPath],
+            Fifos = options.MetricsPath is null ? [] : [JailedMetricsPath],
+            Environment = options.Environment,
+            ReadyTimeout = options.ApiReadyTimeout,
+        };
+    }
 
     /// <summary>
     /// Attaches to a jailed VMM recorded earlier (<see cref="JailedVmm.Record"/>); null when it is gone.
     /// </summary>
-    public static Microvm? TryAttachJailed(JailRecord record, MicrovmOptions options, MicrovmState state)
+    /// <param name="record">The jail, as recorded.</param>
+    /// <param name="options">Its paths and timeouts.</param>
+    /// <param name="state">The lifecycle state last recorded for it: Running or Paused.</param>
+    /// <param name="consoleKeeper">Its console keeper (<see cref="ConsoleKeeper"/>), as recorded, if it was started with one.</param>
+    public static Microvm? TryAttachJailed(JailRecord record, MicrovmOptions options, MicrovmState state, ProcessIdentity? consoleKeeper = null)
     {
         ArgumentNullException.ThrowIfNull(record);
         ArgumentNullException.ThrowIfNull(options);
         options = options with { SocketPath = record.Layout.ApiSocketOnHost };
         options.Validate();
-        var jail = JailedVmm.TryAttach(record, options.ConsolePath);
+        var jail = JailedVmm.TryAttach(record, options.ConsolePath, consoleKeeper);
         return jail is null ? null : new Microvm(options, options.CreateLogger(), jail.Process, state, description: null) { _jail = jail };
     }
 

@@ -31,8 +31,6 @@ public sealed partial class Microvm
             jail = jail with { NetworkNamespacePath = netns };
             options = options with { NetworkNamespacePath = null };
         }
-        if (options.ConsoleKeeper is not null && options.Ownership == VmmOwnership.Detached)
-            throw new ArgumentException("A jailed microVM has no console keeper yet: the jailer wires the VMM's output itself.", nameof(options));
         options = JailedOptions(options, jail);
         options.Validate();
         var logger = options.CreateLogger();
@@ -70,7 +68,7 @@ public sealed partial class Microvm
                 new(Path.GetFullPath(snapshot.MemoryPath), JailedMemoryPath, ReadOnly: true) { Shared = true },
             };
             files.AddRange(restore.DriveBindings.Select(b => new JailFile(Path.GetFullPath(b.Source), b.RecordedPath, b.ReadOnly) { Shared = b.ReadOnly }));
-            var jailed = await JailedVmm.LaunchAsync(JailedLaunch(options, jail, JailedArguments(options), files), time, ct).ConfigureAwait(false);
+            var jailed = await JailedVmm.LaunchAsync(JailedLaunch(options, jail, JailedArguments(options), files, attempt), time, ct).ConfigureAwait(false);
             attempt.Vm = new Microvm(options, logger, jailed.Process, MicrovmState.Starting, description)
             {
                 _jail = jailed,

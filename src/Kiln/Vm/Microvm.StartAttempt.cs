@@ -71,6 +71,20 @@ public sealed partial class Microvm
             return Task.CompletedTask;
         }
 
+        /// <summary>
+        /// A detached VMM's serial input: the FIFO <see cref="MicrovmOptions.ConsoleInputPath"/> (made here, and this
+        /// attempt's when it was not there yet); null for an owned VMM or without one.
+        /// </summary>
+        public string? CreateConsoleInput()
+        {
+            if (options.Ownership != VmmOwnership.Detached || options.ConsoleInputPath is not { } fifo)
+                return null;
+            if (!File.Exists(fifo))
+                Created.Add(fifo);
+            Kiln.Interop.FileNodes.CreateFifo(fifo);
+            return fifo;
+        }
+
         /// <summary>A console keeper's files are this attempt's too: a failed start leaves none of them.</summary>
         public void AddConsoleKeeperFiles()
         {
@@ -143,6 +157,9 @@ public sealed partial class Microvm
                 await CleanupFailures.RunAsync(failure, vm.ReleaseAsync).ConfigureAwait(false);
                 Interlocked.Exchange(ref vm._disposed, 1);
             }
+            // A jailer that failed before there was a VMM: its own words (from the keeper's FIFO or the console file).
+            if (_vm is null && failure is JailStartException { OutputTail: { Length: > 0 } jailerTail })
+                tail = jailerTail;
             CleanupFailures.Run(failure, () => DeleteFile(options.SocketPath));
             foreach (var file in Created)
                 CleanupFailures.Run(failure, () => DeleteFile(file));

@@ -78,8 +78,10 @@ public sealed record MicrovmOptions
     /// Detached only: the console keeper to start beside the VMM (<see cref="Kiln.Vmm.ConsoleKeeper"/>), so the console
     /// log stays within <see cref="ConsoleRotation"/> with nobody holding the VM; <c>kiln attach</c> and
     /// <see cref="Kiln.Vmm.ConsoleKeeper.ConnectAsync"/> reach the serial console through it. Null: the VMM appends to
-    /// <see cref="ConsolePath"/> itself, bounded only while some <see cref="Microvm"/> holds it. Not with a jail (the
-    /// jailer wires the VMM's output itself).
+    /// <see cref="ConsolePath"/> itself, bounded only while some <see cref="Microvm"/> holds it. Under a jail too (the
+    /// jailer's stdio, which firecracker inherits, is the keeper's FIFO), but not a daemonizing one (refused: its
+    /// jailer puts the VMM's stdio on /dev/null). A keeper that died is started again by
+    /// <see cref="Microvm.RestartConsoleKeeperAsync"/>.
     /// </summary>
     public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
 

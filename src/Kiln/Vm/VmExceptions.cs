@@ -53,3 +53,10 @@ public sealed class MicrovmBootException(string step, string message, string? fa
 
 /// <summary>Every action of a shutdown plan ran out of time and the VMM still runs.</summary>
 public sealed class MicrovmShutdownException(string message) : MicrovmException(message);
+
+/// <summary>
+/// A detached VM's console keeper died and could not be started again: its console log is not written (the VMM drops
+/// its serial output, counted in uart.error_count) until a restart succeeds. The VMM itself still runs.
+/// </summary>
+public sealed class ConsoleKeeperRestartException(string message, Exception? innerException = null)
+    : MicrovmException(message, innerException);

@@ -26,4 +26,7 @@ internal static partial class VmLog
 
     [LoggerMessage(107, LogLevel.Warning, "microVM {VmId}: console log {Path} could not be rotated")]
     public static partial void ConsoleRotationFailed(ILogger logger, Exception exception, string vmId, string path);
+
+    [LoggerMessage(108, LogLevel.Information, "microVM {VmId}: its console keeper (pid {OldPid}) had died; a new one runs (pid {NewPid})")]
+    public static partial void ConsoleKeeperRestarted(ILogger logger, string vmId, int oldPid, int newPid);
 }

@@ -69,6 +69,8 @@ public static class ConsoleKeeper
         var executable = VmmProcess.ResolveExecutable(command.ExecutablePath)
             ?? throw new VmmLaunchException(command.ExecutablePath, "not found (or not a file): it cannot keep the console");
         var ready = ReadyPath(outputPath);
+        // A keeper killed by SIGKILL left its ready file: removed before the watch, and the new keeper counts as ready
+        // only once the file names its own PID, so that a stale one can never pass for it.
         DeleteIfPresent(ready);
         var argv = new List<string> { executable };
         argv.AddRange(command.Arguments);
@@ -90,12 +92,12 @@ public static class ConsoleKeeper
         using (child)
         {
             var identity = new ProcessIdentity(child.Pid, ProcFs.TryGetStartTime(child.Pid) ?? 0, VmmProcess.ResolveFinalTarget(executable));
-            if (!File.Exists(ready))
+            if (!NamesProcess(ready, child.Pid))
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var first = await Task.WhenAny(appeared.Task, child.WaitStatus, Task.Delay(ReadyTimeout, time, deadline.Token)).ConfigureAwait(false);
                 await deadline.CancelAsync().ConfigureAwait(false);
-                if (first != appeared.Task && !File.Exists(ready))
+                if (!NamesProcess(ready, child.Pid))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     if (first != child.WaitStatus)
@@ -161,6 +163,19 @@ public static class ConsoleKeeper
         {
             socket.Dispose();
             return null;
+        }
+    }
+
+    /// <summary>Whether the ready file is there and holds <paramref name="pid"/> (the keeper writes it whole, then renames it).</summary>
+    private static bool NamesProcess(string readyPath, int pid)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(readyPath), NumberStyles.None, CultureInfo.InvariantCulture, out var named) && named == pid;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

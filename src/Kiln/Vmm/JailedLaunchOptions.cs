@@ -42,6 +42,23 @@ public sealed record JailedLaunchOptions
     /// <summary>Detached from this process (see <see cref="VmmLaunchOptions.Detached"/>).</summary>
     public bool Detached { get; init; }
 
+    /// <summary>
+    /// Detached only: a console keeper (<see cref="Vmm.ConsoleKeeper"/>) between the VMM and <see cref="OutputPath"/>,
+    /// as for an unjailed VMM (<see cref="VmmLaunchOptions.ConsoleKeeper"/>). The jailer is spawned with its stdout and
+    /// stderr on the keeper's FIFO and firecracker inherits them; the keeper starts once the real VMM runs and watches
+    /// it. Not with <see cref="JailSettings.Daemonize"/>, whose jailer puts the VMM's stdio on /dev/null.
+    /// </summary>
+    public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
+
+    /// <summary>How large the console keeper lets <see cref="OutputPath"/> grow before it rotates.</summary>
+    public OutputRotation OutputRotation { get; init; } = OutputRotation.Default;
+
+    /// <summary>
+    /// Detached only: a FIFO that becomes the jailer's stdin and so the VMM's, i.e. the guest's serial input
+    /// (see <see cref="VmmLaunchOptions.InputPath"/>). Null: /dev/null.
+    /// </summary>
+    public string? InputPath { get; init; }
+
     /// <summary>The files to make visible inside the chroot before the VMM starts.</summary>
     public IReadOnlyList<JailFile> Files { get; init; } = [];
 

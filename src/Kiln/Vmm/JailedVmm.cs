@@ -56,6 +56,7 @@ public sealed class JailedVmm : IAsyncDisposable
 
     /// <summary>Launches firecracker under the jailer; returns once the real VMM runs (identity-checked).</summary>
     /// <exception cref="JailConfigurationException">A bad setting, found before anything started.</exception>
+    /// <exception cref="ArgumentException">A console keeper for a daemonizing jail, found before anything started.</exception>
     /// <exception cref="JailInUseException">A live VMM uses a jail with this id.</exception>
     /// <exception cref="JailStartException">The jailer or the VMM failed; everything made for it was removed.</exception>
     public static async Task<JailedVmm> LaunchAsync(JailedLaunchOptions options, TimeProvider timeProvider, CancellationToken cancellationToken = default)
@@ -64,6 +65,10 @@ public sealed class JailedVmm : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(timeProvider);
         var settings = options.Jail;
         JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Where(f => !f.Shared).Select(f => f.HostPath));
+        // An owned VMM's output is piped through this process: a keeper is for a detached one only, as unjailed.
+        var keeper = options.Detached ? options.ConsoleKeeper : null;
+        if (keeper is not null && settings.Daemonize)
+            throw new ArgumentException("A daemonizing jail (Daemonize) has no console keeper: its jailer puts the VMM's stdout and stderr on /dev/null, so there is no console to keep.", nameof(options));
         var layout = JailLayout.For(settings, options.FirecrackerPath, options.Id);
         var cgroups = CgroupList(settings, layout);
         await RemoveStaleAsync(layout, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, cancellationToken).ConfigureAwait(false);
@@ -72,9 +77,13 @@ public sealed class JailedVmm : IAsyncDisposable
         VmmProcess? launcher = null;
         VmmProcess? vmm = null;
         Process? daemonizing = null;
+        EarlyConsoleReader? early = null;
         try
         {
             Directory.CreateDirectory(layout.Root);
+            // Made and held before the jailer runs: what a failing jailer writes there is kept for the error.
+            if (keeper is not null)
+                early = EarlyConsoleReader.Create(options.OutputPath);
             foreach (var empty in options.EmptyFiles)
             {
                 var path = layout.OnHost(empty);
@@ -139,6 +148,9 @@ public sealed class JailedVmm : IAsyncDisposable
                     CommandLine = commandLine,
                     OutputPath = options.OutputPath,
                     Detached = true,
+                    // The jailer's stdio is firecracker's: it execs it in place, or its clone inherits them.
+                    OutputFifoPath = early?.FifoPath,
+                    InputPath = options.InputPath,
                     Environment = options.Environment,
                 }, cancellationToken).ConfigureAwait(false);
             }
@@ -165,14 +177,27 @@ public sealed class JailedVmm : IAsyncDisposable
                 ?? throw new JailStartException($"The jailed VMM (PID {identity.Pid}) ended at once", launcher?.ReadOutputTail() ?? "");
             // SIGTERM does nothing to a PID namespace's init: whether the VMM is one decides how it is stopped.
             var isNamespaceInit = ProcFs.GetNamespacePids(identity.Pid) is [_, .., 1];
+            if (keeper is not null)
+            {
+                // The real VMM, identity-proven, is what the keeper watches; the jailer may have ended already.
+                vmm.ConsoleKeeper = await ConsoleKeeper.LaunchAsync(keeper, identity, options.OutputPath, options.OutputRotation,
+                    options.InputPath, workingDirectory: null, timeProvider, cancellationToken).ConfigureAwait(false);
+                early!.Dispose();
+            }
             var record = new JailRecord(layout, identity, settings.Uid, settings.Gid, isNamespaceInit, cgroups,
                 cgroups.Select(c => c.Directory).Distinct().ToList(), exposed);
             return new JailedVmm(record, vmm, sameProcess ? null : launcher, owned: !options.Detached);
         }
         catch (Exception e)
         {
+            // A jailer that failed early wrote its reason into the keeper's FIFO: into the console log with it, where
+            // the tail is read from (and where kiln logs finds it).
+            if (early is not null)
+                CleanupFailures.Run(e, () => early.DrainInto(options.OutputPath));
             var tail = launcher?.ReadOutputTail() ?? "";
             await RollBackAsync(e, layout, cgroups, exposed, vmm, launcher, daemonizing, timeProvider).ConfigureAwait(false);
+            if (early is not null)
+                CleanupFailures.Run(e, () => File.Delete(early.FifoPath));
             if (e is JailStartException { OutputTail.Length: 0 } && tail.Length > 0)
                 throw CleanupFailures.Move(e, new JailStartException(e.Message, tail, e.InnerException));
             if (e is JailStartException or OperationCanceledException)
@@ -182,14 +207,18 @@ public sealed class JailedVmm : IAsyncDisposable
         finally
         {
             daemonizing?.Dispose();
+            early?.Dispose();
         }
     }
 
     /// <summary>Re-attaches to a jailed VMM an earlier owner launched; null when it no longer runs.</summary>
-    public static JailedVmm? TryAttach(JailRecord record, string outputPath)
+    /// <param name="record">The jail and its VMM, as recorded at the launch.</param>
+    /// <param name="outputPath">The VMM's console file.</param>
+    /// <param name="consoleKeeper">Its console keeper, as recorded, if it had one (see <see cref="VmmProcess.TryAttach"/>).</param>
+    public static JailedVmm? TryAttach(JailRecord record, string outputPath, ProcessIdentity? consoleKeeper = null)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var process = VmmProcess.TryAttach(record.Identity, outputPath);
+        var process = VmmProcess.TryAttach(record.Identity, outputPath, consoleKeeper);
         return process is null ? null : new JailedVmm(record, process, null, owned: false);
     }
 

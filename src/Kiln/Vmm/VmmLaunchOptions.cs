@@ -44,6 +44,12 @@ public sealed record VmmLaunchOptions
     /// </summary>
     public ConsoleKeeperCommand? ConsoleKeeper { get; init; }
 
+    /// <summary>
+    /// Detached only: stdout and stderr onto this FIFO, which the caller made, and no keeper started here: the caller
+    /// starts it once it knows the real VMM (a jailer execs firecracker in place or forks it in a PID namespace).
+    /// </summary>
+    internal string? OutputFifoPath { get; init; }
+
     /// <summary>The clock of the console keeper's readiness deadline.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -123,7 +123,7 @@ public sealed class VmmProcess : IAsyncDisposable
             outputFile = new RotatingFileWriter(options.OutputPath, options.OutputRotation ?? OutputRotation.Unbounded);
         Func<Stream, Task>? attachReader = outputFile is null ? null : output => PumpAsync(output, outputFile, tail);
 
-        var keeper = options.Detached ? options.ConsoleKeeper : null;
+        var keeper = options.Detached && options.OutputFifoPath is null ? options.ConsoleKeeper : null;
         SpawnedProcess child;
         try
         {
@@ -139,6 +139,8 @@ public sealed class VmmProcess : IAsyncDisposable
             }
             child = !options.Detached
                 ? await OwnerThread.RunAsync(() => Spawn(argv, environment, options, new SpawnStdio.Pipes(), executable, attachReader)).ConfigureAwait(false)
+                : options.OutputFifoPath is { } callersFifo
+                    ? Spawn(argv, environment, options, new SpawnStdio.ToFifo(callersFifo, options.InputPath), executable)
                 : keeper is not null
                     ? Spawn(argv, environment, options, new SpawnStdio.ToFifo(Kiln.Vmm.ConsoleKeeper.FifoPath(options.OutputPath), options.InputPath), executable)
                     : Spawn(argv, environment, options, new SpawnStdio.AppendToFile(options.OutputPath, options.InputPath), executable);
