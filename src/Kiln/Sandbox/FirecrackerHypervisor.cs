@@ -258,12 +258,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _exit = state.State == SandboxState.Exited && state.ExitCode is { } code ? new VmmProcessState.Exited(code)
             : state.State == SandboxState.Exited && state.ExitSignal is { } signal ? new VmmProcessState.Crashed(signal)
             : null;
+        // A jailed VMM whose owner died before recording it: found by its jail, its record rebuilt.
+        var jail = state.Jail ?? (state.Pid is null ? SandboxCatalog.FindUnrecordedJail(state) : null);
         var identity = state.Pid is { } recordedPid && state.StartTimeTicks is { } ticks
             ? new ProcessIdentity(recordedPid, ticks, state.ExecutablePath)
-            : SandboxCatalog.FindUnrecordedVmm(state);
+            : state.Config.Jail is null ? SandboxCatalog.FindUnrecordedVmm(state) : jail?.Identity;
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
-            var vm = state.Jail is { } jailRecord
+            var vm = jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state))
                 : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
