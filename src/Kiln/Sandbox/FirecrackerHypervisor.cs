@@ -494,10 +494,19 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             if (slot is null || slot.IsFree)
                 throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
             var vm = RequireVm();
+            var hostPath = slot.HostPath!;
             await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
             vm.WithdrawHotplug(slot.DriveId);
             pool.Set(slot.Index, null);
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            // Found by DiskFaultTests: an unplug whose record could not be written left the record (and every other
+            // driver) naming a file the VM no longer had, and a typed error claimed nothing of what happened. Undone
+            // like a hot-plug: the file goes back into the slot.
+            await PersistOrUndoAsync("hot-unplug", _state, async () =>
+            {
+                var pathForVmm = vm.ExposeForHotplug(hostPath, slot.DriveId, readOnly: false);
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = pathForVmm }, CancellationToken.None).ConfigureAwait(false);
+                pool.Set(slot.Index, hostPath);
+            }).ConfigureAwait(false);
             Log.HotplugRemoved(_logger, Id, slot.DriveId);
         }, cancellationToken);
     }
