@@ -343,8 +343,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _state = SandboxState.Stopped;
         // Another driver may have removed the sandbox (kiln rm --force while a foreground kiln run owns it): there is
         // no record left to update, and writing one would fail (or bring back a directory that was meant to go).
+        // A stop has ended the VMM and cannot be undone: on a full disk its record is written over the old one.
         if (Directory.Exists(Paths.Directory))
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            await PersistAsync(CancellationToken.None, inPlaceWhenFull: true).ConfigureAwait(false);
     }
 
     private async Task ReleaseVmAsync()
@@ -819,7 +820,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
     }
 
-    private async Task PersistAsync(CancellationToken cancellationToken)
+    private async Task PersistAsync(CancellationToken cancellationToken, bool inPlaceWhenFull = false)
     {
         var vm = _vm;
         var state = new SandboxStateFile
@@ -845,7 +846,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             PoolSlots = PoolSlots,
             Devices = [.. _devices],
         };
-        await state.WriteAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
+        await state.WriteAsync(Paths.StatePath, cancellationToken, inPlaceWhenFull).ConfigureAwait(false);
     }
 
     // Everything the jailer or the chroot would refuse, refused now, as the driver's own configuration errors.

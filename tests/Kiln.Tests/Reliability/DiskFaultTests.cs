@@ -154,6 +154,34 @@ public sealed class DiskFaultTests
     }
 
     [Fact]
+    public async Task A_stop_on_a_full_file_system_still_records_that_the_vmm_ended()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("full-stop", config, Ct);
+        await driver.StartAsync(Ct);
+
+        try
+        {
+            tmpfs.Fill();
+            await driver.StopAsync(TimeSpan.Zero, Ct);
+
+            AssertNoVmm(driver.SocketPath);
+            var record = await RecordAsync(driver.SandboxDirectory);
+            Assert.Equal(SandboxState.Stopped, record.State);
+            Assert.Null(record.Pid);
+            Assert.Equal(SandboxState.Stopped, (await SandboxCatalog.GetAsync(config.RootDirectory, "full-stop", Ct)).State);
+            Assert.Empty(Directory.GetFiles(driver.SandboxDirectory, "state.json.tmp-*"));
+        }
+        finally
+        {
+            tmpfs.Unfill();
+        }
+    }
+
+    [Fact]
     public async Task A_hot_unplug_whose_record_cannot_be_written_is_undone_and_reported_typed()
     {
         using var root = new TempRoot();
