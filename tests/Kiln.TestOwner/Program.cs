@@ -7,11 +7,14 @@
 //
 //   Kiln.TestOwner --root R --id ID --firecracker F --kernel K [--rootfs R] [--pool N] [--vsock] [--detached]
 //                  [--restore-state S --restore-mem M] [--then pause|snapshot|stop|stop-now|hotplug=FILE] [--hold PHASE]
+//                  [--jailer J --chroot-base B --parent-cgroup P]   (a jailed sandbox, as nobody:nogroup)
+//                  [--network isolated|nat --net-host NS --net-prefix P --net-state D]   (a networked sandbox)
 //   Kiln.TestOwner console-keeper ARGS…   (a console keeper: ConsoleKeeper.RunAsync)
 //
 // Prints "LOG <message>" for each of Kiln's log events, "HELD <phase>" when held, "READY <state>" once the operation
 // is done (and then blocks too: the test ends it).
 using System.Diagnostics;
+using Kiln.Host.Network;
 using Kiln.Sandbox;
 using Kiln.Vmm;
 using Microsoft.Extensions.Logging;
@@ -41,11 +44,30 @@ var config = new HypervisorConfig
     RootDirectory = options.Root,
     StopTimeout = TimeSpan.FromMinutes(10),
     Restore = options.Restore,
+    Jail = options.Jailer is { } jailer ? new JailSettings
+    {
+        JailerPath = jailer,
+        Uid = 65534,
+        Gid = 65534,
+        ChrootBaseDirectory = options.Value("--chroot-base")!,
+        ParentCgroup = options.Value("--parent-cgroup"),
+    } : null,
+    Network = options.Value("--network") is { } mode
+        ? new SandboxNetworkSpec { Mode = Enum.Parse<NetworkMode>(mode, ignoreCase: true) }
+        : null,
 };
 var driver = new FirecrackerHypervisor(new FirecrackerHypervisorOptions
 {
     LoggerFactory = loggerFactory,
     Ownership = options.Detached ? VmmOwnership.Detached : VmmOwnership.Owned,
+    Networks = options.Value("--net-host") is { } netHost
+        ? new SandboxNetworksOptions
+        {
+            HostNamespacePath = netHost,
+            NamespacePrefix = options.Value("--net-prefix")!,
+            StateDirectory = options.Value("--net-state")!,
+        }
+        : new SandboxNetworksOptions(),
 });
 await driver.CreateAsync(options.Id, config);
 if (options.Vsock)
@@ -81,8 +103,13 @@ Thread.Sleep(Timeout.Infinite);
 return 0;
 
 internal sealed record Options(string Root, string Id, string Firecracker, string Kernel, string? Rootfs, int Pool, bool Vsock,
-    bool Detached, SandboxRestore? Restore, string? Then, string? Hold)
+    bool Detached, SandboxRestore? Restore, string? Then, string? Hold, IReadOnlyDictionary<string, string> Values)
 {
+    public string? Jailer => Value("--jailer");
+
+    /// <summary>An optional argument's value (the jail's and the network's).</summary>
+    public string? Value(string name) => Values.GetValueOrDefault(name);
+
     public static Options Parse(string[] args)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -100,7 +127,7 @@ internal sealed record Options(string Root, string Id, string Firecracker, strin
             int.Parse(Get("--pool") ?? "1", System.Globalization.CultureInfo.InvariantCulture), flags.Contains("--vsock"),
             flags.Contains("--detached"),
             Get("--restore-state") is { } state ? SandboxRestore.FromSnapshot(state, Require("--restore-mem")) : null,
-            Get("--then"), Get("--hold"));
+            Get("--then"), Get("--hold"), values);
     }
 }
 

@@ -258,12 +258,14 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _exit = state.State == SandboxState.Exited && state.ExitCode is { } code ? new VmmProcessState.Exited(code)
             : state.State == SandboxState.Exited && state.ExitSignal is { } signal ? new VmmProcessState.Crashed(signal)
             : null;
+        // A jailed VMM whose owner died before recording it: found by its jail, its record rebuilt.
+        var jail = state.Jail ?? (state.Pid is null ? SandboxCatalog.FindUnrecordedJail(state) : null);
         var identity = state.Pid is { } recordedPid && state.StartTimeTicks is { } ticks
             ? new ProcessIdentity(recordedPid, ticks, state.ExecutablePath)
-            : SandboxCatalog.FindUnrecordedVmm(state);
+            : state.Config.Jail is null ? SandboxCatalog.FindUnrecordedVmm(state) : jail?.Identity;
         if (_state is SandboxState.Running or SandboxState.Paused or SandboxState.Starting && identity is { Pid: var pid })
         {
-            var vm = state.Jail is { } jailRecord
+            var vm = jail is { } jailRecord
                 ? Microvm.TryAttachJailed(jailRecord, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper)
                 : Microvm.TryAttach(identity, MicrovmOptions(), ToMicrovmState(_state), state.ConsoleKeeper);
             if (vm is null)
@@ -341,8 +343,9 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _state = SandboxState.Stopped;
         // Another driver may have removed the sandbox (kiln rm --force while a foreground kiln run owns it): there is
         // no record left to update, and writing one would fail (or bring back a directory that was meant to go).
+        // A stop has ended the VMM and cannot be undone: on a full disk its record is written over the old one.
         if (Directory.Exists(Paths.Directory))
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            await PersistAsync(CancellationToken.None, inPlaceWhenFull: true).ConfigureAwait(false);
     }
 
     private async Task ReleaseVmAsync()
@@ -492,10 +495,19 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             if (slot is null || slot.IsFree)
                 throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
             var vm = RequireVm();
+            var hostPath = slot.HostPath!;
             await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
             vm.WithdrawHotplug(slot.DriveId);
             pool.Set(slot.Index, null);
-            await PersistAsync(CancellationToken.None).ConfigureAwait(false);
+            // Found by DiskFaultTests: an unplug whose record could not be written left the record (and every other
+            // driver) naming a file the VM no longer had, and a typed error claimed nothing of what happened. Undone
+            // like a hot-plug: the file goes back into the slot.
+            await PersistOrUndoAsync("hot-unplug", _state, async () =>
+            {
+                var pathForVmm = vm.ExposeForHotplug(hostPath, slot.DriveId, readOnly: false);
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = pathForVmm }, CancellationToken.None).ConfigureAwait(false);
+                pool.Set(slot.Index, hostPath);
+            }).ConfigureAwait(false);
             Log.HotplugRemoved(_logger, Id, slot.DriveId);
         }, cancellationToken);
     }
@@ -811,7 +823,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         }
     }
 
-    private async Task PersistAsync(CancellationToken cancellationToken)
+    private async Task PersistAsync(CancellationToken cancellationToken, bool inPlaceWhenFull = false)
     {
         var vm = _vm;
         var state = new SandboxStateFile
@@ -837,7 +849,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             PoolSlots = PoolSlots,
             Devices = [.. _devices],
         };
-        await state.WriteAsync(Paths.StatePath, cancellationToken).ConfigureAwait(false);
+        await state.WriteAsync(Paths.StatePath, cancellationToken, inPlaceWhenFull).ConfigureAwait(false);
     }
 
     // Everything the jailer or the chroot would refuse, refused now, as the driver's own configuration errors.

@@ -97,12 +97,23 @@ public static class SandboxCatalog
 
     /// <summary>
     /// The VMM of a record that says a launch began and never names the PID: its owner died between the launch and the
-    /// record (found by OwnerKillTests: a detached VMM then ran on with no record naming it). Null when there is none,
-    /// or for a jailed VMM (whose launch goes through the jailer; not searched).
+    /// record (found by OwnerKillTests: a detached VMM then ran on with no record naming it). Null when there is none.
     /// </summary>
     internal static ProcessIdentity? FindUnrecordedVmm(SandboxStateFile state) =>
-        state is { State: SandboxState.Starting, Pid: null, VmmSpawnedNotBefore: { } since, Config.Jail: null }
-            ? Kiln.Vmm.VmmProcess.FindUnrecorded(state.Config.FirecrackerPath, state.SocketPath, since)
+        state is { State: SandboxState.Starting, Pid: null, VmmSpawnedNotBefore: { } since }
+            ? state.Config.Jail is null
+                ? Kiln.Vmm.VmmProcess.FindUnrecorded(state.Config.FirecrackerPath, state.SocketPath, since)
+                : FindUnrecordedJail(state)?.Identity
+            : null;
+
+    /// <summary>
+    /// As <see cref="FindUnrecordedVmm"/> for a jailed VMM, with its jail's record rebuilt (found by OwnerKillTests: a
+    /// detached jailed VMM whose owner died between the launch and the record was never searched for).
+    /// </summary>
+    internal static Kiln.Vmm.JailRecord? FindUnrecordedJail(SandboxStateFile state) =>
+        state is { State: SandboxState.Starting, Pid: null, VmmSpawnedNotBefore: { } since, Config.Jail: { } jail }
+            ? Kiln.Vmm.JailedVmm.FindUnrecorded(jail,
+                Kiln.Vmm.JailLayout.For(jail, state.Config.FirecrackerPath, FirecrackerHypervisor.InstanceId(state.Id)), since)
             : null;
 }
 

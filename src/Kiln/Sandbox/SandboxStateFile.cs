@@ -102,11 +102,16 @@ internal sealed record SandboxStateFile
     /// <summary>Writes the state file atomically: a reader sees the old or the new file, never a mix.</summary>
     /// <exception cref="SandboxException">The file could not be written (a full or read-only file system, say); the
     /// old file is unchanged and no temporary file is left.</exception>
-    public async Task WriteAsync(string path, CancellationToken cancellationToken)
+    /// <param name="path">The state file.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <param name="inPlaceWhenFull">A record that says a VMM has ended (a stop's): on a full file system it is written
+    /// over the old one when not larger (<see cref="TryOverwriteInPlace"/>), since no operation can be undone to keep
+    /// the old record true. Every other write fails there, and its operation is undone.</param>
+    public async Task WriteAsync(string path, CancellationToken cancellationToken, bool inPlaceWhenFull = false)
     {
         try
         {
-            await UnsafeWriteAsync(path, cancellationToken).ConfigureAwait(false);
+            await UnsafeWriteAsync(path, inPlaceWhenFull, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -115,7 +120,7 @@ internal sealed record SandboxStateFile
         }
     }
 
-    private Task UnsafeWriteAsync(string path, CancellationToken cancellationToken)
+    private Task UnsafeWriteAsync(string path, bool inPlaceWhenFull, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         // Serialized in memory and written in one call on the caller's thread (see TryReadAsync: an asynchronous
@@ -137,9 +142,39 @@ internal sealed record SandboxStateFile
         {
             // Nothing half-written stays: a full file system fails the write (or the close that flushes it).
             CleanupFailures.Run(e, () => File.Delete(temp));
+            if (inPlaceWhenFull && e is IOException { HResult: NoSpaceLeft } && TryOverwriteInPlace(path, json))
+                return Task.CompletedTask;
             throw;
         }
         return Task.CompletedTask;
+    }
+
+    private const int NoSpaceLeft = 28; // ENOSPC, which .NET gives as the IOException's HResult on Linux
+
+    /// <summary>
+    /// On a full file system, a record no larger than the one there is written over it, padded with spaces (JSON's
+    /// trailing whitespace), in one write(2) at offset 0: the file keeps its size and its blocks, so nothing new is
+    /// allocated. Found by DiskFaultTests: a stop on a full disk ended the VMM and then could not record it, leaving
+    /// the record claiming a VMM. One write of a few KiB replaces the page-cache bytes under the inode's lock, so a
+    /// reader sees the old or the new record; a larger record is refused (false) rather than truncated.
+    /// </summary>
+    private static bool TryOverwriteInPlace(string path, byte[] json)
+    {
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            if (json.Length > file.Length)
+                return false;
+            var padded = new byte[file.Length];
+            json.CopyTo(padded, 0);
+            padded.AsSpan(json.Length).Fill((byte)' ');
+            file.Write(padded);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
     }
 }
 

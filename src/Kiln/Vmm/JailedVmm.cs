@@ -222,6 +222,43 @@ public sealed class JailedVmm : IAsyncDisposable
         return process is null ? null : new JailedVmm(record, process, null, owned: false);
     }
 
+    /// <summary>
+    /// The jailed VMM an owner launched but died before recording (found by OwnerKillTests: a detached jailed VMM then
+    /// ran on and no other driver could find or stop it). Its identity is proven as a recorded one's would be: the
+    /// jail's exec file (<see cref="JailLayout.ExecutableInJail"/>) as its executable, a start time no earlier than
+    /// <paramref name="spawnedNotBefore"/> (clock ticks since boot, taken just before the launch), this jail's chroot as
+    /// its root and the chroot's API socket on its command line. The record is rebuilt from the settings the jail was
+    /// made with; the files exposed in it are not known (the chroot's removal takes them). Null when none runs.
+    /// </summary>
+    public static JailRecord? FindUnrecorded(JailSettings settings, JailLayout layout, ulong spawnedNotBefore)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(layout);
+        foreach (var pid in ProcFs.EnumeratePids())
+        {
+            if (ProcFs.TryGetIdentity(pid) is not { } identity || identity.StartTimeTicks < spawnedNotBefore
+                || identity.ExecutablePath != layout.ExecutableInJail || !UsesJail(pid, layout) || !HasApiSocketInJail(pid))
+            {
+                continue;
+            }
+            var cgroups = CgroupList(settings, layout);
+            return new JailRecord(layout, identity, settings.Uid, settings.Gid, ProcFs.GetNamespacePids(pid) is [_, .., 1],
+                cgroups, cgroups.Select(c => c.Directory).Distinct().ToList(), []);
+        }
+        return null;
+    }
+
+    private static bool HasApiSocketInJail(int pid)
+    {
+        var args = ProcFs.TryGetCommandLine(pid) ?? [];
+        for (var i = 0; i + 1 < args.Count; i++)
+        {
+            if (args[i] == "--api-sock" && args[i + 1] == JailLayout.ApiSocketInJail)
+                return true;
+        }
+        return false;
+    }
+
     /// <summary>Makes one more file visible inside the chroot (hot-plug), the jail's way.</summary>
     public ExposedFile ExposeFile(JailFile file, JailFileExposure method)
     {

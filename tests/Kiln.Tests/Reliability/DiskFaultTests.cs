@@ -154,6 +154,75 @@ public sealed class DiskFaultTests
     }
 
     [Fact]
+    public async Task A_stop_on_a_full_file_system_still_records_that_the_vmm_ended()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("full-stop", config, Ct);
+        await driver.StartAsync(Ct);
+
+        try
+        {
+            tmpfs.Fill();
+            await driver.StopAsync(TimeSpan.Zero, Ct);
+
+            AssertNoVmm(driver.SocketPath);
+            var record = await RecordAsync(driver.SandboxDirectory);
+            Assert.Equal(SandboxState.Stopped, record.State);
+            Assert.Null(record.Pid);
+            Assert.Equal(SandboxState.Stopped, (await SandboxCatalog.GetAsync(config.RootDirectory, "full-stop", Ct)).State);
+            Assert.Empty(Directory.GetFiles(driver.SandboxDirectory, "state.json.tmp-*"));
+        }
+        finally
+        {
+            tmpfs.Unfill();
+        }
+    }
+
+    [Fact]
+    public async Task A_hot_unplug_whose_record_cannot_be_written_is_undone_and_reported_typed()
+    {
+        using var root = new TempRoot();
+        var config = SandboxTarget.Fake(root).Config(root);
+        using var tmpfs = SmallTmpfs.Mount(config.RootDirectory);
+        var disk = root.Combine("hot.img");
+        File.WriteAllBytes(disk, new byte[4096]);
+        await using var driver = new FirecrackerHypervisor();
+        await driver.CreateAsync("unplug", config, Ct);
+        await driver.StartAsync(Ct);
+        var added = Assert.IsType<BlockHotplugResult>(await driver.HotplugAddAsync(new BlockDevice(disk), Ct));
+        var statePath = Path.Combine(driver.SandboxDirectory, "state.json");
+
+        try
+        {
+            tmpfs.Fill();
+            var record = await File.ReadAllBytesAsync(statePath, Ct);
+            var unplug = await Assert.ThrowsAsync<SandboxException>(() => driver.HotplugRemoveAsync(new BlockDevice(disk) { PoolSlot = added.Slot }, Ct));
+
+            Assert.Contains("No space left on device", unplug.Message, StringComparison.Ordinal);
+            Assert.Contains("hot-unplug was undone", unplug.Message, StringComparison.Ordinal);
+            // As before the unplug: the file in the slot, in the VMM, the driver and the record.
+            Assert.Equal(Path.GetFullPath(disk), driver.PoolSlots[added.Slot].HostPath);
+            var drive = (await driver.Api!.GetExportVmConfigAsync(Ct)).Drives!.Single(d => d.DriveId == added.DriveId);
+            Assert.Equal(Path.GetFullPath(disk), drive.PathOnHost);
+            Assert.Equal(record, await File.ReadAllBytesAsync(statePath, Ct));
+            Assert.Equal(Path.GetFullPath(disk), (await RecordAsync(driver.SandboxDirectory)).PoolSlots[added.Slot].HostPath);
+
+            // With room again, the unplug works.
+            tmpfs.Unfill();
+            await driver.HotplugRemoveAsync(new BlockDevice(disk) { PoolSlot = added.Slot }, Ct);
+            Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
+            await driver.StopAsync(TimeSpan.Zero, Ct);
+        }
+        finally
+        {
+            tmpfs.Unfill();
+        }
+    }
+
+    [Fact]
     public async Task A_snapshot_onto_a_full_file_system_fails_typed_leaves_no_snapshot_file_and_the_vm_stays_controllable()
     {
         using var root = new TempRoot();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Sandbox;
 using Kiln.Tests.Support;
 
@@ -59,8 +58,10 @@ internal static class FaultHarness
                     return;
                 }
                 var id = pid() ?? throw new InvalidOperationException("no VMM to kill");
-                using var process = Process.GetProcessById(id);
-                process.Kill(); // SIGKILL
+                using var pidFd = Kiln.Interop.PidFd.TryOpen(id) ?? throw new InvalidOperationException($"the VMM (PID {id}) ended before the kill");
+                Assert.True(pidFd.TrySignal(Kiln.Interop.LibC.SIGKILL), $"the VMM (PID {id}) ended before the kill");
+                // Its end, through its pidfd (no poll): what the test checks next is the aftermath of a dead VMM.
+                await pidFd.WaitForExitAsync(Ct);
             }, Ct)
             : Task.CompletedTask;
 
