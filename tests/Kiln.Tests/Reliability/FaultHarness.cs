@@ -103,6 +103,33 @@ internal sealed class RunningSandbox : IAsyncDisposable
         return other.State;
     }
 
+    /// <summary>
+    /// After the VMM was killed (or exited): another driver must not find it live. On failure the message holds what
+    /// the record names and what procfs says about that PID now, so that a failure seen once in CI can be explained.
+    /// </summary>
+    public async Task AssertAnotherDriverSeesTheVmmGoneAsync(int? killedPid)
+    {
+        var seen = await StateSeenByAnotherDriverAsync();
+        if (seen is not (SandboxState.Running or SandboxState.Paused))
+            return;
+        var record = await FaultHarness.RecordAsync(Driver.SandboxDirectory);
+        var pid = record.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none";
+        string Read(string file)
+        {
+            try
+            {
+                return File.ReadAllText($"/proc/{pid}/{file}").Replace('\0', ' ');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return $"({e.GetType().Name})";
+            }
+        }
+        throw new Xunit.Sdk.XunitException(
+            $"Another driver found the sandbox {seen}. Killed PID {killedPid}; the record says {record.State}, PID {pid}, " +
+            $"start {record.StartTimeTicks}, executable {record.ExecutablePath}; /proc/{pid}/stat: {Read("stat")}; cmdline: {Read("cmdline")}");
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

@@ -47,7 +47,7 @@ public sealed class HotplugFaultTests
         if (fault is Fault.Exit or Fault.Kill)
         {
             AssertNoVmm(driver.SocketPath);
-            Assert.NotEqual(SandboxState.Running, await sandbox.StateSeenByAnotherDriverAsync());
+            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(pid);
         }
         else
         {

@@ -46,7 +46,7 @@ public sealed class SnapshotFaultTests
         if (fault is Fault.Exit or Fault.Kill)
         {
             AssertNoVmm(driver.SocketPath);
-            Assert.NotEqual(SandboxState.Paused, await sandbox.StateSeenByAnotherDriverAsync());
+            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(pid);
         }
         else
         {
