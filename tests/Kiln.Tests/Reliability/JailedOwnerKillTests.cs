@@ -19,8 +19,9 @@ public static class JailedOwnerPhases
         new("jail: api-ready", "start", "kiln.sandbox.start.api-ready", null, true, SandboxState.Starting),
         new("jail: machine-config", "start", null, "PUT /machine-config", true, SandboxState.Starting),
         new("jail: rootfs", "start", null, "PUT /drives/rootfs", true, SandboxState.Starting),
+        new("jail: block-pool", "start", null, "PUT /drives/drive_0", true, SandboxState.Starting),
         new("jail: instance-start", "start", null, "PUT /actions", true, SandboxState.Starting),
-        new("jail: running", "start", "kiln.sandbox.start.running", null, true, SandboxState.Starting),
+        // No "jail: running": InstanceStart answers once the VM runs, so an API boot has no step after it.
         new("jail: started, record written", "start", "operation-done", null, true, SandboxState.Running),
     ];
 

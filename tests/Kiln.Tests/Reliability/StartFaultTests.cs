@@ -67,6 +67,73 @@ public sealed class StartFaultTests
         await AssertStartLeftNothingAsync(driver, root, before);
     }
 
+    /// <summary>The steps after the spawn, each one a span a test can hook; the stand-in and real Firecracker alike.</summary>
+    public static TheoryData<string, string> StepsOnEveryTarget()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var target in SandboxTarget.Names)
+        {
+            data.Add(target, "api-ready");
+            foreach (var (step, _) in ApiSteps)
+                data.Add(target, step);
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// The kill case against real Firecracker too (its API tier: everything here happens before InstanceStart, so no
+    /// KVM and no guest are needed; the kernel and drives are placeholder files, which Firecracker only opens until
+    /// then). The VMM is SIGKILLed, and its end awaited, as the step's span begins, so the step's request meets a dead
+    /// VMM; with the stand-in this is a second route to the same failure as <see cref="Fault.Kill"/>.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(StepsOnEveryTarget))]
+    public async Task A_vmm_sigkilled_as_a_step_begins_fails_the_start_there_and_leaves_nothing(string target, string step)
+    {
+        using var root = new TempRoot();
+        var firecracker = target == "real" ? Kiln.Testing.RealFirecracker.RequireBinary() : null;
+        await using var driver = await CreateAsync(root, [], firecracker);
+        var before = Files(root.Path);
+        var killed = 0;
+        StepHook.Arm(span =>
+        {
+            if (span == "kiln.sandbox.start." + step)
+                killed = KillVmmNow(driver.SocketPath);
+        });
+
+        var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
+
+        Assert.NotEqual(0, killed);
+        Assert.Equal(step, e.Step);
+        Assert.Contains($"'{step}'", e.Message);
+        Assert.Null(e.FaultMessage);
+        Assert.DoesNotContain("cancelled", e.Message);
+        await AssertStartLeftNothingAsync(driver, root, before);
+    }
+
+    /// <summary>
+    /// SIGKILLs the one process whose command line names <paramref name="socketPath"/> (the sandbox's VMM, spawned by
+    /// an earlier step; probed for until it has exec'd, within a deadline) and blocks until it has ended. Its PID.
+    /// </summary>
+    private static int KillVmmNow(string socketPath)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            if (ProcessScan.WithCommandLineContaining(socketPath) is [var pid])
+            {
+                using var pidFd = Kiln.Interop.PidFd.TryOpen(pid) ?? throw new InvalidOperationException($"the VMM (PID {pid}) ended before the kill");
+                // Checked again with the pidfd open: it pins the process, so the PID cannot have been reused between.
+                Assert.Contains(pid, ProcessScan.WithCommandLineContaining(socketPath));
+                Assert.True(pidFd.TrySignal(Kiln.Interop.LibC.SIGKILL), $"the VMM (PID {pid}) ended before the kill");
+                pidFd.WaitForExitAsync(Ct).GetAwaiter().GetResult();
+                return pid;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"no VMM naming {socketPath} within 30 s");
+            Thread.Sleep(1);
+        }
+    }
+
     public static TheoryData<string, Fault> LocalStepFaults() => new()
     {
         { "stale-files", Fault.Fail },
