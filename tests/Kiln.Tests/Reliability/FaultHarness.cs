@@ -65,6 +65,29 @@ internal static class FaultHarness
             }, Ct)
             : Task.CompletedTask;
 
+    /// <summary>
+    /// SIGKILLs the one process whose command line names <paramref name="socketPath"/> (the sandbox's VMM, spawned by
+    /// an earlier step; probed for until it has exec'd, within a deadline) and blocks until it has ended. Its PID.
+    /// </summary>
+    public static int KillVmmNow(string socketPath)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            if (ProcessScan.WithCommandLineContaining(socketPath) is [var pid])
+            {
+                using var pidFd = Kiln.Interop.PidFd.TryOpen(pid) ?? throw new InvalidOperationException($"the VMM (PID {pid}) ended before the kill");
+                // Checked again with the pidfd open: it pins the process, so the PID cannot have been reused between.
+                Assert.Contains(pid, ProcessScan.WithCommandLineContaining(socketPath));
+                Assert.True(pidFd.TrySignal(Kiln.Interop.LibC.SIGKILL), $"the VMM (PID {pid}) ended before the kill");
+                pidFd.WaitForExitAsync(Ct).GetAwaiter().GetResult();
+                return pid;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"no VMM naming {socketPath} within 30 s");
+            Thread.Sleep(1);
+        }
+    }
+
     /// <summary>The persisted record, read as another process would.</summary>
     public static async Task<SandboxStateFile> RecordAsync(string sandboxDirectory) =>
         await SandboxStateFile.TryReadAsync(Path.Combine(sandboxDirectory, "state.json"), Ct)

@@ -111,29 +111,6 @@ public sealed class StartFaultTests
         await AssertStartLeftNothingAsync(driver, root, before);
     }
 
-    /// <summary>
-    /// SIGKILLs the one process whose command line names <paramref name="socketPath"/> (the sandbox's VMM, spawned by
-    /// an earlier step; probed for until it has exec'd, within a deadline) and blocks until it has ended. Its PID.
-    /// </summary>
-    private static int KillVmmNow(string socketPath)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (true)
-        {
-            if (ProcessScan.WithCommandLineContaining(socketPath) is [var pid])
-            {
-                using var pidFd = Kiln.Interop.PidFd.TryOpen(pid) ?? throw new InvalidOperationException($"the VMM (PID {pid}) ended before the kill");
-                // Checked again with the pidfd open: it pins the process, so the PID cannot have been reused between.
-                Assert.Contains(pid, ProcessScan.WithCommandLineContaining(socketPath));
-                Assert.True(pidFd.TrySignal(Kiln.Interop.LibC.SIGKILL), $"the VMM (PID {pid}) ended before the kill");
-                pidFd.WaitForExitAsync(Ct).GetAwaiter().GetResult();
-                return pid;
-            }
-            Assert.True(DateTime.UtcNow < deadline, $"no VMM naming {socketPath} within 30 s");
-            Thread.Sleep(1);
-        }
-    }
-
     public static TheoryData<string, Fault> LocalStepFaults() => new()
     {
         { "stale-files", Fault.Fail },
