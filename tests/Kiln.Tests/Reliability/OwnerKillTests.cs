@@ -151,7 +151,7 @@ public abstract class OwnerKillTests(bool detached)
     /// The VMMs of the sandbox once its owner is dead: an owned one dies of its parent-death signal a moment later,
     /// so this waits (up to a deadline) for the count the ownership promises, then reports what is there.
     /// </summary>
-    private static async Task<IReadOnlyList<int>> VmmsAfterOwnerDiedAsync(string socketPath, bool expectAlive)
+    internal static async Task<IReadOnlyList<int>> VmmsAfterOwnerDiedAsync(string socketPath, bool expectAlive)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
