@@ -22,13 +22,22 @@ public sealed class SoakTests
     private static int Setting(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : fallback;
 
-    [Fact]
-    public async Task Start_stop_cycles_leak_no_process_descriptor_socket_thread_or_file()
+    /// <summary>
+    /// The stand-in: KILN_SOAK_CYCLES (20 by default, 1000 for the long run). Real Firecracker with a guest (the VM
+    /// tier): KILN_SOAK_REAL_CYCLES (10 by default, 100 for the long run), each stop a short graceful one.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SandboxTarget.Names), MemberType = typeof(SandboxTarget))]
+    public async Task Start_stop_cycles_leak_no_process_descriptor_socket_thread_or_file(string target)
     {
-        var cycles = Math.Max(Setting("KILN_SOAK_CYCLES", 20), 3);
         using var root = new TempRoot();
+        var sandboxTarget = SandboxTarget.For(target, root);
+        var cycles = Math.Max(sandboxTarget.IsReal ? Setting("KILN_SOAK_REAL_CYCLES", 10) : Setting("KILN_SOAK_CYCLES", 20), 3);
+        var config = sandboxTarget.Config(root);
+        if (sandboxTarget.IsReal)
+            config = config with { StopTimeout = TimeSpan.FromSeconds(2) };
         await using var driver = new FirecrackerHypervisor();
-        await driver.CreateAsync("soak", SandboxTarget.Fake(root).Config(root), Ct);
+        await driver.CreateAsync("soak", config, Ct);
         Snapshot? first = null;
         for (var i = 0; i < cycles; i++)
         {
@@ -40,7 +49,7 @@ public sealed class SoakTests
         }
         var last = Snapshot.Take(root.Path);
 
-        Report($"soak: {cycles} cycles; fds {first!.Fds} -> {last.Fds}; sockets {first.Sockets} -> {last.Sockets}; " +
+        Report($"soak ({target}): {cycles} cycles; fds {first!.Fds} -> {last.Fds}; sockets {first.Sockets} -> {last.Sockets}; " +
             $"threads {first.Threads} -> {last.Threads}; files {first.Files.Length} -> {last.Files.Length}; " +
             $"RSS {first.RssKiB} KiB -> {last.RssKiB} KiB");
         Assert.Empty(ProcessScan.WithCommandLineContaining(root.Path));
@@ -55,12 +64,18 @@ public sealed class SoakTests
         Assert.True(last.Threads <= first.Threads + 8, $"threads grew from {first.Threads} to {last.Threads} over {cycles} cycles");
     }
 
-    [Fact]
-    public async Task Many_microvms_started_at_once_by_one_process_all_reach_running()
+    /// <summary>
+    /// KILN_DENSITY_VMS at once (8 by default, 50 for the long run), on the stand-in and, in the VM tier, real
+    /// Firecracker (KILN_DENSITY_REAL_VMS, 8 by default: each real guest takes its memory from the host).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SandboxTarget.Names), MemberType = typeof(SandboxTarget))]
+    public async Task Many_microvms_started_at_once_by_one_process_all_reach_running(string target)
     {
-        var count = Setting("KILN_DENSITY_VMS", 8);
         using var root = new TempRoot();
-        var config = SandboxTarget.Fake(root).Config(root) with { ApiReadyTimeout = TimeSpan.FromMinutes(2), BootTimeout = TimeSpan.FromMinutes(2) };
+        var sandboxTarget = SandboxTarget.For(target, root);
+        var count = sandboxTarget.IsReal ? Setting("KILN_DENSITY_REAL_VMS", 8) : Setting("KILN_DENSITY_VMS", 8);
+        var config = sandboxTarget.Config(root) with { ApiReadyTimeout = TimeSpan.FromMinutes(2), BootTimeout = TimeSpan.FromMinutes(2) };
         var drivers = new FirecrackerHypervisor[count];
         try
         {
@@ -91,7 +106,7 @@ public sealed class SoakTests
             var managedKiBPerVm = (managedAfter - managedBefore) / 1024.0 / count;
             var rssKiBPerVm = (rssAfter - rssBefore) / (double)count;
             Report(string.Create(CultureInfo.InvariantCulture,
-                $"density: {count} VMs; controller CPU {cpuMsPerVm:F2} ms/VM; managed {managedKiBPerVm:F1} KiB/VM; RSS {rssKiBPerVm:F1} KiB/VM; slowest start {durations.Max().TotalMilliseconds:F0} ms"));
+                $"density ({target}): {count} VMs; controller CPU {cpuMsPerVm:F2} ms/VM; managed {managedKiBPerVm:F1} KiB/VM; RSS {rssKiBPerVm:F1} KiB/VM; slowest start {durations.Max().TotalMilliseconds:F0} ms"));
         }
         finally
         {
