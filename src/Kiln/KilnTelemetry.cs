@@ -9,7 +9,11 @@ public static class KilnTelemetry
     /// <summary>The name of Kiln's activity source and meter.</summary>
     public const string Name = "Kiln";
 
-    /// <summary>One span per sandbox start and per start step.</summary>
+    /// <summary>
+    /// Spans: one per sandbox start or restore and per step of it (<c>kiln.sandbox.start.rootfs</c>,
+    /// <c>kiln.vm.restore.snapshot-load</c>), and one per operation on a running microVM (<c>kiln.vm.pause</c>,
+    /// <c>kiln.vm.snapshot.create</c>, <c>kiln.vm.drive.update</c>, …).
+    /// </summary>
     public static ActivitySource ActivitySource { get; } = new(Name, KilnInfo.Version);
 
     /// <summary>Kiln's meter.</summary>

@@ -22,7 +22,7 @@ public sealed partial class Microvm
     public async Task<bool> RestartConsoleKeeperAsync(CancellationToken cancellationToken = default)
     {
         var restarted = false;
-        await LockedAsync("restart the console keeper", [MicrovmState.Running, MicrovmState.Paused], async ct =>
+        await LockedAsync("restart the console keeper", "console-keeper.restart", [MicrovmState.Running, MicrovmState.Paused], async ct =>
         {
             if (_vmm.ConsoleKeeper is not { } recorded || Kiln.Vmm.ConsoleKeeper.IsRunning(recorded))
                 return;

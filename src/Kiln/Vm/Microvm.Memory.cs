@@ -20,7 +20,7 @@ public sealed partial class Microvm
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     /// <exception cref="FirecrackerApiException">The microVM has no balloon.</exception>
     public Task<Balloon> GetBalloonAsync(CancellationToken cancellationToken = default) =>
-        LockedReadAsync("read the balloon", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonConfigAsync(ct), cancellationToken);
+        LockedReadAsync("read the balloon", "balloon.get", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonConfigAsync(ct), cancellationToken);
 
     /// <summary>
     /// The balloon's statistics (GET /balloon/statistics): its target and actual size and what the guest last reported
@@ -29,7 +29,7 @@ public sealed partial class Microvm
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     /// <exception cref="FirecrackerApiException">No balloon, or its statistics are off.</exception>
     public Task<BalloonStats> GetBalloonStatisticsAsync(CancellationToken cancellationToken = default) =>
-        LockedReadAsync("read the balloon statistics", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonStatsAsync(ct), cancellationToken);
+        LockedReadAsync("read the balloon statistics", "balloon.statistics", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonStatsAsync(ct), cancellationToken);
 
     /// <summary>
     /// Sets the balloon's target (PATCH /balloon): inflating takes <paramref name="amountMib"/> from the guest,
@@ -44,7 +44,7 @@ public sealed partial class Microvm
     public Task SetBalloonAsync(int amountMib, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(amountMib);
-        return WhenBalloonActiveAsync("set the balloon size", ct => Client.PatchBalloonAsync(new BalloonUpdate { AmountMib = amountMib }, ct), cancellationToken);
+        return WhenBalloonActiveAsync("set the balloon size", "balloon.set", ct => Client.PatchBalloonAsync(new BalloonUpdate { AmountMib = amountMib }, ct), cancellationToken);
     }
 
     /// <summary>
@@ -57,7 +57,7 @@ public sealed partial class Microvm
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seconds);
         // Firecracker asks the guest for fresh statistics on the change, which needs the device active.
-        return WhenBalloonActiveAsync("set the balloon statistics interval",
+        return WhenBalloonActiveAsync("set the balloon statistics interval", "balloon.statistics-interval",
             ct => Client.PatchBalloonStatsIntervalAsync(new BalloonStatsUpdate { StatsPollingIntervalS = seconds }, ct), cancellationToken,
             MicrovmState.Running, MicrovmState.Paused);
     }
@@ -71,22 +71,22 @@ public sealed partial class Microvm
     /// <param name="cancellationToken">Cancels the wait and the request.</param>
     /// <exception cref="BalloonNotActivatedException">The guest's driver did not activate the device in time.</exception>
     public Task StartFreePageHintingAsync(bool acknowledgeOnStop = true, CancellationToken cancellationToken = default) =>
-        WhenBalloonActiveAsync("start free page hinting",
+        WhenBalloonActiveAsync("start free page hinting", "balloon.hinting.start",
             ct => Client.StartBalloonHintingAsync(new BalloonStartCmd { AcknowledgeOnStop = acknowledgeOnStop }, ct), cancellationToken);
 
     /// <summary>The free page hinting run's state (GET /balloon/hinting/status): the host's and the guest's last command.</summary>
     public Task<BalloonHintingStatus> GetFreePageHintingStatusAsync(CancellationToken cancellationToken = default) =>
-        LockedReadAsync("read free page hinting", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonHintingAsync(ct), cancellationToken);
+        LockedReadAsync("read free page hinting", "balloon.hinting.get", [MicrovmState.Running, MicrovmState.Paused], ct => Client.DescribeBalloonHintingAsync(ct), cancellationToken);
 
     /// <summary>Ends the free page hinting run (PATCH /balloon/hinting/stop).</summary>
     /// <exception cref="BalloonNotActivatedException">The guest's driver did not activate the device in time.</exception>
     public Task StopFreePageHintingAsync(CancellationToken cancellationToken = default) =>
-        WhenBalloonActiveAsync("stop free page hinting", ct => Client.StopBalloonHintingAsync(ct), cancellationToken);
+        WhenBalloonActiveAsync("stop free page hinting", "balloon.hinting.stop", ct => Client.StopBalloonHintingAsync(ct), cancellationToken);
 
     /// <summary>What the guest's memory is made of now, from Firecracker's configuration and its devices.</summary>
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     public Task<GuestMemory> GetMemoryAsync(CancellationToken cancellationToken = default) =>
-        LockedReadAsync("read the guest memory", [MicrovmState.Running, MicrovmState.Paused], async ct =>
+        LockedReadAsync("read the guest memory", "memory.get", [MicrovmState.Running, MicrovmState.Paused], async ct =>
         {
             var config = await Client.GetExportVmConfigAsync(ct).ConfigureAwait(false);
             return await ReadMemoryAsync(config, ct).ConfigureAwait(false);
@@ -106,11 +106,11 @@ public sealed partial class Microvm
     public async Task<MemoryResizeOutcome> ResizeMemoryAsync(int totalMib, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(totalMib);
-        var config = await LockedReadAsync("resize memory", [MicrovmState.Running], ct => Client.GetExportVmConfigAsync(ct), cancellationToken).ConfigureAwait(false);
+        var config = await LockedReadAsync("resize memory", "memory.config", [MicrovmState.Running], ct => Client.GetExportVmConfigAsync(ct), cancellationToken).ConfigureAwait(false);
         var plan = MemoryResizePlan.For(totalMib, config);
         if (plan.PlugMib is { } plug)
         {
-            await LockedAsync("resize memory", [MicrovmState.Running],
+            await LockedAsync("resize memory", "memory.resize", [MicrovmState.Running],
                 ct => Client.PatchMemoryHotplugAsync(new MemoryHotplugSizeUpdate { RequestedSizeMib = plug }, ct), cancellationToken).ConfigureAwait(false);
         }
         // An unchanged target needs no request, and so no wait for a driver that may never come (a guest without one).
@@ -169,7 +169,7 @@ public sealed partial class Microvm
     /// <c>Device not activated yet</c>, tries again after a growing pause, racing the VMM's exit, until
     /// <see cref="MicrovmOptions.BalloonActivationTimeout"/>.
     /// </summary>
-    private async Task WhenBalloonActiveAsync(string operation, Func<CancellationToken, Task> request, CancellationToken cancellationToken,
+    private async Task WhenBalloonActiveAsync(string operation, string span, Func<CancellationToken, Task> request, CancellationToken cancellationToken,
         params MicrovmState[] expected)
     {
         if (expected.Length == 0)
@@ -181,7 +181,7 @@ public sealed partial class Microvm
         {
             try
             {
-                await LockedAsync(operation, expected, request, cancellationToken).ConfigureAwait(false);
+                await LockedAsync(operation, span, expected, request, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (FirecrackerApiException e) when (e.FaultMessage?.Contains(BalloonNotActiveFault, StringComparison.Ordinal) == true)
@@ -206,10 +206,10 @@ public sealed partial class Microvm
     }
 
     /// <summary><see cref="LockedAsync"/> for a request with an answer.</summary>
-    private async Task<T> LockedReadAsync<T>(string operation, MicrovmState[] expected, Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
+    private async Task<T> LockedReadAsync<T>(string operation, string span, MicrovmState[] expected, Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
     {
         T result = default!;
-        await LockedAsync(operation, expected, async ct => { result = await action(ct).ConfigureAwait(false); }, cancellationToken).ConfigureAwait(false);
+        await LockedAsync(operation, span, expected, async ct => { result = await action(ct).ConfigureAwait(false); }, cancellationToken).ConfigureAwait(false);
         return result;
     }
 }

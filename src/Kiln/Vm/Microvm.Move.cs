@@ -54,7 +54,7 @@ public sealed partial class Microvm
             throw new ArgumentException($"{directory} is on another file system than the VM's files; they move by rename only.", nameof(options));
 
         Microvm? moved = null;
-        await LockedAsync("hand over", [MicrovmState.Running, MicrovmState.Paused], _ =>
+        await LockedAsync("hand over", "hand-over", [MicrovmState.Running, MicrovmState.Paused], _ =>
         {
             var renames = new List<FileMove> { new(_options.SocketPath, options.SocketPath) };
             if (vsockPath is not null)

@@ -13,7 +13,7 @@ public sealed partial class Microvm
     public Task PutMetadataAsync(JsonObject document, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(document);
-        return LockedAsync("put the metadata", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PutMmdsAsync(document, ct), cancellationToken);
+        return LockedAsync("put the metadata", "metadata.put", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PutMmdsAsync(document, ct), cancellationToken);
     }
 
     /// <summary>Merges <paramref name="patch"/> into the metadata document (PATCH /mmds, RFC 7396: null removes a key).</summary>
@@ -21,7 +21,7 @@ public sealed partial class Microvm
     public Task PatchMetadataAsync(JsonObject patch, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(patch);
-        return LockedAsync("patch the metadata", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchMmdsAsync(patch, ct), cancellationToken);
+        return LockedAsync("patch the metadata", "metadata.patch", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchMmdsAsync(patch, ct), cancellationToken);
     }
 
     /// <summary>The metadata document as Firecracker holds it (GET /mmds).</summary>
@@ -29,7 +29,7 @@ public sealed partial class Microvm
     public async Task<JsonNode> GetMetadataAsync(CancellationToken cancellationToken = default)
     {
         JsonNode? document = null;
-        await LockedAsync("read the metadata", [MicrovmState.Running, MicrovmState.Paused], async ct => document = await Client.GetMmdsAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        await LockedAsync("read the metadata", "metadata.get", [MicrovmState.Running, MicrovmState.Paused], async ct => document = await Client.GetMmdsAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         return document!;
     }
 
@@ -44,6 +44,6 @@ public sealed partial class Microvm
         ArgumentNullException.ThrowIfNull(update);
         MachineDescription.CheckLimiterUpdate(nameof(PartialNetworkInterface.RxRateLimiter), update.RxRateLimiter);
         MachineDescription.CheckLimiterUpdate(nameof(PartialNetworkInterface.TxRateLimiter), update.TxRateLimiter);
-        return LockedAsync("update a network interface", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestNetworkInterfaceByIDAsync(update, ct), cancellationToken);
+        return LockedAsync("update a network interface", "network.update", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestNetworkInterfaceByIDAsync(update, ct), cancellationToken);
     }
 }

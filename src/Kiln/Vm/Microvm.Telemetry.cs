@@ -28,7 +28,7 @@ public sealed partial class Microvm
     /// <summary>Has Firecracker write its metrics now (<c>FlushMetrics</c>), instead of at its next minute.</summary>
     /// <exception cref="MicrovmStateException">Neither Running nor Paused.</exception>
     public Task FlushMetricsAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync("flush the metrics", [MicrovmState.Running, MicrovmState.Paused], ct => Client.FlushMetricsAsync(ct), cancellationToken);
+        LockedAsync("flush the metrics", "metrics.flush", [MicrovmState.Running, MicrovmState.Paused], ct => Client.FlushMetricsAsync(ct), cancellationToken);
 
     /// <summary>Starts the readers the options ask for; once, when a start succeeded.</summary>
     private void StartReaders()

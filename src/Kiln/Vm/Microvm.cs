@@ -1,6 +1,7 @@
 // One Firecracker microVM as one object: it owns its VMM process and its API client and keeps one lifecycle state.
 // It is made by booting a MachineDescription (Microvm.Boot.cs), or by attaching to a VMM recorded earlier; restoring
 // a snapshot is the next way in. No driver concepts (sandboxes, pools, state files) live here.
+using System.Diagnostics;
 using Kiln.Api;
 using Kiln.Host;
 using Kiln.Interop;
@@ -97,7 +98,7 @@ public sealed partial class Microvm : IAsyncDisposable
     /// <summary>Pauses the vCPUs (PATCH /vm Paused).</summary>
     /// <exception cref="MicrovmStateException">Not Running.</exception>
     public Task PauseAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync("pause", [MicrovmState.Running], async ct =>
+        LockedAsync("pause", "pause", [MicrovmState.Running], async ct =>
         {
             await Client.PauseAsync(ct).ConfigureAwait(false);
             _state = MicrovmState.Paused;
@@ -106,7 +107,7 @@ public sealed partial class Microvm : IAsyncDisposable
     /// <summary>Runs the vCPUs again (PATCH /vm Resumed).</summary>
     /// <exception cref="MicrovmStateException">Not Paused.</exception>
     public Task ResumeAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync("resume", [MicrovmState.Paused], async ct =>
+        LockedAsync("resume", "resume", [MicrovmState.Paused], async ct =>
         {
             await Client.ResumeAsync(ct).ConfigureAwait(false);
             _state = MicrovmState.Running;
@@ -120,8 +121,8 @@ public sealed partial class Microvm : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (_jail is { } jail)
-            return LockedAsync("create a snapshot", [MicrovmState.Paused], ct => CreateJailedSnapshotAsync(jail, parameters, ct), cancellationToken);
-        return LockedAsync("create a snapshot", [MicrovmState.Paused], async ct =>
+            return LockedAsync("create a snapshot", "snapshot.create", [MicrovmState.Paused], ct => CreateJailedSnapshotAsync(jail, parameters, ct), cancellationToken);
+        return LockedAsync("create a snapshot", "snapshot.create", [MicrovmState.Paused], async ct =>
         {
             var before = new[] { FileStamp.Of(parameters.SnapshotPath), FileStamp.Of(parameters.MemFilePath) };
             try
@@ -164,7 +165,7 @@ public sealed partial class Microvm : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(drive);
         MachineDescription.CheckLimiterUpdate(nameof(PartialDrive.RateLimiter), drive.RateLimiter);
-        return LockedAsync("update a drive", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestDriveByIDAsync(drive, ct), cancellationToken);
+        return LockedAsync("update a drive", "drive.update", [MicrovmState.Running, MicrovmState.Paused], ct => Client.PatchGuestDriveByIDAsync(drive, ct), cancellationToken);
     }
 
     /// <summary>The guest's vCPU threads (vCPU index → thread id), from procfs.</summary>
@@ -309,7 +310,12 @@ public sealed partial class Microvm : IAsyncDisposable
 
     private string VmId => _options.Id ?? _vmm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private async Task LockedAsync(string operation, MicrovmState[] expected, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs one operation on the running VM: serialized with the others, refused (typed) outside
+    /// <paramref name="expected"/>, and traced as the span <c>kiln.vm.</c><paramref name="span"/> (tagged with the VM's
+    /// id, its status Error when it fails), which begins once the state is checked and before any request is sent.
+    /// </summary>
+    private async Task LockedAsync(string operation, string span, MicrovmState[] expected, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -318,7 +324,17 @@ public sealed partial class Microvm : IAsyncDisposable
             var state = State;
             if (Array.IndexOf(expected, state) < 0)
                 throw new MicrovmStateException(operation, state, expected);
-            await action(cancellationToken).ConfigureAwait(false);
+            using var activity = KilnTelemetry.ActivitySource.StartActivity("kiln.vm." + span);
+            activity?.SetTag("kiln.vm.id", VmId);
+            try
+            {
+                await action(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
+                throw;
+            }
         }
         finally
         {
