@@ -66,7 +66,7 @@ public sealed class ApiTierOwnerKillTests
 
         var survives = detached && spawned;
         var vmmsLeft = await OwnerKillTests.VmmsAfterOwnerDiedAsync(socket, expectAlive: survives);
-        var recorded = (await SandboxCatalog.GetAsync(sandboxRoot, Id, Ct)).State;
+        var recorded = await RecordedAfterOwnerDiedAsync(sandboxRoot, Id, alive: survives);
         Assert.DoesNotContain(Files(root.Path).Except(before), f => !f.StartsWith(directory, StringComparison.Ordinal));
         await using (var other = await FirecrackerHypervisor.OpenAsync(sandboxRoot, Id, cancellationToken: Ct))
         {

@@ -88,6 +88,25 @@ internal static class FaultHarness
         }
     }
 
+    /// <summary>
+    /// The sandbox's state as another process reads it once its owner is dead. An owned VMM dies of its parent-death
+    /// signal a moment after its owner; while it exits it has already lost its command line (so a scan for its socket
+    /// path no longer finds it) but is not yet a zombie (so it is still alive to procfs, and to Kiln). This waits, up
+    /// to a deadline, until the record no longer claims a live VMM unless <paramref name="alive"/>: seen once in CI as
+    /// a record read Starting right after the scan came back empty.
+    /// </summary>
+    public static async Task<SandboxState> RecordedAfterOwnerDiedAsync(string sandboxRoot, string id, bool alive)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            var state = (await SandboxCatalog.GetAsync(sandboxRoot, id, Ct)).State;
+            if (alive || state is not (SandboxState.Starting or SandboxState.Running or SandboxState.Paused) || DateTime.UtcNow > deadline)
+                return state;
+            await Task.Delay(20, Ct);
+        }
+    }
+
     /// <summary>The persisted record, read as another process would.</summary>
     public static async Task<SandboxStateFile> RecordAsync(string sandboxDirectory) =>
         await SandboxStateFile.TryReadAsync(Path.Combine(sandboxDirectory, "state.json"), Ct)
@@ -108,10 +127,20 @@ internal sealed class RunningSandbox : IAsyncDisposable
     public TempRoot Root { get; }
     public FirecrackerHypervisor Driver { get; }
 
-    public static async Task<RunningSandbox> StartAsync(Dictionary<string, string> knobs, TimeSpan? stopTimeout = null)
+    /// <summary>A running sandbox of <paramref name="target"/> ("fake", or "real": the VM tier, skipped without it).</summary>
+    public static async Task<RunningSandbox> StartAsync(Dictionary<string, string> knobs, TimeSpan? stopTimeout = null, string target = "fake")
     {
         var root = new TempRoot();
-        var config = SandboxTarget.Fake(root).Config(root) with { StopTimeout = stopTimeout ?? TimeSpan.FromSeconds(2) };
+        HypervisorConfig config;
+        try
+        {
+            config = SandboxTarget.For(target, root).Config(root) with { StopTimeout = stopTimeout ?? TimeSpan.FromSeconds(2) };
+        }
+        catch
+        {
+            root.Dispose();
+            throw;
+        }
         var driver = new FirecrackerHypervisor(new FirecrackerHypervisorOptions { Environment = knobs });
         await driver.CreateAsync("op", config, FaultHarness.Ct);
         await driver.StartAsync(FaultHarness.Ct);

@@ -1,5 +1,6 @@
 using Kiln.Sandbox;
 using Kiln.Tests.Sandbox;
+using Kiln.Tests.Support;
 using static Kiln.Tests.Reliability.FaultHarness;
 
 namespace Kiln.Tests.Reliability;
@@ -54,5 +55,31 @@ public sealed class HotplugFaultTests
             Assert.Equal(SandboxState.Running, driver.State);
             Assert.Equal(SandboxState.Running, (await RecordAsync(driver.SandboxDirectory)).State);
         }
+    }
+    /// <summary>
+    /// The kill case against real Firecracker too (the VM tier): the VMM is SIGKILLed, and its end awaited, as the
+    /// hot-plug's span (<c>kiln.vm.drive.update</c>) begins, so its PATCH meets a dead VMM.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SandboxTarget.Names), MemberType = typeof(SandboxTarget))]
+    public async Task A_vmm_sigkilled_as_the_hot_plug_begins_fails_it_typed_and_leaves_the_slot_free(string target)
+    {
+        await using var sandbox = await RunningSandbox.StartAsync([], target: target);
+        var driver = sandbox.Driver;
+        var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
+        var killed = 0;
+        StepHook.Arm(span =>
+        {
+            if (span == "kiln.vm.drive.update")
+                killed = KillVmmNow(driver.SocketPath);
+        });
+
+        await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.HotplugAddAsync(new BlockDevice(disk), Ct));
+
+        Assert.NotEqual(0, killed);
+        Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
+        Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
+        AssertNoVmm(driver.SocketPath);
+        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(killed);
     }
 }

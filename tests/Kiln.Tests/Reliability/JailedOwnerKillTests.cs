@@ -69,7 +69,7 @@ public abstract class JailedOwnerKillTests(bool detached)
 
         var survives = detached && phase.Spawned;
         var user = await JailUserAfterOwnerDiedAsync(layout, expectAlive: survives);
-        var recorded = await RecordedAfterOwnerDiedAsync(sandboxRoot, alive: survives);
+        var recorded = await RecordedAfterOwnerDiedAsync(sandboxRoot, Id, alive: survives);
         // Only the sandbox directory and the jail's own tree (under the exec file's directory) were made.
         Assert.Empty(Directory.GetFileSystemEntries(scope.Base).Except([sandboxRoot, scope.Files, Path.GetDirectoryName(layout.InstanceDirectory)!]));
         await using (var other = await FirecrackerHypervisor.OpenAsync(sandboxRoot, Id, cancellationToken: Ct))
@@ -97,22 +97,6 @@ public abstract class JailedOwnerKillTests(bool detached)
         Assert.Empty(scope.LeftoverCgroups());
         Assert.Empty(scope.LeftoverMounts());
         Assert.Equal(before, Files(scope.Base).Where(f => !f.StartsWith(Path.GetDirectoryName(layout.InstanceDirectory)!, StringComparison.Ordinal)));
-    }
-
-    /// <summary>
-    /// What another process reads: a VMM killed with Kiln's PID namespace is a zombie for a moment (its identity still
-    /// readable) until its new parent reaps it, so a live state is waited out (up to a deadline) when none is promised.
-    /// </summary>
-    private static async Task<SandboxState> RecordedAfterOwnerDiedAsync(string sandboxRoot, bool alive)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
-        {
-            var state = (await SandboxCatalog.GetAsync(sandboxRoot, Id, Ct)).State;
-            if (alive || state is not (SandboxState.Starting or SandboxState.Running or SandboxState.Paused) || DateTime.UtcNow > deadline)
-                return state;
-            await Task.Delay(20, Ct);
-        }
     }
 
     /// <summary>

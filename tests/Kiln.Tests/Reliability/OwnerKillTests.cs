@@ -93,7 +93,7 @@ public abstract class OwnerKillTests(bool detached)
         }
 
         var vmmsLeft = await VmmsAfterOwnerDiedAsync(paths.Socket, expectAlive: detached && phase.Spawned && phase.VmmSurvivesDetached);
-        var recorded = (await SandboxCatalog.GetAsync(sandboxRoot, Id, Ct)).State;
+        var recorded = await RecordedAfterOwnerDiedAsync(sandboxRoot, Id, alive: detached && phase.Spawned && phase.VmmSurvivesDetached);
         var strays = Files(root.Path).Except(before).Where(f => !f.StartsWith(paths.Directory, StringComparison.Ordinal)).ToArray();
 
         Assert.Empty(strays);

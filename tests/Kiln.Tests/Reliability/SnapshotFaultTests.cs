@@ -1,4 +1,5 @@
 using Kiln.Sandbox;
+using Kiln.Tests.Support;
 using static Kiln.Tests.Reliability.FaultHarness;
 
 namespace Kiln.Tests.Reliability;
@@ -53,5 +54,31 @@ public sealed class SnapshotFaultTests
             Assert.Equal(before, Files(sandbox.Root.Path));
             Assert.Equal(SandboxState.Paused, (await RecordAsync(driver.SandboxDirectory)).State);
         }
+    }
+    /// <summary>
+    /// The kill case against real Firecracker too (the VM tier): the VMM is SIGKILLed, and its end awaited, as the
+    /// snapshot's span (<c>kiln.vm.snapshot.create</c>) begins, so its PUT meets a dead VMM.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SandboxTarget.Names), MemberType = typeof(SandboxTarget))]
+    public async Task A_vmm_sigkilled_as_the_snapshot_begins_fails_it_typed_and_leaves_no_snapshot_files(string target)
+    {
+        await using var sandbox = await RunningSandbox.StartAsync([], target: target);
+        var driver = sandbox.Driver;
+        await driver.PauseAsync(Ct);
+        var killed = 0;
+        StepHook.Arm(span =>
+        {
+            if (span == "kiln.vm.snapshot.create")
+                killed = KillVmmNow(driver.SocketPath);
+        });
+
+        await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.SaveAsync(Ct));
+
+        Assert.NotEqual(0, killed);
+        Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
+        Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
+        AssertNoVmm(driver.SocketPath);
+        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(killed);
     }
 }
