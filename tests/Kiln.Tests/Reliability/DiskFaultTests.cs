@@ -257,6 +257,51 @@ public sealed class DiskFaultTests
         }
     }
 
+    [Theory]
+    [InlineData("full")]
+    [InlineData("read-only")]
+    public async Task A_template_made_onto_a_full_or_read_only_store_fails_typed_leaves_no_half_template_and_the_source_runs_on(string trouble)
+    {
+        using var root = new TempRoot();
+        await using var source = await Kiln.Vm.Microvm.BootAsync(Kiln.Tests.Vm.SnapshotFixture.DescriptionWithVsock(root), Kiln.Tests.Vm.MicrovmFixture.Options(root), Ct);
+        var storeRoot = root.Combine("templates");
+        using var tmpfs = SmallTmpfs.Mount(storeRoot);
+        var store = new Kiln.Vm.Templates.TemplateStore(storeRoot);
+        try
+        {
+            if (trouble == "full")
+                tmpfs.Fill();
+            else
+                tmpfs.Remount("ro");
+            var before = Files(storeRoot);
+
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => store.CreateAsync("base", source, Ct));
+
+            // Firecracker's own fault when its snapshot cannot be written; Kiln's typed one when a file of its own cannot.
+            Assert.True(e is Kiln.Api.FirecrackerApiException or Kiln.Vm.Templates.TemplateStoreException, $"untyped: {e}");
+            Assert.Contains(trouble == "full" ? "No space left on device" : "Read-only file system", e.Message, StringComparison.Ordinal);
+            Assert.Equal(before, Files(storeRoot));
+            Assert.Empty(store.List());
+            Assert.Equal(Kiln.Vm.MicrovmState.Running, source.State);
+            Assert.Equal(Kiln.Api.InstanceState.Running, (await source.Client.DescribeInstanceAsync(Ct)).State);
+
+            if (trouble == "full")
+                tmpfs.Unfill();
+            else
+                tmpfs.Remount("rw");
+            var template = await store.CreateAsync("base", source, Ct);
+            Assert.Equal("base", Assert.Single(store.List()).Name);
+            Assert.Equal(Kiln.Vm.MicrovmState.Running, source.State);
+            Assert.True(File.Exists(Path.Combine(template.Directory, "template.json")));
+        }
+        finally
+        {
+            tmpfs.Remount("rw");
+            if (trouble == "full" && File.Exists(Path.Combine(storeRoot, "filler")))
+                tmpfs.Unfill();
+        }
+    }
+
     /// <summary>A 256 KiB tmpfs mounted on a directory of the test's own, detached when disposed.</summary>
     private sealed class SmallTmpfs : IDisposable
     {

@@ -28,7 +28,7 @@ public sealed class TemplateMismatchException(string template, TemplateMismatchK
 }
 
 /// <summary>No template of that name, one that already exists, a bad name, or an unreadable one.</summary>
-public sealed class TemplateStoreException(string template, string message) : MicrovmException(message)
+public sealed class TemplateStoreException(string template, string message, Exception? innerException = null) : MicrovmException(message, innerException)
 {
     /// <summary>The template's name.</summary>
     public string Template { get; } = template;

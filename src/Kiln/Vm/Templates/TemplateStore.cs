@@ -32,10 +32,25 @@ public sealed class TemplateStore
     /// Snapshots <paramref name="source"/> into a new template. A Running source is paused for the snapshot and the
     /// copies of its writable drives, then resumed; a Paused one stays Paused.
     /// </summary>
-    /// <exception cref="TemplateStoreException">The name is invalid or taken.</exception>
+    /// <exception cref="TemplateStoreException">The name is invalid or taken, or the template's files could not be
+    /// written (a full or read-only store: the I/O error is the inner exception; nothing of the template is left).</exception>
     /// <exception cref="MicrovmStateException">The source is neither Running nor Paused.</exception>
     /// <exception cref="MicrovmException">A drive path the snapshot would record is relative.</exception>
+    /// <exception cref="FirecrackerApiException">Firecracker refused or failed the snapshot (its own fault message, a
+    /// full disk's "No space left on device" among them).</exception>
     public async Task<MicrovmTemplate> CreateAsync(string name, Microvm source, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await UnsafeCreateAsync(name, source, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TemplateStoreException(name, $"Template '{name}' could not be written under {Root}: {e.Message}", e);
+        }
+    }
+
+    private async Task<MicrovmTemplate> UnsafeCreateAsync(string name, Microvm source, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(source);
         RequireValidName(name);
