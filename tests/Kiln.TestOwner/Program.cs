@@ -10,6 +10,7 @@
 //                  [--jailer J --chroot-base B --parent-cgroup P]   (a jailed sandbox, as nobody:nogroup)
 //                  [--network isolated|nat --net-host NS --net-prefix P --net-state D]   (a networked sandbox)
 //   Kiln.TestOwner console-keeper ARGS…   (a console keeper: ConsoleKeeper.RunAsync)
+//   Kiln.TestOwner vm-cache ARGS…         (a VM cache's owner: VmCacheOwner.cs)
 //
 // Prints "LOG <message>" for each of Kiln's log events, "HELD <phase>" when held, "READY <state>" once the operation
 // is done (and then blocks too: the test ends it).
@@ -22,6 +23,9 @@ using Microsoft.Extensions.Logging;
 // Also the console keeper's program for the library's keeper tests (kiln's own is `kiln console-keeper`).
 if (args is ["console-keeper", .. var keeperArguments])
     return await ConsoleKeeper.RunAsync(keeperArguments);
+// The VM cache's owner (VmCacheOwner.cs).
+if (args is ["vm-cache", .. var cacheArguments])
+    return await VmCacheOwner.RunAsync(cacheArguments);
 
 var options = Options.Parse(args);
 using var listener = new ActivityListener

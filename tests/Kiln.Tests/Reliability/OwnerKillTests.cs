@@ -179,24 +179,33 @@ internal sealed class OwnerHost : IAsyncDisposable
 
     public static OwnerHost Start(SandboxTarget target, string sandboxRoot, string id, bool detached, OwnerPhase phase, string[] extra)
     {
-        var start = new ProcessStartInfo(Executable)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
         string[] args =
         [
             "--root", sandboxRoot, "--id", id, "--firecracker", target.FirecrackerPath, "--kernel", target.KernelPath,
             "--rootfs", target.ImagePath!, .. detached ? ["--detached"] : Array.Empty<string>(),
             .. phase.Hold is { } hold ? ["--hold", hold] : Array.Empty<string>(), .. extra,
         ];
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (phase.Hang is { } request)
+            environment["FAKE_FC_HANG"] = request;
+        if (phase.Knob is { } knob)
+            environment[knob] = "1";
+        return StartWith(args, environment);
+    }
+
+    /// <summary>The host with these arguments (its other modes: <c>vm-cache …</c>) and extra environment.</summary>
+    public static OwnerHost StartWith(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo(Executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
-        if (phase.Hang is { } request)
-            start.Environment["FAKE_FC_HANG"] = request;
-        if (phase.Knob is { } knob)
-            start.Environment[knob] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         var process = new Process { StartInfo = start };
         var host = new OwnerHost(process);
         // Attached before the start, so no line is lost.
@@ -240,6 +249,18 @@ internal sealed class OwnerHost : IAsyncDisposable
             }
             Assert.False(_process.HasExited, $"the host ended before the phase '{phase}':\n{Output}");
             Assert.True(DateTime.UtcNow < deadline, $"the host did not reach the phase '{phase}' within a minute:\n{Output}");
+            await Task.Delay(20, Ct);
+        }
+    }
+
+    /// <summary>Until the host has printed <paramref name="line"/> (a "HELD …" or "READY …"), within a minute.</summary>
+    public async Task WaitForLineAsync(string line)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!Output.Split('\n').Contains(line))
+        {
+            Assert.False(_process.HasExited, $"the host ended before saying '{line}':\n{Output}");
+            Assert.True(DateTime.UtcNow < deadline, $"the host did not say '{line}' within a minute:\n{Output}");
             await Task.Delay(20, Ct);
         }
     }

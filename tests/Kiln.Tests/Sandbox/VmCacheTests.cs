@@ -15,7 +15,7 @@ public sealed class VmCacheTests
     private static readonly TimeSpan Within = TimeSpan.FromSeconds(30);
 
     /// <summary>Boots a source sandbox with a vsock device, waits for its guest, makes template "base" of it and stops it.</summary>
-    private static async Task<MicrovmTemplate> TemplateAsync(TempRoot root, SandboxTarget target)
+    internal static async Task<MicrovmTemplate> TemplateAsync(TempRoot root, SandboxTarget target)
     {
         await using var source = new FirecrackerHypervisor();
         await source.CreateAsync("src", target.Config(root), Ct);
