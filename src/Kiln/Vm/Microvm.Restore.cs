@@ -50,9 +50,11 @@ public sealed partial class Microvm
         steps.AddRange(options.Preparation);
         steps.Add(new("spawn", async ct =>
         {
+            // A detached restore gets the serial input FIFO a detached boot gets (kiln attach types into it).
             var launch = LaunchOptions(options, Arguments(options)) with
             {
                 PrivateMountNamespace = bindings.Count > 0,
+                InputPath = attempt.CreateConsoleInput(),
             };
             attempt.AddConsoleKeeperFiles();
             await attempt.SpawningAsync(ct).ConfigureAwait(false);

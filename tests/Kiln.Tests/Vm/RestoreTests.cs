@@ -157,4 +157,35 @@ public sealed class RestoreTests
         Assert.IsType<IOException>(e.InnerException);
         AssertNothingLeft(root, "r1");
     }
+    [Fact]
+    public async Task A_detached_restore_takes_serial_input_through_its_fifo_also_after_another_microvm_attaches()
+    {
+        using var root = new TempRoot();
+        var snapshot = await SnapshotFixture.TakeAsync(root, Ct);
+        var options = SnapshotFixture.OptionsIn(root, "r1") with
+        {
+            Ownership = Kiln.Vmm.VmmOwnership.Detached,
+            ConsoleInputPath = root.Combine("r1", "console.in"),
+        };
+
+        var vm = await Microvm.RestoreAsync(snapshot, options, new RestoreOptions { VsockUdsPath = root.Combine("r1", "v.sock") }, Ct);
+        var identity = vm.Identity;
+        try
+        {
+            Assert.True(Kiln.Interop.FileNodes.IsFifo(options.ConsoleInputPath));
+            await vm.Console.WriteLineAsync("typed into a restored guest", Ct);
+            await Eventually.FileContainsAsync(options.ConsolePath!, "serial input: typed into a restored guest", TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            await vm.DisposeAsync(); // detached: the VMM runs on
+        }
+
+        await using var attached = Microvm.TryAttach(identity, options, MicrovmState.Running);
+        Assert.NotNull(attached);
+        await attached.Console.WriteLineAsync("and after the attach", Ct);
+        await Eventually.FileContainsAsync(options.ConsolePath!, "serial input: and after the attach", TimeSpan.FromSeconds(30));
+        await attached.StopAsync(ShutdownPlan.Kill(), Ct);
+        Assert.Empty(ProcessScan.WithCommandLineContaining(root.Combine("r1", "fc.sock")));
+    }
 }
