@@ -107,6 +107,43 @@ internal static class FaultHarness
         }
     }
 
+    /// <summary>
+    /// A start or restore that failed at <paramref name="step"/> by <paramref name="fault"/>: the step named, and the
+    /// fault's trace (Firecracker's fault message, the cancellation, or neither).
+    /// </summary>
+    public static void AssertFailedAt(SandboxStartException e, string step, Fault fault)
+    {
+        Assert.Equal(step, e.Step);
+        Assert.Contains($"'{step}'", e.Message);
+        switch (fault)
+        {
+            case Fault.Fail:
+                Assert.Equal($"Injected fault for {step}", e.FaultMessage);
+                break;
+            case Fault.Cancel:
+                Assert.IsAssignableFrom<OperationCanceledException>(e.InnerException);
+                Assert.Contains("cancelled", e.Message);
+                break;
+            default:
+                Assert.Null(e.FaultMessage);
+                Assert.DoesNotContain("cancelled", e.Message);
+                break;
+        }
+    }
+
+    /// <summary>After a failed start or restore: no VMM, the files as before, and the driver and record say Created.</summary>
+    public static async Task AssertStartLeftNothingAsync(FirecrackerHypervisor driver, TempRoot root, string[] before)
+    {
+        AssertNoVmm(driver.SocketPath);
+        Assert.Equal(before, Files(root.Path));
+        Assert.Equal(SandboxState.Created, driver.State);
+        Assert.Null(driver.Pid);
+        var record = await RecordAsync(driver.SandboxDirectory);
+        Assert.Equal(SandboxState.Created, record.State);
+        Assert.Null(record.Pid);
+        Assert.Null(record.StartedAt);
+    }
+
     /// <summary>The persisted record, read as another process would.</summary>
     public static async Task<SandboxStateFile> RecordAsync(string sandboxDirectory) =>
         await SandboxStateFile.TryReadAsync(Path.Combine(sandboxDirectory, "state.json"), Ct)

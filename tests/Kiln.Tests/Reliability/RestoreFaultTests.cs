@@ -31,23 +31,8 @@ public sealed class RestoreFaultTests
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(cts.Token));
         await inject;
 
-        Assert.Equal("snapshot-load", e.Step);
-        Assert.Contains("'snapshot-load'", e.Message);
-        switch (fault)
-        {
-            case Fault.Fail:
-                Assert.Equal("Injected fault for snapshot-load", e.FaultMessage);
-                break;
-            case Fault.Cancel:
-                Assert.IsAssignableFrom<OperationCanceledException>(e.InnerException);
-                Assert.Contains("cancelled", e.Message);
-                break;
-            default:
-                Assert.Null(e.FaultMessage);
-                Assert.DoesNotContain("cancelled", e.Message);
-                break;
-        }
-        await AssertRestoreLeftNothingAsync(driver, root, before);
+        AssertFailedAt(e, "snapshot-load", fault);
+        await AssertStartLeftNothingAsync(driver, root, before);
     }
 
     public static TheoryData<string, string> StepsOnEveryTarget()
@@ -84,10 +69,8 @@ public sealed class RestoreFaultTests
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
 
         Assert.NotEqual(0, killed);
-        Assert.Equal(step, e.Step);
-        Assert.Contains($"'{step}'", e.Message);
-        Assert.Null(e.FaultMessage);
-        await AssertRestoreLeftNothingAsync(driver, root, before);
+        AssertFailedAt(e, step, Fault.Kill);
+        await AssertStartLeftNothingAsync(driver, root, before);
     }
 
     /// <summary>A restore configuration from a snapshot of another sandbox of the target, taken once it runs.</summary>
@@ -107,15 +90,4 @@ public sealed class RestoreFaultTests
     }
 
     private static int SoleVmm(string socketPath) => Assert.Single(ProcessScan.WithCommandLineContaining(socketPath));
-
-    private static async Task AssertRestoreLeftNothingAsync(FirecrackerHypervisor driver, TempRoot root, string[] before)
-    {
-        AssertNoVmm(driver.SocketPath);
-        Assert.Equal(before, Files(root.Path));
-        Assert.Equal(SandboxState.Created, driver.State);
-        Assert.Null(driver.Pid);
-        var record = await RecordAsync(driver.SandboxDirectory);
-        Assert.Equal(SandboxState.Created, record.State);
-        Assert.Null(record.Pid);
-    }
 }

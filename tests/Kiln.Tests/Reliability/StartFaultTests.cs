@@ -48,22 +48,7 @@ public sealed class StartFaultTests
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(cts.Token));
         await inject;
 
-        Assert.Equal(step, e.Step);
-        Assert.Contains($"'{step}'", e.Message);
-        switch (fault)
-        {
-            case Fault.Fail:
-                Assert.Equal($"Injected fault for {step}", e.FaultMessage);
-                break;
-            case Fault.Cancel:
-                Assert.IsAssignableFrom<OperationCanceledException>(e.InnerException);
-                Assert.Contains("cancelled", e.Message);
-                break;
-            default:
-                Assert.Null(e.FaultMessage);
-                Assert.DoesNotContain("cancelled", e.Message);
-                break;
-        }
+        AssertFailedAt(e, step, fault);
         await AssertStartLeftNothingAsync(driver, root, before);
     }
 
@@ -104,10 +89,7 @@ public sealed class StartFaultTests
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
 
         Assert.NotEqual(0, killed);
-        Assert.Equal(step, e.Step);
-        Assert.Contains($"'{step}'", e.Message);
-        Assert.Null(e.FaultMessage);
-        Assert.DoesNotContain("cancelled", e.Message);
+        AssertFailedAt(e, step, Fault.Kill);
         await AssertStartLeftNothingAsync(driver, root, before);
     }
 
@@ -186,17 +168,5 @@ public sealed class StartFaultTests
         await driver.AddDeviceAsync(new BlockDevice(LifecycleTests.MakeDisk(root, "q.img", 1)) { Id = "queued" }, Ct);
         await driver.AddDeviceAsync(new VsockDevice(3, root.Combine("v.sock")), Ct);
         return driver;
-    }
-
-    private static async Task AssertStartLeftNothingAsync(FirecrackerHypervisor driver, TempRoot root, string[] before)
-    {
-        AssertNoVmm(driver.SocketPath);
-        Assert.Equal(before, Files(root.Path));
-        Assert.Equal(SandboxState.Created, driver.State);
-        Assert.Null(driver.Pid);
-        var record = await RecordAsync(driver.SandboxDirectory);
-        Assert.Equal(SandboxState.Created, record.State);
-        Assert.Null(record.Pid);
-        Assert.Null(record.StartedAt);
     }
 }
