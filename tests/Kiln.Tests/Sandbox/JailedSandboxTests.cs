@@ -75,6 +75,51 @@ public sealed class JailedSandboxTests
     }
 
     [Fact]
+    public async Task A_chroot_base_where_the_jail_cannot_be_made_fails_the_start_typed_and_leaves_no_vmm_cgroup_or_file()
+    {
+        JailTestScope.RequireRoot();
+        await using var scope = new JailTestScope();
+        var config = Config(scope);
+        var layout = JailLayout.For(config.Jail!, config.FirecrackerPath, scope.Id);
+        // The exec file's directory of the chroot base, read-only: we are root, so only a read-only mount stops us.
+        var execDirectory = Directory.CreateDirectory(Path.GetDirectoryName(layout.InstanceDirectory)!).FullName;
+        RunMount("-t", "tmpfs", "-o", "size=64k,ro", "kiln-test-ro", execDirectory);
+        try
+        {
+            await using var driver = new FirecrackerHypervisor();
+            await driver.CreateAsync(scope.Id, config, Ct);
+            var before = Directory.GetFileSystemEntries(scope.Base, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+
+            var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
+
+            Assert.Equal("spawn", e.Step);
+            Assert.Contains("Read-only file system", e.Message, StringComparison.Ordinal);
+            Assert.Contains(layout.InstanceDirectory, e.Message, StringComparison.Ordinal);
+            Assert.Equal(SandboxState.Created, driver.State);
+            Assert.Null(driver.Pid);
+            Assert.Empty(ProcessScan.WithCommandLineContaining(scope.Id));
+            Assert.Empty(scope.LeftoverCgroups());
+            Assert.Equal(before, Directory.GetFileSystemEntries(scope.Base, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray());
+            Assert.Equal(SandboxState.Created, (await SandboxCatalog.GetAsync(config.RootDirectory, scope.Id, Ct)).State);
+        }
+        finally
+        {
+            _ = Kiln.Interop.LibC.Umount2(execDirectory, Kiln.Interop.LibC.MNT_DETACH);
+        }
+    }
+
+    private static void RunMount(params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("mount") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in arguments)
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"mount {string.Join(' ', arguments)} failed: {error}");
+    }
+
+    [Fact]
     public async Task A_jail_the_machine_cannot_give_is_refused_at_create_naming_the_jail_property()
     {
         JailTestScope.RequireRoot();
