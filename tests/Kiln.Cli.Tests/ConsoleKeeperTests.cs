@@ -276,4 +276,32 @@ public sealed class ConsoleKeeperTests : IAsyncDisposable
         Assert.True(followed.ExitCode == 0, followed.ToString()); // the VM's end ends the follow
         await _root.RunAsync("rm", "follow");
     }
+    [Fact]
+    public async Task Kiln_logs_follow_restarts_a_keeper_sigkilled_while_it_follows_and_shows_what_the_guest_writes_after()
+    {
+        await _root.RunDetachedAsync("relay", "--console-limit", "4K");
+        var (vmm, keeper) = await PidsAsync("relay");
+        var input = Path.Combine(_root.Root, "relay", "console.in");
+        await using var follow = _root.Start("logs", "relay", "--follow");
+        await TypeAsync(input, ["before the kill"]);
+        await UntilAsync(() => follow.Stdout.Contains("serial input: before the kill", StringComparison.Ordinal), $"the follower never showed the first line:\n{follow.Stdout}");
+
+        await SigkillAsync(keeper);
+        await TypeAsync(input, ["after the kill"]);
+
+        // The follow itself starts a new keeper (no other kiln command runs), which drains the FIFO into the log.
+        await UntilAsync(() => follow.Stdout.Contains("serial input: after the kill", StringComparison.Ordinal), $"the follower never showed the line typed after the kill:\n{follow.Stdout}");
+        var (sameVmm, revived) = await PidsAsync("relay");
+        Assert.Equal(vmm, sameVmm);
+        Assert.NotEqual(keeper, revived);
+        Assert.True(Alive(revived));
+
+        var stop = await _root.RunAsync("stop", "relay");
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        var followed = await follow.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(followed.ExitCode == 0, followed.ToString());
+        Assert.False(Alive(revived), "the restarted keeper outlived its VMM's stop");
+        await _root.RunAsync("rm", "relay");
+        Assert.Empty(KilnSandboxRoot.ProcessesMentioning(_root.Root));
+    }
 }

@@ -6,7 +6,8 @@ namespace Kiln.Cli.Commands;
 
 /// <summary>
 /// <c>kiln logs</c>: the serial console file (or with <c>--vmm</c> Firecracker's own log), optionally followed until
-/// Ctrl-C or the VM's end. A detached sandbox's console keeper that died is started again first.
+/// Ctrl-C or the VM's end. A detached sandbox's console keeper that died is started again first, and while following
+/// (checked with the VM's liveness, every quarter second).
 /// </summary>
 internal static class LogsCommand
 {
@@ -26,16 +27,23 @@ internal static class LogsCommand
             Func<CancellationToken, ValueTask<bool>>? stillRunning = null;
             if (context.Value(follow) && Sandboxes.IsLive(info.State))
             {
+                var console = !context.Value(vmm);
                 stillRunning = async ct =>
                 {
+                    SandboxInfo now;
                     try
                     {
-                        return Sandboxes.IsLive((await SandboxCatalog.GetAsync(context.Root, info.Id, ct)).State);
+                        now = await SandboxCatalog.GetAsync(context.Root, info.Id, ct);
                     }
                     catch (SandboxNotFoundException)
                     {
                         return false;
                     }
+                    // A keeper that dies while we follow is started again here too: otherwise the follow would wait
+                    // on a log nobody writes while the guest's output piles up unread in the keeper's FIFO.
+                    if (console)
+                        await Sandboxes.RestartDeadConsoleKeeperAsync(context, now, ct);
+                    return Sandboxes.IsLive(now.State);
                 };
             }
             var path = context.Value(vmm) ? info.VmmLogPath : info.ConsolePath;

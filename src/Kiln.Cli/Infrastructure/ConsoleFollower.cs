@@ -85,6 +85,9 @@ internal static class ConsoleFollower
         {
             await foreach (var chunk in FileFollower.ReadChunksAsync(path, options, cancellationToken))
                 sink.Write(chunk.Span);
+            // The follow ended because the watch did: when the watch failed (a console keeper that could not be
+            // restarted, say), that failure is the command's.
+            await ended;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
