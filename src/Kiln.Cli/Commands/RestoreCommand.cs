@@ -163,7 +163,7 @@ internal static class RestoreCommand
 
     // The path as the snapshot recorded it: absolute, with no . or .. parts (it is recreated inside a jail's chroot).
     private static string RecordedPath(string path, string option, string spec) =>
-        path.StartsWith('/') && !path.Split('/').Any(p => p is "." or "..") && !path.Contains('\0')
+        Kiln.Vm.DriveBinding.IsPlainAbsolutePath(path)
             ? path
             : throw new UsageException($"{option} '{spec}': the recorded path '{path}' must be absolute, without . or .. parts, as the snapshot recorded it.");
 

@@ -50,7 +50,7 @@ internal static class SandboxRestoreValidator
         {
             if (drive is null || string.IsNullOrWhiteSpace(drive.Source) || string.IsNullOrWhiteSpace(drive.RecordedPath))
                 throw new SandboxConfigurationException(property, "each drive binding needs the recorded path and this restore's file");
-            if (!drive.RecordedPath.StartsWith('/') || drive.RecordedPath.Split('/').Any(p => p is "." or ".."))
+            if (!Kiln.Vm.DriveBinding.IsPlainAbsolutePath(drive.RecordedPath))
                 throw new SandboxConfigurationException(property, $"the recorded path '{drive.RecordedPath}' must be absolute, without . or .. parts");
             if (!Path.IsPathFullyQualified(drive.Source))
                 throw new SandboxConfigurationException(property, $"the file '{drive.Source}' for {drive.RecordedPath} must be an absolute path");

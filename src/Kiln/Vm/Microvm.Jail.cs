@@ -48,10 +48,7 @@ public sealed partial class Microvm
     /// <exception cref="ArgumentException">A console keeper for a daemonizing jail, or no Id.</exception>
     internal static MicrovmOptions JailedOptions(MicrovmOptions options, JailSettings jail)
     {
-        // Refused before anything starts: the daemonizing jailer puts the VMM's stdio on /dev/null, so a keeper would
-        // keep nothing while its caller believed the console was bounded and attachable.
-        if (jail.Daemonize && options.Ownership == VmmOwnership.Detached && options.ConsoleKeeper is not null)
-            throw new ArgumentException("A daemonizing jail (Jail.Daemonize) has no console keeper: its jailer puts the VMM's stdout and stderr on /dev/null. Leave ConsoleKeeper null, or do not daemonize.", nameof(options));
+        JailedVmm.RefuseConsoleKeeperWhenDaemonizing(jail, options.Ownership == VmmOwnership.Detached ? options.ConsoleKeeper : null, nameof(options));
         var layout = JailLayout.For(jail, options.FirecrackerPath, options.Id ?? throw new ArgumentException("a jailed microVM needs an Id", nameof(options)));
         return options with
         {

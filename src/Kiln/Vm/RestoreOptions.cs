@@ -21,6 +21,13 @@ public sealed record DriveBinding(string RecordedPath, string Source)
     /// or mode (<see cref="Kiln.Host.ChrootFiles.ExposeShared"/>); without one it needs no binding (it is at its path).
     /// </summary>
     public bool ReadOnly { get; init; }
+
+    /// <summary>
+    /// Whether <paramref name="recordedPath"/> can be made inside a chroot as it is: absolute, with no <c>.</c> or
+    /// <c>..</c> parts and no NUL (the one rule for a recorded drive path, checked by every layer that takes one).
+    /// </summary>
+    public static bool IsPlainAbsolutePath(string? recordedPath) =>
+        recordedPath is { Length: > 0 } path && path[0] == '/' && !path.Contains('\0') && !path.Split('/').Any(p => p is "." or "..");
 }
 
 /// <summary>How a snapshot is loaded.</summary>
@@ -75,7 +82,7 @@ public sealed record RestoreOptions
         {
             if (string.IsNullOrEmpty(b?.RecordedPath) || string.IsNullOrEmpty(b.Source))
                 throw new ArgumentException("Each drive binding needs a recorded path and a source.", nameof(DriveBindings));
-            if (Jail is not null && (!b.RecordedPath.StartsWith('/') || b.RecordedPath.Split('/').Any(p => p is ".." or ".")))
+            if (Jail is not null && !DriveBinding.IsPlainAbsolutePath(b.RecordedPath))
                 throw new ArgumentException($"The recorded path '{b.RecordedPath}' must be absolute, without . or .. parts, to be made inside a jail.", nameof(DriveBindings));
         }
         if (Jail is not null && DriveBindings.Select(b => b.RecordedPath).Distinct(StringComparer.Ordinal).Count() != DriveBindings.Count)

@@ -26,13 +26,7 @@ internal sealed unsafe class EarlyConsoleReader : IDisposable
     public static EarlyConsoleReader Create(string outputPath)
     {
         var fifo = ConsoleKeeper.FifoPath(outputPath);
-        try
-        {
-            File.Delete(fifo);
-        }
-        catch (DirectoryNotFoundException)
-        {
-        }
+        File.Delete(fifo); // a dead launch's FIFO; nothing when there is none
         FileNodes.CreateFifo(fifo);
         var fd = LibC.Open(fifo, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC);
         if (fd < 0)

@@ -67,8 +67,7 @@ public sealed class JailedVmm : IAsyncDisposable
         JailSettingsValidator.Validate(settings, options.Id, options.FirecrackerPath, options.Files.Where(f => !f.Shared).Select(f => f.HostPath));
         // An owned VMM's output is piped through this process: a keeper is for a detached one only, as unjailed.
         var keeper = options.Detached ? options.ConsoleKeeper : null;
-        if (keeper is not null && settings.Daemonize)
-            throw new ArgumentException("A daemonizing jail (Daemonize) has no console keeper: its jailer puts the VMM's stdout and stderr on /dev/null, so there is no console to keep.", nameof(options));
+        RefuseConsoleKeeperWhenDaemonizing(settings, keeper, nameof(options));
         var layout = JailLayout.For(settings, options.FirecrackerPath, options.Id);
         var cgroups = CgroupList(settings, layout);
         await RemoveStaleAsync(layout, cgroups.Select(c => c.Directory).Distinct().ToList(), timeProvider, cancellationToken).ConfigureAwait(false);
@@ -209,6 +208,18 @@ public sealed class JailedVmm : IAsyncDisposable
             daemonizing?.Dispose();
             early?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// A console keeper under a daemonizing jail is refused before anything starts: that jailer puts the VMM's stdout
+    /// and stderr on /dev/null, so a keeper would keep nothing while its caller believed the console bounded and
+    /// attachable. (The Vm layer asks too, before its boot steps make any file.)
+    /// </summary>
+    /// <exception cref="ArgumentException">Both were asked for.</exception>
+    internal static void RefuseConsoleKeeperWhenDaemonizing(JailSettings settings, ConsoleKeeperCommand? keeper, string paramName)
+    {
+        if (keeper is not null && settings.Daemonize)
+            throw new ArgumentException("A daemonizing jail (Jail.Daemonize) has no console keeper: its jailer puts the VMM's stdout and stderr on /dev/null. Leave ConsoleKeeper null, or do not daemonize.", paramName);
     }
 
     /// <summary>Re-attaches to a jailed VMM an earlier owner launched; null when it no longer runs.</summary>
