@@ -24,6 +24,7 @@ public sealed class HotplugFaultTests
         var driver = sandbox.Driver;
         var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
         var pid = driver.Pid;
+        using var vmm = sandbox.PinVmm();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var inject = InjectAsync(fault, driver.VmmLogPath, LogMarker(Request), () => pid, cts);
 
@@ -48,7 +49,7 @@ public sealed class HotplugFaultTests
         if (fault is Fault.Exit or Fault.Kill)
         {
             AssertNoVmm(driver.SocketPath);
-            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(pid);
+            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
         }
         else
         {
@@ -67,6 +68,7 @@ public sealed class HotplugFaultTests
         await using var sandbox = await RunningSandbox.StartAsync([], target: target);
         var driver = sandbox.Driver;
         var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
+        using var vmm = sandbox.PinVmm();
         var killed = 0;
         StepHook.Arm(span =>
         {
@@ -80,6 +82,6 @@ public sealed class HotplugFaultTests
         Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
         Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
         AssertNoVmm(driver.SocketPath);
-        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(killed);
+        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
     }
 }

@@ -24,6 +24,7 @@ public sealed class SnapshotFaultTests
         await driver.PauseAsync(Ct);
         var before = Files(sandbox.Root.Path);
         var pid = driver.Pid;
+        using var vmm = sandbox.PinVmm();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var inject = InjectAsync(fault, driver.VmmLogPath, LogMarker(Request), () => pid, cts);
 
@@ -47,7 +48,7 @@ public sealed class SnapshotFaultTests
         if (fault is Fault.Exit or Fault.Kill)
         {
             AssertNoVmm(driver.SocketPath);
-            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(pid);
+            await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
         }
         else
         {
@@ -66,6 +67,7 @@ public sealed class SnapshotFaultTests
         await using var sandbox = await RunningSandbox.StartAsync([], target: target);
         var driver = sandbox.Driver;
         await driver.PauseAsync(Ct);
+        using var vmm = sandbox.PinVmm();
         var killed = 0;
         StepHook.Arm(span =>
         {
@@ -79,6 +81,6 @@ public sealed class SnapshotFaultTests
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
         AssertNoVmm(driver.SocketPath);
-        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(killed);
+        await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
     }
 }
