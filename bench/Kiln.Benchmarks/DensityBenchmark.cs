@@ -9,6 +9,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Kiln.Sandbox;
+using Kiln.Vm;
 
 namespace Kiln.Benchmarks;
 
@@ -26,10 +27,12 @@ public static partial class DensityBenchmark
     /// <summary>
     /// Runs <paramref name="rounds"/> rounds of each side with <paramref name="vms"/> VMs, alternating which goes first;
     /// <paramref name="only"/> ("driver" or "floor") runs one side alone, e.g. under a profiler; <paramref name="warmups"/>
-    /// uncounted rounds of each go first.
+    /// uncounted rounds of each go first; <paramref name="startPath"/> is how the driver configures each VMM.
     /// </summary>
-    public static async Task RunAsync(int vms, int rounds, string? only = null, int warmups = 1)
+    public static async Task RunAsync(int vms, int rounds, string? only = null, int warmups = 1, MicrovmStartPath startPath = MicrovmStartPath.Api)
     {
+        var options = new FirecrackerHypervisorOptions { StartPath = startPath };
+        Console.WriteLine($"// driver start path: {startPath}");
         var bench = new StartBenchmark();
         bench.Setup();
         using var jitNames = Environment.GetEnvironmentVariable("KILN_DENSITY_JIT") == "1" ? new JitNames() : null;
@@ -44,7 +47,7 @@ public static partial class DensityBenchmark
             {
                 if (only is null or "driver")
                 {
-                    var warm = await DriverRoundAsync(bench, vms, $"w{w}");
+                    var warm = await DriverRoundAsync(bench, options, vms, $"w{w}");
                     Console.WriteLine($"warm-up {w}: driver {Describe(warm)}");
                 }
                 if (only is null or "floor")
@@ -62,7 +65,7 @@ public static partial class DensityBenchmark
                     if ((side == 0) == (r % 2 == 0))
                     {
                         if (only is null or "driver")
-                            driver.Add(await DriverRoundAsync(bench, vms, $"r{r}"));
+                            driver.Add(await DriverRoundAsync(bench, options, vms, $"r{r}"));
                     }
                     else if (only is null or "floor")
                     {
@@ -109,13 +112,13 @@ public static partial class DensityBenchmark
         return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
     }
 
-    private static async Task<Round> DriverRoundAsync(StartBenchmark bench, int vms, string tag)
+    private static async Task<Round> DriverRoundAsync(StartBenchmark bench, FirecrackerHypervisorOptions options, int vms, string tag)
     {
         var config = bench.DensityConfig() with { ApiReadyTimeout = TimeSpan.FromMinutes(2), BootTimeout = TimeSpan.FromMinutes(2) };
         var drivers = new FirecrackerHypervisor[vms];
         for (var i = 0; i < vms; i++)
         {
-            drivers[i] = new FirecrackerHypervisor();
+            drivers[i] = new FirecrackerHypervisor(options);
             await drivers[i].CreateAsync($"{tag}d{i}", config);
         }
         try

@@ -74,14 +74,16 @@ if (args is ["--vm-cache", var cachePairs, ..])
     return;
 }
 
-// `--density N [rounds [driver|floor|both [warm-up rounds]]]`: N microVMs started at once by this process, driver against a hand-written floor in
-// alternating rounds: the controller's CPU, memory and threads per VM.
+// `--density N [rounds [driver|floor|both [warm-up rounds [api|config-file]]]]`: N microVMs started at once by this process,
+// driver against a hand-written floor in alternating rounds: the controller's CPU, memory and threads per VM. The last
+// argument is the driver's start path (the API sequence by default).
 if (args is ["--density", var density, .. var densityRest])
 {
     await DensityBenchmark.RunAsync(int.Parse(density, System.Globalization.CultureInfo.InvariantCulture),
         densityRest is [var densityRounds, ..] ? int.Parse(densityRounds, System.Globalization.CultureInfo.InvariantCulture) : 3,
         densityRest is [_, var side, ..] && side != "both" ? side : null,
-        densityRest is [_, _, var warmups, ..] ? int.Parse(warmups, System.Globalization.CultureInfo.InvariantCulture) : 1);
+        densityRest is [_, _, var warmups, ..] ? int.Parse(warmups, System.Globalization.CultureInfo.InvariantCulture) : 1,
+        densityRest is [_, _, _, "config-file", ..] ? Kiln.Vm.MicrovmStartPath.ConfigFile : Kiln.Vm.MicrovmStartPath.Api);
     return;
 }
 
