@@ -1,6 +1,7 @@
 // The transport under FirecrackerClient: a lean HTTP/1.1 client on one kept Unix socket. Firecracker handles one
 // request at a time, so requests wait their turn on a gate and share one set of buffers; that also keeps a call
-// to a few hundred bytes of allocation (the answer's objects and the async state).
+// to a few hundred bytes of allocation (the answer's objects and the async state). A batch of requests of one kind
+// may be pipelined (written together, answers read in order): micro_http parses every request a read brings.
 using System.Buffers;
 using System.Globalization;
 using System.Net.Sockets;
@@ -38,7 +39,12 @@ public sealed partial class FirecrackerClient
     private CancellationTokenSource _deadline;
     private volatile bool _disposed;
 
-    private readonly record struct Response(int StatusCode, int BodyStart, int BodyLength);
+    /// <summary>An answer in <c>_receive</c>: its status, its body's place, and how many bytes the reads brought (more
+    /// than the answer when pipelined answers follow it).</summary>
+    private readonly record struct Response(int StatusCode, int BodyStart, int BodyLength, int Received)
+    {
+        public int End => BodyStart + BodyLength;
+    }
 
     /// <summary>Sends a request with a JSON body and expects a success without content.</summary>
     private async Task SendAsync<TRequest>(ApiOperation op, string? id, TRequest body, JsonTypeInfo<TRequest> requestType, CancellationToken cancellationToken)
@@ -71,6 +77,47 @@ public sealed partial class FirecrackerClient
         {
             var response = await ExchangeAsync(op, id, 0, cancellationToken);
             EnsureSuccess(op, id, response);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends one request per body, pipelined: all are written at once and the answers read in order, each checked as
+    /// <see cref="SendAsync{TRequest}"/> checks one. Firecracker's HTTP server (micro_http) parses every request a read
+    /// of the connection brings and its API thread serves them one by one, in order; so this is the same sequence of
+    /// requests at one round trip instead of one per request. The first refusal is thrown; the requests after it were
+    /// sent too and may have taken effect (the connection is dropped, their answers unread).
+    /// </summary>
+    private async Task SendPipelinedAsync<TRequest>(ApiOperation op, IReadOnlyList<TRequest> bodies, Func<TRequest, string?> idOf,
+        JsonTypeInfo<TRequest> requestType, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(bodies);
+        var ids = new string?[bodies.Count];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ArgumentNullException.ThrowIfNull(bodies[i], $"{nameof(bodies)}[{i}]");
+            ids[i] = idOf(bodies[i]);
+            if (op.HasId)
+                ValidateId(ids[i]);
+        }
+        if (ids.Length == 0)
+            return;
+        await EnterAsync(cancellationToken);
+        try
+        {
+            var length = 0;
+            for (var i = 0; i < ids.Length; i++)
+            {
+                _body.ResetWrittenCount();
+                _json.Reset(_body);
+                JsonSerializer.Serialize(_json, bodies[i], requestType);
+                length = WriteRequest(op, ids[i], _body.WrittenCount, length);
+            }
+            var response = await TransmitAsync(op, ids[0], ids, length, cancellationToken);
+            EnsureSuccess(op, ids[^1], response);
         }
         finally
         {
@@ -217,8 +264,17 @@ public sealed partial class FirecrackerClient
     }
 
     /// <summary>One request and its answer on the kept connection; the caller holds the gate.</summary>
+    private ValueTask<Response> ExchangeAsync(ApiOperation op, string? id, int bodyLength, CancellationToken cancellationToken) =>
+        TransmitAsync(op, id, null, WriteRequest(op, id, bodyLength, 0), cancellationToken);
+
+    /// <summary>
+    /// Sends the <paramref name="length"/> bytes of <c>_send</c> (the request for <paramref name="id"/>, or with
+    /// <paramref name="pipelined"/> one request per id there, <paramref name="id"/> the first) and reads the answers in order. Each answer but the last must be
+    /// a success (<see cref="EnsureSuccess"/>); the last is returned. Each answer has the request deadline, counted
+    /// from the answer before it (its turn on the connection). The caller holds the gate.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Response> ExchangeAsync(ApiOperation op, string? id, int bodyLength, CancellationToken cancellationToken)
+    private async ValueTask<Response> TransmitAsync(ApiOperation op, string? id, string?[]? pipelined, int length, CancellationToken cancellationToken)
     {
         var timeout = op.IsSlow ? Options.SnapshotTimeout : Options.RequestTimeout;
         var deadline = ArmDeadline(timeout);
@@ -229,7 +285,6 @@ public sealed partial class FirecrackerClient
         {
             var reused = _socket is not null;
             var socket = await ConnectedSocketAsync(op, id, token);
-            var length = WriteRequest(op, id, bodyLength);
             var sent = 0;
             while (sent < length)
             {
@@ -250,7 +305,25 @@ public sealed partial class FirecrackerClient
                 }
                 sent += n;
             }
-            var response = await ReadResponseAsync(socket, op, id, token);
+            var answers = pipelined?.Length ?? 1;
+            var response = await ReadResponseAsync(socket, op, id, 0, more: answers > 1, token);
+            for (var i = 1; i < answers; i++)
+            {
+                // The next request's turn starts with this answer: its deadline counts from now.
+                if (timeout != Timeout.InfiniteTimeSpan)
+                    deadline.CancelAfter(timeout);
+                if (started != 0)
+                    LogAnswered(op, id, response.StatusCode, started);
+                EnsureSuccess(op, id, response);
+                if (_socket is null)
+                    throw Closed(op, pipelined![i], 0); // it said Connection: close before answering the rest
+                // The bytes after this answer are the next one's (or its start): move them to the front.
+                var carried = response.Received - response.End;
+                Buffer.BlockCopy(_receive, response.End, _receive, 0, carried);
+                id = pipelined![i];
+                started = started != 0 ? _time.GetTimestamp() : 0;
+                response = await ReadResponseAsync(socket, op, id, carried, more: i + 1 < answers, token);
+            }
             if (started != 0)
                 LogAnswered(op, id, response.StatusCode, started);
             return response;
@@ -362,15 +435,16 @@ public sealed partial class FirecrackerClient
         return socket;
     }
 
-    private int WriteRequest(ApiOperation op, string? id, int bodyLength)
+    /// <summary>Writes one request into <c>_send</c> at <paramref name="offset"/> (after those before it); returns its end.</summary>
+    private int WriteRequest(ApiOperation op, string? id, int bodyLength, int offset)
     {
         var escapedId = id is null ? null : Uri.EscapeDataString(id);
-        var needed = op.RequestLinePrefix.Length + (escapedId?.Length ?? 0) + RequestLineTail.Length + 64 + bodyLength;
+        var needed = offset + op.RequestLinePrefix.Length + (escapedId?.Length ?? 0) + RequestLineTail.Length + 64 + bodyLength;
         if (_send.Length < needed)
-            _send = new byte[Math.Max(needed, _send.Length * 2)];
+            Array.Resize(ref _send, Math.Max(needed, _send.Length * 2));
 
         var span = _send.AsSpan();
-        var pos = Append(span, 0, op.RequestLinePrefix);
+        var pos = Append(span, offset, op.RequestLinePrefix);
         if (escapedId is not null)
             pos += Encoding.ASCII.GetBytes(escapedId, span[pos..]);
         pos = Append(span, pos, RequestLineTail);
@@ -394,10 +468,15 @@ public sealed partial class FirecrackerClient
         return position + bytes.Length;
     }
 
+    /// <summary>
+    /// Reads one answer into <c>_receive</c>, whose first <paramref name="carried"/> bytes were read with the answer
+    /// before it. With <paramref name="more"/>, answers to pipelined requests follow on the connection: bytes after
+    /// this answer are theirs, and an answer whose body runs to the end of the connection cannot be one of them.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Response> ReadResponseAsync(Socket socket, ApiOperation op, string? id, CancellationToken token)
+    private async ValueTask<Response> ReadResponseAsync(Socket socket, ApiOperation op, string? id, int carried, bool more, CancellationToken token)
     {
-        var count = 0;
+        var count = carried;
         int headEnd;
         while ((headEnd = HttpResponseHead.FindEnd(_receive.AsSpan(0, count))) < 0)
         {
@@ -441,6 +520,8 @@ public sealed partial class FirecrackerClient
         }
         else
         {
+            if (more)
+                throw Protocol(op, id, "its answer has no Content-Length while answers to later requests follow it", _receive.AsSpan(0, count));
             // No length: the body runs to the end of the connection (HTTP/1.1 close-delimited).
             keep = false;
             while (true)
@@ -459,10 +540,10 @@ public sealed partial class FirecrackerClient
             bodyLength = count - bodyStart;
         }
 
-        // Bytes after the answer would be read as the next answer; a fresh connection is safer.
-        if (!keep || count > bodyStart + bodyLength)
+        // Bytes after a lone answer would be read as the next request's answer; a fresh connection is safer.
+        if (!keep || (!more && count > bodyStart + bodyLength))
             DropConnection();
-        return new Response(head.StatusCode, bodyStart, bodyLength);
+        return new Response(head.StatusCode, bodyStart, bodyLength, count);
     }
 
     private FirecrackerConnectionClosedException Closed(ApiOperation op, string? id, int received)

@@ -7,8 +7,9 @@ namespace Kiln.Api;
 
 /// <summary>
 /// A client of one Firecracker process's API socket. Requests are sent one at a time (Firecracker handles one at a
-/// time) on a kept HTTP/1.1 connection that is re-opened when Firecracker closed it. Every request has a deadline
-/// (<see cref="FirecrackerClientOptions.RequestTimeout"/>) counted from its turn on the connection.
+/// time) on a kept HTTP/1.1 connection that is re-opened when Firecracker closed it; only
+/// <see cref="PutGuestDrivesAsync"/> writes several at once (pipelined, answered in order). Every request has a
+/// deadline (<see cref="FirecrackerClientOptions.RequestTimeout"/>) counted from its turn on the connection.
 /// </summary>
 /// <remarks>
 /// Failures are typed: <see cref="FirecrackerApiException"/> for a refusal (with Firecracker's <c>fault_message</c>),
@@ -134,6 +135,15 @@ public sealed partial class FirecrackerClient : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(drive);
         return SendAsync(ApiOperations.PutGuestDriveByID, drive.DriveId, drive, FirecrackerJsonContext.Default.Drive, cancellationToken);
     }
+
+    /// <summary>
+    /// <c>PUT /drives/{drive_id}</c> for each of <paramref name="drives"/>, in order, pipelined: the requests are written
+    /// together and Firecracker answers them one by one, so a pre-boot pool of drives costs one round trip instead of
+    /// one per drive. The first refusal is thrown (<see cref="FirecrackerApiException"/>, naming its drive); the
+    /// drives after it were sent as well and may have been configured.
+    /// </summary>
+    public Task PutGuestDrivesAsync(IReadOnlyList<Drive> drives, CancellationToken cancellationToken = default) =>
+        SendPipelinedAsync(ApiOperations.PutGuestDriveByID, drives, static d => d.DriveId, FirecrackerJsonContext.Default.Drive, cancellationToken);
 
     /// <summary><c>PATCH /drives/{drive_id}</c> (patchGuestDriveByID; post-boot only): swap the backing file or rate limiter.</summary>
     public Task PatchGuestDriveByIDAsync(PartialDrive drive, CancellationToken cancellationToken = default)

@@ -30,11 +30,20 @@ public sealed class BootPlan
             while (end < devices.Count && devices[end].Step is not null && devices[end].StepName == name)
                 end++;
             var group = devices.Skip(i).Take(end - i).ToArray();
-            plan.Add(name, async (c, ct) =>
+            if (group.Length > 1 && group.All(d => d is MachineDrive))
             {
-                foreach (var device in group)
-                    await AttachAsync(c, device, ct).ConfigureAwait(false);
-            });
+                // A group of drives (the placeholder pool) goes pipelined: one round trip, the same requests in order.
+                var drives = group.Select(d => ((MachineDrive)d).Drive).ToArray();
+                plan.Add(name, (c, ct) => c.PutGuestDrivesAsync(drives, ct));
+            }
+            else
+            {
+                plan.Add(name, async (c, ct) =>
+                {
+                    foreach (var device in group)
+                        await AttachAsync(c, device, ct).ConfigureAwait(false);
+                });
+            }
             i = end;
         }
         if (description.MemoryHotplug is { } hotplug)

@@ -39,6 +39,31 @@ public sealed class ApiClient : IDisposable
 
     public async Task<ApiAnswer> SendRawAsync(string requestLine, byte[]? body, CancellationToken ct)
     {
+        await _socket.SendAsync(Request(requestLine, body), SocketFlags.None, ct);
+        return await ReadAnswerAsync(ct);
+    }
+
+    /// <summary>Writes all <paramref name="requests"/> at once (HTTP pipelining), then reads their answers in order.</summary>
+    public async Task<IReadOnlyList<ApiAnswer>> SendPipelinedAsync(IReadOnlyList<(string Method, string Path, string? Body)> requests, CancellationToken ct)
+    {
+        var bytes = new List<byte>();
+        foreach (var (method, path, body) in requests)
+        {
+            bytes.AddRange(Request($"{method} {path} HTTP/1.1", body is null ? null : Encoding.UTF8.GetBytes(body)));
+        }
+
+        await _socket.SendAsync(bytes.ToArray(), SocketFlags.None, ct);
+        var answers = new List<ApiAnswer>();
+        foreach (var _ in requests)
+        {
+            answers.Add(await ReadAnswerAsync(ct));
+        }
+
+        return answers;
+    }
+
+    private static byte[] Request(string requestLine, byte[]? body)
+    {
         var head = new StringBuilder(requestLine).Append("\r\nHost: localhost\r\nAccept: application/json\r\n");
         if (body is not null)
         {
@@ -46,9 +71,7 @@ public sealed class ApiClient : IDisposable
         }
 
         head.Append("\r\n");
-        var bytes = Encoding.ASCII.GetBytes(head.ToString()).Concat(body ?? []).ToArray();
-        await _socket.SendAsync(bytes, SocketFlags.None, ct);
-        return await ReadAnswerAsync(ct);
+        return Encoding.ASCII.GetBytes(head.ToString()).Concat(body ?? []).ToArray();
     }
 
     private async Task<ApiAnswer> ReadAnswerAsync(CancellationToken ct)
