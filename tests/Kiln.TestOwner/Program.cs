@@ -32,7 +32,7 @@ using var listener = new ActivityListener
 {
     ShouldListenTo = source => source.Name == "Kiln",
     Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-    ActivityStarted = activity => Hold.IfMatches(options.Hold, activity.OperationName, exact: true),
+    ActivityStarted = activity => Hold.AtSpan(options.Hold, activity),
 };
 ActivitySource.AddActivityListener(listener);
 using var loggerFactory = new HoldingLoggerFactory(options.Hold);
@@ -137,6 +137,24 @@ internal sealed record Options(string Root, string Id, string Firecracker, strin
 
 internal static class Hold
 {
+    private static int _commandsMatched;
+
+    /// <summary>
+    /// Holds as the span named <paramref name="hold"/> begins, or, for a hold of the form
+    /// <c>kiln.host.command TOOL ARGS…[#N]</c>, as the (Nth) host command whose line starts so begins (its tags are
+    /// set before it starts: the command has not run yet).
+    /// </summary>
+    public static void AtSpan(string? hold, Activity activity)
+    {
+        IfMatches(hold, activity.OperationName, exact: true);
+        if (hold is null || activity.OperationName != "kiln.host.command" || activity.GetTagItem("kiln.host.command.line") is not string line)
+            return;
+        var hash = hold.LastIndexOf('#');
+        var (prefix, nth) = hash > 0 ? (hold[..hash], int.Parse(hold[(hash + 1)..], System.Globalization.CultureInfo.InvariantCulture)) : (hold, 1);
+        if (("kiln.host.command " + line).StartsWith(prefix, StringComparison.Ordinal) && Interlocked.Increment(ref _commandsMatched) == nth)
+            IfMatches(hold, hold, exact: true);
+    }
+
     /// <summary>When <paramref name="seen"/> is the phase to hold, says so and never returns.</summary>
     public static void IfMatches(string? hold, string seen, bool exact)
     {

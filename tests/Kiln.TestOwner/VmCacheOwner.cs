@@ -20,7 +20,7 @@ internal static class VmCacheOwner
         {
             ShouldListenTo = source => source.Name == "Kiln",
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-            ActivityStarted = activity => Hold.IfMatches(hold, activity.OperationName, exact: true),
+            ActivityStarted = activity => Hold.AtSpan(hold, activity),
         };
         ActivitySource.AddActivityListener(listener);
         using var loggerFactory = new HoldingLoggerFactory(hold);

@@ -14,6 +14,12 @@ public static class NetworkOwnerPhases
     public static readonly OwnerPhase[] All =
     [
         new("network: before the set-up", "start", "kiln.sandbox.start.network", null, false, SandboxState.Created),
+        // Inside the step, as each of these host commands is about to run (kiln.host.command spans): the network's
+        // record is written, part of what it names exists.
+        new("network: recorded, before its namespace", "start", "kiln.host.command ip netns add", null, false, SandboxState.Created),
+        new("network: namespace and TAP made, before the veth pair", "start", "kiln.host.command ip link add", null, false, SandboxState.Created),
+        new("network: veth pair up, before the forwarding and NAT rules", "start", "kiln.host.command sysctl", null, false, SandboxState.Created),
+        new("network: sandbox-side NAT made, before the host's chains", "start", "kiln.host.command nft -f -#2", null, false, SandboxState.Created),
         new("network: made (netns, TAP, veth, NAT), before the spawn", "start", "kiln.sandbox.start.spawn", null, false, SandboxState.Created),
         new("network: VMM up in it, before the record", "start", "firecracker started", null, true, SandboxState.Starting),
         new("network: started, record written", "start", "operation-done", null, true, SandboxState.Running),

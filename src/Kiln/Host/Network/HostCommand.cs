@@ -16,10 +16,30 @@ internal static class HostCommand
     public static string? Find(string tool) =>
         SearchPath.Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
+    /// <summary>The span each run is (<c>kiln.host.command</c>): one per <c>ip</c>, <c>nft</c> or <c>sysctl</c> a sandbox network costs.</summary>
+    public const string SpanName = "kiln.host.command";
+
     /// <summary>Runs <paramref name="tool"/>; inside the network namespace at <paramref name="netns"/> when given (via nsenter).</summary>
     /// <returns>The tool's stdout.</returns>
     /// <exception cref="HostCommandException">The tool is missing, exited non-zero, or overran the deadline.</exception>
     public static async Task<string> RunAsync(string tool, IReadOnlyList<string> args, string? netns, CancellationToken cancellationToken, string? stdin = null)
+    {
+        // A trace shows each host change a network set-up or teardown made, with the namespace it was made in; the tags
+        // are set before the span starts, so a listener sees which command is about to run.
+        using var activity = KilnTelemetry.ActivitySource.StartActivity(SpanName, ActivityKind.Internal, parentContext: default,
+            tags: [new("kiln.host.command.line", string.Join(' ', args.Prepend(tool))), new("kiln.host.command.netns", netns)]);
+        try
+        {
+            return await RunUntracedAsync(tool, args, netns, stdin, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+    }
+
+    private static async Task<string> RunUntracedAsync(string tool, IReadOnlyList<string> args, string? netns, string? stdin, CancellationToken cancellationToken)
     {
         var toolPath = Find(tool) ?? throw new HostCommandException(tool, 127, $"{tool} is not installed (Debian: apt-get install {(tool == "nft" ? "nftables" : tool == "nsenter" ? "util-linux" : "iproute2")})");
         var argv = new List<string>();
