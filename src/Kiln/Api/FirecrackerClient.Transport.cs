@@ -269,9 +269,10 @@ public sealed partial class FirecrackerClient
 
     /// <summary>
     /// Sends the <paramref name="length"/> bytes of <c>_send</c> (the request for <paramref name="id"/>, or with
-    /// <paramref name="pipelined"/> one request per id there, <paramref name="id"/> the first) and reads the answers in order. Each answer but the last must be
-    /// a success (<see cref="EnsureSuccess"/>); the last is returned. Each answer has the request deadline, counted
-    /// from the answer before it (its turn on the connection). The caller holds the gate.
+    /// <paramref name="pipelined"/> one request per id there, <paramref name="id"/> the first) and reads the answers
+    /// in order. Each answer but the last must be a success (<see cref="EnsureSuccess"/>); the last is returned. Each
+    /// answer has the request deadline, counted from the answer before it (its turn on the connection). The caller
+    /// holds the gate.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Response> TransmitAsync(ApiOperation op, string? id, string?[]? pipelined, int length, CancellationToken cancellationToken)
