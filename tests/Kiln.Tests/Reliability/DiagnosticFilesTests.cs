@@ -16,12 +16,17 @@ public sealed class DiagnosticFilesTests
         await driver.CreateAsync("diag", config, Ct);
         await driver.StartAsync(Ct);
         var pid = driver.Pid!.Value;
+        // The runtime names its socket dotnet-diagnostic-PID-STARTTIME-socket (the start time in clock ticks since
+        // boot, /proc/PID/stat's field 22). The start time is part of the name because an older process with the same
+        // PID may have left its socket in /tmp: a glob on the PID alone failed CI on one such stale file.
+        var startTime = Kiln.Host.ProcFs.TryGetStartTime(pid) ?? throw new InvalidOperationException($"the VMM {pid} is gone");
+        var socket = Path.Combine(Path.GetTempPath(), $"dotnet-diagnostic-{pid}-{startTime}-socket");
 
-        var sockets = Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{pid}-*");
+        var existed = File.Exists(socket);
         await driver.StopAsync(TimeSpan.Zero, Ct);
 
         Assert.Equal("0", Environment.GetEnvironmentVariable(Kiln.Testing.NoDiagnosticFiles.Variable));
-        Assert.Empty(sockets);
-        Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{pid}-*"));
+        Assert.False(existed, $"the VMM opened {socket}");
+        Assert.False(File.Exists(socket), $"the killed VMM left {socket}");
     }
 }
