@@ -1,6 +1,13 @@
 using BenchmarkDotNet.Running;
 using Kiln.Benchmarks;
 
+// The stand-in VMMs the benchmarks start (and SIGKILL by the thousand) are .NET processes: each would open a runtime
+// diagnostic socket and debugger pipes in $TMPDIR that nothing removes after a SIGKILL (tens of thousands of files
+// after a few density runs). Their environment is built from this process's, so turning diagnostics off here turns
+// them off there, as the test projects do (tests/Shared/NoDiagnosticFiles.cs). Set it to 1 to profile a VMM.
+if (Environment.GetEnvironmentVariable("DOTNET_EnableDiagnostics") is null)
+    Environment.SetEnvironmentVariable("DOTNET_EnableDiagnostics", "0");
+
 // `--interleaved` alternates the client and its floor in one process: a steadier ratio than BenchmarkDotNet's
 // one-benchmark-after-the-other runs on a machine whose load drifts.
 if (args is ["--interleaved", ..])
