@@ -89,6 +89,28 @@ internal static class FaultHarness
     }
 
     /// <summary>
+    /// Arms <see cref="StepHook"/> to SIGKILL the sandbox's VMM (<see cref="KillVmmNow"/>) as the span named
+    /// <paramref name="span"/> begins, in this flow; <see cref="ArmedKill.Pid"/> then says which VMM it killed (0 while
+    /// the span has not begun).
+    /// </summary>
+    public static ArmedKill KillVmmAt(string span, string socketPath)
+    {
+        var kill = new ArmedKill();
+        StepHook.Arm(begun =>
+        {
+            if (begun == span)
+                kill.Pid = KillVmmNow(socketPath);
+        });
+        return kill;
+    }
+
+    /// <summary>What <see cref="KillVmmAt"/> did: the PID it SIGKILLed, 0 before.</summary>
+    public sealed class ArmedKill
+    {
+        public int Pid { get; set; }
+    }
+
+    /// <summary>
     /// The sandbox's state as another process reads it once its owner is dead. An owned VMM dies of its parent-death
     /// signal a moment after its owner; while it exits it has already lost its command line (so a scan for its socket
     /// path no longer finds it) but is not yet a zombie (so it is still alive to procfs, and to Kiln). This waits, up

@@ -69,16 +69,11 @@ public sealed class HotplugFaultTests
         var driver = sandbox.Driver;
         var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
         using var vmm = sandbox.PinVmm();
-        var killed = 0;
-        StepHook.Arm(span =>
-        {
-            if (span == "kiln.vm.drive.update")
-                killed = KillVmmNow(driver.SocketPath);
-        });
+        var kill = KillVmmAt("kiln.vm.drive.update", driver.SocketPath);
 
         await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.HotplugAddAsync(new BlockDevice(disk), Ct));
 
-        Assert.NotEqual(0, killed);
+        Assert.NotEqual(0, kill.Pid);
         Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
         Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
         AssertNoVmm(driver.SocketPath);

@@ -59,16 +59,11 @@ public sealed class RestoreFaultTests
         await using var driver = new FirecrackerHypervisor();
         await driver.CreateAsync("restored", config, Ct);
         var before = Files(root.Path);
-        var killed = 0;
-        StepHook.Arm(span =>
-        {
-            if (span == "kiln.vm.restore." + step)
-                killed = KillVmmNow(driver.SocketPath);
-        });
+        var kill = KillVmmAt("kiln.vm.restore." + step, driver.SocketPath);
 
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
 
-        Assert.NotEqual(0, killed);
+        Assert.NotEqual(0, kill.Pid);
         AssertFailedAt(e, step, Fault.Kill);
         await AssertStartLeftNothingAsync(driver, root, before);
     }

@@ -68,16 +68,11 @@ public sealed class SnapshotFaultTests
         var driver = sandbox.Driver;
         await driver.PauseAsync(Ct);
         using var vmm = sandbox.PinVmm();
-        var killed = 0;
-        StepHook.Arm(span =>
-        {
-            if (span == "kiln.vm.snapshot.create")
-                killed = KillVmmNow(driver.SocketPath);
-        });
+        var kill = KillVmmAt("kiln.vm.snapshot.create", driver.SocketPath);
 
         await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.SaveAsync(Ct));
 
-        Assert.NotEqual(0, killed);
+        Assert.NotEqual(0, kill.Pid);
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
         AssertNoVmm(driver.SocketPath);

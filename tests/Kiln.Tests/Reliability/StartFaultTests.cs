@@ -79,16 +79,11 @@ public sealed class StartFaultTests
         var firecracker = target == "real" ? Kiln.Testing.RealFirecracker.RequireBinary() : null;
         await using var driver = await CreateAsync(root, [], firecracker);
         var before = Files(root.Path);
-        var killed = 0;
-        StepHook.Arm(span =>
-        {
-            if (span == "kiln.sandbox.start." + step)
-                killed = KillVmmNow(driver.SocketPath);
-        });
+        var kill = KillVmmAt("kiln.sandbox.start." + step, driver.SocketPath);
 
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
 
-        Assert.NotEqual(0, killed);
+        Assert.NotEqual(0, kill.Pid);
         AssertFailedAt(e, step, Fault.Kill);
         await AssertStartLeftNothingAsync(driver, root, before);
     }
