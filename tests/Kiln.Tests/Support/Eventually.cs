@@ -23,6 +23,36 @@ public static class Eventually
     }
 
     /// <summary>
+    /// Like <see cref="FileContainsAsync"/> for a rotating log: looks in PATH.1 and PATH together, since a rotation
+    /// (byte-exact, or a copytruncate on a timer) may move the text, or half of it, into PATH.1 before it is seen.
+    /// </summary>
+    public static async Task<string> RotatedLogContainsAsync(string path, string text, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var content = ReadIfThere(path + ".1") + ReadIfThere(path);
+            if (content.Contains(text, StringComparison.Ordinal))
+                return content;
+            Assert.True(DateTime.UtcNow < deadline, $"'{text}' did not appear in {path}(.1) within {within}; they hold:\n{Tail(content)}");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static string ReadIfThere(string path)
+    {
+        try
+        {
+            using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+            return reader.ReadToEnd();
+        }
+        catch (FileNotFoundException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>
     /// Until <paramref name="client"/>'s VMM answers GET /, racing <paramref name="vmm"/>'s exit: a failed assertion
     /// with its output when it exits first or the deadline passes.
     /// </summary>
