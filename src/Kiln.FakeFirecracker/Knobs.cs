@@ -6,6 +6,9 @@ namespace Kiln.FakeFirecracker;
 /// <summary>A canned answer for one request: <c>FAKE_FC_FAIL="PUT /machine-config=400:message"</c>.</summary>
 internal sealed record CannedFault(string Request, int Status, string Message);
 
+/// <summary>A request carried out whose answer is held back: <c>FAKE_FC_SLOW_ANSWER="PATCH /vm=2000"</c>.</summary>
+internal sealed record SlowAnswer(string Request, int DelayMs);
+
 internal sealed record Knobs
 {
     public int ApiDelayMs { get; init; }
@@ -15,6 +18,11 @@ internal sealed record Knobs
     public bool IgnoreSigterm { get; init; }
     public IReadOnlyList<string> Hang { get; init; } = [];
     public IReadOnlyList<CannedFault> Fail { get; init; } = [];
+
+    /// <summary>Requests carried out at once but answered only after a delay (a host too loaded to send the answer
+    /// in time): the caller may give up while the change has happened.</summary>
+    public IReadOnlyList<SlowAnswer> SlowAnswers { get; init; } = [];
+
     public IReadOnlyList<int> VsockPorts { get; init; } = [5000];
     public int VsockControlPort { get; init; } = 5100;
     public int RebootDelayMs { get; init; } = 1000;
@@ -37,6 +45,7 @@ internal sealed record Knobs
             IgnoreSigterm = Env("IGNORE_SIGTERM") == "1",
             Hang = Env("HANG")?.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [],
             Fail = Env("FAIL")?.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(ParseFault).ToArray() ?? [],
+            SlowAnswers = Env("SLOW_ANSWER")?.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(ParseSlowAnswer).ToArray() ?? [],
             VsockPorts = Env("VSOCK_PORTS")?.Split(',', StringSplitOptions.RemoveEmptyEntries)
                 .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray() ?? [5000],
             RebootDelayMs = Int(Env("REBOOT_DELAY_MS"), 1000),
@@ -58,6 +67,34 @@ internal sealed record Knobs
         return new CannedFault(spec[..eq].Trim(), int.Parse(spec[(eq + 1)..colon], CultureInfo.InvariantCulture), spec[(colon + 1)..]);
     }
 
-    /// <summary>Whether <paramref name="request"/> ("PUT /drives/rootfs") names the request a knob points at.</summary>
-    public static bool Matches(string knob, string request) => string.Equals(knob.Trim(), request, StringComparison.Ordinal);
+    private static SlowAnswer ParseSlowAnswer(string spec)
+    {
+        // "PATCH /vm=2000"
+        var eq = spec.LastIndexOf('=');
+        if (eq < 0 || !int.TryParse(spec[(eq + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var ms))
+        {
+            throw new FormatException($"FAKE_FC_SLOW_ANSWER entry '{spec}' is not 'METHOD /path=MILLISECONDS'");
+        }
+
+        return new SlowAnswer(spec[..eq].Trim(), ms);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="request"/> ("PUT /drives/rootfs"), the <paramref name="occurrence"/>th request with that
+    /// line, is the one a knob points at: every such request ("PATCH /vm"), or only the Nth ("PATCH /vm#2", so that a
+    /// resume can fail after its pause went through; no API path holds a '#').
+    /// </summary>
+    public static bool Matches(string knob, string request, int occurrence)
+    {
+        var line = knob.Trim();
+        var hash = line.LastIndexOf('#');
+        if (hash < 0)
+        {
+            return string.Equals(line, request, StringComparison.Ordinal);
+        }
+
+        return string.Equals(line[..hash].TrimEnd(), request, StringComparison.Ordinal)
+            && int.TryParse(line[(hash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var nth)
+            && nth == occurrence;
+    }
 }

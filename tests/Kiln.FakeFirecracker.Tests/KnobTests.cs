@@ -101,4 +101,35 @@ public sealed class KnobTests
         Assert.Equal(404, version.Status);
         Assert.Equal(200, (await fc.Get("/")).Status);
     }
+
+    [Fact]
+    public async Task A_knob_naming_the_nth_request_leaves_the_ones_before_it_alone()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, env: Env(("FAIL", "GET /version#2=500:second only")));
+
+        Assert.Equal(200, (await fc.Get("/version")).Status);
+        var second = await fc.Get("/version");
+        Assert.Equal(500, second.Status);
+        Assert.Equal("second only", Fc.Fault(second));
+        Assert.Equal(200, (await fc.Get("/version")).Status);
+    }
+
+    [Fact]
+    public async Task SLOW_ANSWER_carries_the_request_out_at_once_and_answers_it_late()
+    {
+        using var dir = new TempDir();
+        await using var fc = await Fc.StartAsync(dir, env: Env(("SLOW_ANSWER", "PATCH /vm=5000")));
+        await fc.BootAsync();
+        var sw = Stopwatch.StartNew();
+
+        var pause = fc.Patch("/vm", """{"state": "Paused"}""");
+
+        // Executed (logged as done) while its answer is still held back.
+        Assert.True(await fc.Process.WaitForOutputAsync("'pause vm' API request took", Long, Fc.Ct));
+        Assert.False(pause.IsCompleted, $"answered after {sw.ElapsedMilliseconds} ms");
+        Assert.Equal(204, (await pause).Status);
+        Assert.True(sw.ElapsedMilliseconds >= 5000, $"answered after {sw.ElapsedMilliseconds} ms");
+        Assert.Equal("Paused", await fc.StateAsync());
+    }
 }

@@ -19,6 +19,9 @@ internal sealed class ApiServer
     private readonly Socket _listener;
     private readonly VmmCore _vmm;
     private readonly int _maxPayload;
+
+    // How many requests with each line ("PATCH /vm") fc_api has received; touched by fc_api alone.
+    private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
     private readonly BlockingCollection<(ApiRequest Request, TaskCompletionSource<(ApiResponse, int?)> Answer)> _queue = new();
 
     private ApiServer(Socket listener, VmmCore vmm, int maxPayload)
@@ -182,12 +185,14 @@ internal sealed class ApiServer
         var sw = Stopwatch.StartNew();
         log.Info("fc_api", $"The API server received a {Describe(request)}.", LogOrigin.Received);
         var knobs = _vmm.Knobs;
-        if (knobs.Hang.Any(h => Knobs.Matches(h, request.Line)))
+        // Only fc_api counts (one thread), for knobs that name the Nth request with a line ("PATCH /vm#2").
+        var occurrence = _seen[request.Line] = _seen.GetValueOrDefault(request.Line) + 1;
+        if (knobs.Hang.Any(h => Knobs.Matches(h, request.Line, occurrence)))
         {
             Thread.Sleep(Timeout.Infinite);
         }
 
-        if (knobs.ExitAt is { } exitAt && Knobs.Matches(exitAt, request.Line))
+        if (knobs.ExitAt is { } exitAt && Knobs.Matches(exitAt, request.Line, occurrence))
         {
             lock (_vmm.Gate)
             {
@@ -195,7 +200,7 @@ internal sealed class ApiServer
             }
         }
 
-        if (knobs.Fail.FirstOrDefault(f => Knobs.Matches(f.Request, request.Line)) is { } canned)
+        if (knobs.Fail.FirstOrDefault(f => Knobs.Matches(f.Request, request.Line, occurrence)) is { } canned)
         {
             log.Error("fc_api", $"Received Error. Status code: {canned.Status} {Reason(canned.Status)}. Message: {canned.Message}", LogOrigin.Fault);
             return (new ApiResponse(canned.Status, JsonText.Fault(canned.Message)), null);
@@ -224,6 +229,12 @@ internal sealed class ApiServer
             if (call.TimedAction is { } action)
             {
                 log.Info("fc_api", $"'{action}' API request took {VmmCore.Micros(sw)} us.", LogOrigin.ApiServer);
+            }
+
+            if (knobs.SlowAnswers.FirstOrDefault(s => Knobs.Matches(s.Request, request.Line, occurrence)) is { } slow)
+            {
+                // Done, and the answer held back on fc_api (so later requests wait too, as behind a busy API thread).
+                Thread.Sleep(slow.DelayMs);
             }
 
             return (WithDeprecation(call, response), null);
