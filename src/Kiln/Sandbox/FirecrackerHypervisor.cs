@@ -275,6 +275,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 return;
             }
             _vm = vm;
+            if (state.StateInDoubt == true)
+                vm.MarkStateInDoubt();
             _guestMemory = state.GuestMemoryMiB is { } resized ? (vm, resized) : null;
             WatchForUnexpectedExit(vm);
             Log.Reattached(_logger, Id, pid);
@@ -365,7 +367,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             RequireState("pause", SandboxState.Running);
             var vm = RequireVm();
-            await vm.PauseAsync(ct).ConfigureAwait(false);
+            await ChangeRunStateAsync(vm, vm.PauseAsync, ct).ConfigureAwait(false);
             _state = SandboxState.Paused;
             await PersistOrUndoAsync("pause", SandboxState.Running, () => vm.ResumeAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
@@ -376,7 +378,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             RequireState("resume", SandboxState.Paused);
             var vm = RequireVm();
-            await vm.ResumeAsync(ct).ConfigureAwait(false);
+            await ChangeRunStateAsync(vm, vm.ResumeAsync, ct).ConfigureAwait(false);
             _state = SandboxState.Running;
             await PersistOrUndoAsync("resume", SandboxState.Paused, () => vm.PauseAsync(CancellationToken.None)).ConfigureAwait(false);
         }, cancellationToken);
@@ -657,12 +659,49 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         try
         {
             using var sandboxLock = await EnterSandboxAsync(cancellationToken).ConfigureAwait(false);
+            await SettleStateInDoubtAsync(cancellationToken).ConfigureAwait(false);
             await action(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// A pause or resume; when it got no answer, the record says the state is in doubt (the state itself stays what
+    /// was known), so that a driver in another process asks Firecracker too before trusting it.
+    /// </summary>
+    private async Task ChangeRunStateAsync(Microvm vm, Func<CancellationToken, Task> change, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await change(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (vm.IsStateInDoubt)
+        {
+            await CleanupFailures.RunAsync(e, () => PersistAsync(CancellationToken.None)).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// After a pause or resume that got no answer (<see cref="Microvm.IsStateInDoubt"/>: this driver's, or another's
+    /// as the record says), asks Firecracker which it is before the next operation checks the state, and records the
+    /// answer, which also clears the record's doubt. Not before a stop: a stop needs no state, and a VMM that stopped
+    /// answering must still be stoppable.
+    /// </summary>
+    private async Task SettleStateInDoubtAsync(CancellationToken cancellationToken)
+    {
+        if (_vm is not { IsStateInDoubt: true } vm || _state is not (SandboxState.Running or SandboxState.Paused))
+            return;
+        _state = await vm.RefreshStateAsync(cancellationToken).ConfigureAwait(false) switch
+        {
+            MicrovmState.Running => SandboxState.Running,
+            MicrovmState.Paused => SandboxState.Paused,
+            _ => _state, // it ended meanwhile: the exit watcher records that
+        };
+        await PersistAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -729,6 +768,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         {
             _state = persisted.State;
             _vm?.Observe(ToMicrovmState(persisted.State));
+            if (persisted.StateInDoubt == true)
+                _vm?.MarkStateInDoubt(); // another driver's pause or resume got no answer
         }
     }
 
@@ -843,6 +884,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             SocketPath = Paths.SocketPath,
             ConsolePath = Paths.ConsolePath,
             StartedAt = StartedAt,
+            StateInDoubt = vm is { IsStateInDoubt: true } ? true : null,
             GuestMemoryMiB = _guestMemory is { } memory && ReferenceEquals(memory.Vm, vm) && State is SandboxState.Running or SandboxState.Paused ? memory.MiB : null,
             ExitCode = State == SandboxState.Exited ? (_exit as VmmProcessState.Exited)?.Code : null,
             ExitSignal = State == SandboxState.Exited ? (_exit as VmmProcessState.Crashed)?.Signal : null,

@@ -51,6 +51,13 @@ internal sealed record SandboxStateFile
     /// <summary>What the running guest has after the last resize (kiln mem); null: its configured memory.</summary>
     public int? GuestMemoryMiB { get; init; }
 
+    /// <summary>
+    /// True when a pause or resume got no answer (cancelled, timed out) from a VMM that lives on: Firecracker may or
+    /// may not have carried it out, and <see cref="State"/> is what was known before. The next operation of any driver
+    /// asks Firecracker and records the answer. Absent otherwise.
+    /// </summary>
+    public bool? StateInDoubt { get; init; }
+
     /// <summary>How the VMM ended, once the record says Exited and someone knew: its exit code…</summary>
     public int? ExitCode { get; init; }
 

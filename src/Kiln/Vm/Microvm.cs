@@ -86,7 +86,10 @@ public sealed partial class Microvm : IAsyncDisposable
     /// <summary>The API client (reconnected on the next call after <see cref="Disconnect"/>).</summary>
     public FirecrackerClient Client => _client ??= _options.CreateClient(_logger);
 
-    /// <summary>The lifecycle state: Exited the moment the VMM process is gone, not only once its exit is processed.</summary>
+    /// <summary>
+    /// The lifecycle state: Exited the moment the VMM process is gone, not only once its exit is processed. After a
+    /// pause or resume that got no answer, what was known before it (<see cref="IsStateInDoubt"/>).
+    /// </summary>
     public MicrovmState State => _state is not MicrovmState.Exited && _vmm.HasExited ? MicrovmState.Exited : _state;
 
     /// <summary>How the VMM ended; null while it runs.</summary>
@@ -98,20 +101,14 @@ public sealed partial class Microvm : IAsyncDisposable
     /// <summary>Pauses the vCPUs (PATCH /vm Paused).</summary>
     /// <exception cref="MicrovmStateException">Not Running.</exception>
     public Task PauseAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync("pause", "pause", [MicrovmState.Running], async ct =>
-        {
-            await Client.PauseAsync(ct).ConfigureAwait(false);
-            _state = MicrovmState.Paused;
-        }, cancellationToken);
+        LockedAsync("pause", "pause", [MicrovmState.Running],
+            ct => ChangeRunStateAsync(Client.PauseAsync, MicrovmState.Paused, ct), cancellationToken);
 
     /// <summary>Runs the vCPUs again (PATCH /vm Resumed).</summary>
     /// <exception cref="MicrovmStateException">Not Paused.</exception>
     public Task ResumeAsync(CancellationToken cancellationToken = default) =>
-        LockedAsync("resume", "resume", [MicrovmState.Paused], async ct =>
-        {
-            await Client.ResumeAsync(ct).ConfigureAwait(false);
-            _state = MicrovmState.Running;
-        }, cancellationToken);
+        LockedAsync("resume", "resume", [MicrovmState.Paused],
+            ct => ChangeRunStateAsync(Client.ResumeAsync, MicrovmState.Running, ct), cancellationToken);
 
     /// <summary>Writes a snapshot (PUT /snapshot/create); Firecracker snapshots only a paused VM, and this does not pause implicitly.</summary>
     /// <remarks>The paths are host paths, also for a jailed VM: it writes inside its chroot and the files are moved
@@ -321,6 +318,7 @@ public sealed partial class Microvm : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await SettleStateInDoubtAsync(cancellationToken).ConfigureAwait(false);
             var state = State;
             if (Array.IndexOf(expected, state) < 0)
                 throw new MicrovmStateException(operation, state, expected);

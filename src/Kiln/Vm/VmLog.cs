@@ -29,4 +29,7 @@ internal static partial class VmLog
 
     [LoggerMessage(108, LogLevel.Information, "microVM {VmId}: its console keeper (pid {OldPid}) had died; a new one runs (pid {NewPid})")]
     public static partial void ConsoleKeeperRestarted(ILogger logger, string vmId, int oldPid, int newPid);
+
+    [LoggerMessage(109, LogLevel.Information, "microVM {VmId}: an interrupted pause or resume left its state in doubt; Firecracker says {After} (was taken as {Before})")]
+    public static partial void StateSettled(ILogger logger, string vmId, MicrovmState before, MicrovmState after);
 }

@@ -45,13 +45,13 @@ internal static class FaultHarness
 
     /// <summary>
     /// For <see cref="Fault.Kill"/> and <see cref="Fault.Cancel"/>: once the VMM has logged <paramref name="marker"/>
-    /// (it is then stuck in the step), SIGKILLs the VMM or cancels <paramref name="cts"/>.
+    /// (its <paramref name="occurrence"/>th time: it is then stuck in the step), SIGKILLs the VMM or cancels <paramref name="cts"/>.
     /// </summary>
-    public static Task InjectAsync(Fault fault, string logPath, string marker, Func<int?> pid, CancellationTokenSource cts) =>
+    public static Task InjectAsync(Fault fault, string logPath, string marker, Func<int?> pid, CancellationTokenSource cts, int occurrence = 1) =>
         fault is Fault.Kill or Fault.Cancel
             ? Task.Run(async () =>
             {
-                await Eventually.FileContainsAsync(logPath, marker, TimeSpan.FromSeconds(60));
+                await LoggedAsync(logPath, marker, occurrence);
                 if (fault == Fault.Cancel)
                 {
                     await cts.CancelAsync();
@@ -64,6 +64,12 @@ internal static class FaultHarness
                 await pidFd.WaitForExitAsync(Ct);
             }, Ct)
             : Task.CompletedTask;
+
+    /// <summary>Until <paramref name="logPath"/> holds <paramref name="marker"/> <paramref name="occurrence"/> times, within a deadline.</summary>
+    public static Task LoggedAsync(string logPath, string marker, int occurrence = 1) =>
+        Eventually.TrueAsync(
+            () => File.Exists(logPath) && File.ReadAllText(logPath).Split(marker).Length > occurrence,
+            TimeSpan.FromSeconds(60), $"'{marker}' logged {occurrence} time(s) in {logPath}");
 
     /// <summary>
     /// SIGKILLs the one process whose command line names <paramref name="socketPath"/> (the sandbox's VMM, spawned by

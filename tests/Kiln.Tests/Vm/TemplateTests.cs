@@ -241,4 +241,24 @@ public sealed class TemplateTests
         Assert.Single(CleanupFailures.Of(e));
         Assert.Empty(Directory.GetFileSystemEntries(store.Root));
     }
+
+    [Fact]
+    public async Task A_template_whose_pause_was_cancelled_after_firecracker_paused_leaves_its_source_running()
+    {
+        using var root = new TempRoot();
+        // The pause is carried out and its answer held back; the caller gives up in between.
+        var options = MicrovmFixture.Options(root, new() { ["FAKE_FC_SLOW_ANSWER"] = "PATCH /vm#1=3000" });
+        await using var source = await Microvm.BootAsync(SnapshotFixture.DescriptionWithVsock(root), options, Ct);
+        var store = new TemplateStore(root.Combine("templates"));
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var cancel = Reliability.FaultHarness.InjectAsync(Reliability.Fault.Cancel, options.LogPath!, Reliability.FaultHarness.LogMarker("PATCH /vm"), () => null, cts);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.CreateAsync("base", source, cts.Token));
+        await cancel;
+
+        Assert.False(source.IsStateInDoubt);
+        Assert.Equal(MicrovmState.Running, source.State);
+        Assert.Equal(InstanceState.Running, (await source.Client.DescribeInstanceAsync(Ct)).State);
+        Assert.Empty(Directory.GetFileSystemEntries(store.Root));
+    }
 }

@@ -57,16 +57,18 @@ public sealed class TemplateStore
         var final = Path.Combine(Root, name);
         if (Directory.Exists(final))
             throw new TemplateStoreException(name, $"Template '{name}' already exists.");
-        var wasRunning = source.State == MicrovmState.Running;
-        if (!wasRunning && source.State != MicrovmState.Paused)
-            throw new MicrovmStateException("make a template", source.State, MicrovmState.Running, MicrovmState.Paused);
+        // After a pause or resume that got no answer, the source's State is a guess: Firecracker says which it is.
+        var state = source.IsStateInDoubt ? await source.RefreshStateAsync(cancellationToken).ConfigureAwait(false) : source.State;
+        var wasRunning = state == MicrovmState.Running;
+        if (!wasRunning && state != MicrovmState.Paused)
+            throw new MicrovmStateException("make a template", state, MicrovmState.Running, MicrovmState.Paused);
 
         var temporary = Directory.CreateDirectory(Path.Combine(Root, $".{name}.{Guid.NewGuid():N}")).FullName;
         try
         {
             var version = (await source.Client.GetFirecrackerVersionAsync(cancellationToken).ConfigureAwait(false)).FirecrackerVersion;
             if (wasRunning)
-                await source.PauseAsync(cancellationToken).ConfigureAwait(false);
+                await PauseAsync(source, cancellationToken).ConfigureAwait(false);
             TemplateManifest manifest;
             try
             {
@@ -89,6 +91,27 @@ public sealed class TemplateStore
         catch (Exception e)
         {
             CleanupFailures.Run(e, () => Directory.Delete(temporary, recursive: true));
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Pauses the running source for its snapshot. A pause that got no answer may have happened: the source is then
+    /// left as it was found, running, with what that costs attached to the pause's failure.
+    /// </summary>
+    private static async Task PauseAsync(Microvm source, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await source.PauseAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (source.IsStateInDoubt)
+        {
+            await CleanupFailures.RunAsync(e, async () =>
+            {
+                if (await source.RefreshStateAsync(CancellationToken.None).ConfigureAwait(false) == MicrovmState.Paused)
+                    await source.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+            }).ConfigureAwait(false);
             throw;
         }
     }
