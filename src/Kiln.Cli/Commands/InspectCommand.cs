@@ -45,6 +45,7 @@ internal static class InspectCommand
                 ExitCode = info.ExitCode,
                 ExitSignal = info.ExitSignal,
                 ConsoleKeeperPid = info.ConsoleKeeperPid,
+                StateInDoubt = info.StateInDoubt,
             };
             if (context.Json)
             {
@@ -94,7 +95,8 @@ internal static class InspectCommand
         var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
         void Row(string key, string? value) => grid.AddRow($"[bold]{Markup.Escape(key)}[/]", Markup.Escape(value ?? "-"));
         Row("Name", r.Name);
-        grid.AddRow("[bold]State[/]", PsCommand.StateMarkup(r.State));
+        grid.AddRow("[bold]State[/]", PsCommand.StateMarkup(r.State)
+            + (r.StateInDoubt ? Markup.Escape(" (in doubt: a pause or resume got no answer; the next command asks Firecracker)") : ""));
         if (r.ExitCode is not null || r.ExitSignal is not null)
             Row("Exit", r.ExitCode is { } code ? $"exit code {code}" : $"killed by signal {r.ExitSignal}");
         Row("Ownership", r.Ownership == VmmOwnership.Detached ? "detached (own session, owned by the state directory)" : "owned (dies with the kiln that started it)");

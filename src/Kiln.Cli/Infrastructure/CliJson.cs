@@ -58,6 +58,9 @@ internal sealed record InspectJson(
 
     /// <summary>The PID of the console keeper writing a detached VM's console log, while it runs.</summary>
     public int? ConsoleKeeperPid { get; init; }
+
+    /// <summary>True when a pause or resume got no answer: the state is what was known before it.</summary>
+    public bool StateInDoubt { get; init; }
 }
 
 internal sealed record NetworkJson(

@@ -75,6 +75,7 @@ public static class SandboxCatalog
             Ownership = state.Ownership,
             Devices = state.Devices,
             GuestMemoryMiB = live is SandboxState.Running or SandboxState.Paused ? state.GuestMemoryMiB : null,
+            StateInDoubt = live is SandboxState.Running or SandboxState.Paused && state.StateInDoubt == true,
             ExitCode = live == SandboxState.Exited ? state.ExitCode : null,
             ExitSignal = live == SandboxState.Exited ? state.ExitSignal : null,
             ConsoleKeeperPid = keeperRuns ? state.ConsoleKeeper!.Pid : null,

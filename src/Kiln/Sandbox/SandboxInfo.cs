@@ -40,6 +40,12 @@ public sealed record SandboxInfo(
     /// <summary>The signal that killed an Exited sandbox's VMM, when it is known.</summary>
     public int? ExitSignal { get; init; }
 
+    /// <summary>
+    /// Whether a pause or resume of the live VMM got no answer (the record's <see cref="SandboxStateFile.StateInDoubt"/>):
+    /// <see cref="State"/> is what was known before it, and the next operation asks Firecracker.
+    /// </summary>
+    public bool StateInDoubt { get; init; }
+
     /// <summary>Who owns the VMM.</summary>
     public VmmOwnership Ownership { get; init; }
 
