@@ -159,6 +159,26 @@ internal static class FaultHarness
         }
     }
 
+    /// <summary>
+    /// What a post-boot operation (hot-plug, snapshot, pause, resume) throws for <paramref name="fault"/>: Firecracker's
+    /// fault message for a refusal, a cancellation, or a Firecracker (transport) error for a VMM that went away.
+    /// </summary>
+    public static void AssertOperationFailedWith(Exception e, Fault fault, string step)
+    {
+        switch (fault)
+        {
+            case Fault.Fail:
+                Assert.Equal($"Injected fault for {step}", Assert.IsType<Kiln.Api.FirecrackerApiException>(e).FaultMessage);
+                break;
+            case Fault.Cancel:
+                Assert.IsAssignableFrom<OperationCanceledException>(e);
+                break;
+            default:
+                Assert.IsAssignableFrom<Kiln.Api.FirecrackerException>(e);
+                break;
+        }
+    }
+
     /// <summary>After a failed start or restore: no VMM, the files as before, and the driver and record say Created.</summary>
     public static async Task AssertStartLeftNothingAsync(FirecrackerHypervisor driver, TempRoot root, string[] before)
     {

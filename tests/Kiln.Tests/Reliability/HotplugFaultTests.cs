@@ -31,19 +31,7 @@ public sealed class HotplugFaultTests
         var e = await Assert.ThrowsAnyAsync<Exception>(() => driver.HotplugAddAsync(new BlockDevice(disk), cts.Token));
         await inject;
 
-        switch (fault)
-        {
-            case Fault.Fail:
-                var api = Assert.IsType<Kiln.Api.FirecrackerApiException>(e);
-                Assert.Equal("Injected fault for hot-plug", api.FaultMessage);
-                break;
-            case Fault.Cancel:
-                Assert.IsAssignableFrom<OperationCanceledException>(e);
-                break;
-            default:
-                Assert.IsAssignableFrom<Kiln.Api.FirecrackerException>(e);
-                break;
-        }
+        AssertOperationFailedWith(e, fault, "hot-plug");
         Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
         Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
         if (fault is Fault.Exit or Fault.Kill)

@@ -31,18 +31,7 @@ public sealed class SnapshotFaultTests
         var e = await Assert.ThrowsAnyAsync<Exception>(() => driver.SaveAsync(cts.Token));
         await inject;
 
-        switch (fault)
-        {
-            case Fault.Fail:
-                Assert.Equal("Injected fault for snapshot", Assert.IsType<Kiln.Api.FirecrackerApiException>(e).FaultMessage);
-                break;
-            case Fault.Cancel:
-                Assert.IsAssignableFrom<OperationCanceledException>(e);
-                break;
-            default:
-                Assert.IsAssignableFrom<Kiln.Api.FirecrackerException>(e);
-                break;
-        }
+        AssertOperationFailedWith(e, fault, "snapshot");
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
         if (fault is Fault.Exit or Fault.Kill)
