@@ -1,7 +1,7 @@
 // A pause or resume whose answer never arrived (the caller cancelled, the answer timed out, the connection dropped
 // while the VMM lives) may have been carried out or not: Firecracker acts on a request it has read whether or not
-// its answer is read. Guessing either way leaves State, and every record made from it, wrong half the time, so the
-// microVM says it does not know (IsStateInDoubt) and asks Firecracker (GET /) before the next operation that
+// its answer is read. A guess either way leaves State, and every record made from it, wrong whenever the guess is,
+// so the microVM says it does not know (IsStateInDoubt) and asks Firecracker (GET /) before the next operation that
 // depends on it, or when its owner calls RefreshStateAsync.
 using Kiln.Api;
 
