@@ -249,11 +249,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         _ownership = state.Ownership;
         StartedAt = state.StartedAt;
         _devices.AddRange(state.Devices);
-        foreach (var slot in state.PoolSlots)
-        {
-            if (slot.Index < _pool!.Size)
-                _pool.Set(slot.Index, slot.HostPath);
-        }
+        AdoptSlots(state.PoolSlots);
         _state = SandboxCatalog.LiveState(state);
         _exit = state.State == SandboxState.Exited && state.ExitCode is { } code ? new VmmProcessState.Exited(code)
             : state.State == SandboxState.Exited && state.ExitSignal is { } signal ? new VmmProcessState.Crashed(signal)
@@ -332,6 +328,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         // Firecracker leaves its socket behind when it dies; the next start would otherwise be refused.
         Microvm.DeleteFile(Paths.SocketPath);
         _pool?.Reset();
+        _slotsInDoubt = [];
         // The network lives as long as the VMM: namespace, TAP, veth and NAT rules go with it.
         if (Config.Network is { Mode: not Kiln.Host.Network.NetworkMode.None })
             await Networks.TearDownAsync(Id, CancellationToken.None).ConfigureAwait(false);
@@ -462,6 +459,13 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             {
                 await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = pathForVmm }, ct).ConfigureAwait(false);
             }
+            catch (Exception e) when (Microvm.LeavesOutcomeUnknown(e) && !vm.Process.HasExited)
+            {
+                // Firecracker may have swapped the file in: the slot keeps it (and its exposure) until it is asked.
+                pool.Set(slot.Index, hostPath);
+                await SlotInDoubtAsync(slot.Index, e).ConfigureAwait(false);
+                throw;
+            }
             catch
             {
                 vm.WithdrawHotplug(slot.DriveId);
@@ -498,7 +502,16 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
                 throw new SandboxException($"No pool slot holds {block.HostPath}{(block.PoolSlot is { } s ? $" (slot {s})" : "")}.") { SandboxId = SandboxId };
             var vm = RequireVm();
             var hostPath = slot.HostPath!;
-            await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
+            try
+            {
+                await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (Microvm.LeavesOutcomeUnknown(e) && !vm.Process.HasExited)
+            {
+                // Firecracker may have put the placeholder back: the slot keeps the file until it is asked.
+                await SlotInDoubtAsync(slot.Index, e).ConfigureAwait(false);
+                throw;
+            }
             vm.WithdrawHotplug(slot.DriveId);
             pool.Set(slot.Index, null);
             // Found by DiskFaultTests: an unplug whose record could not be written left the record (and every other
@@ -659,49 +672,13 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         try
         {
             using var sandboxLock = await EnterSandboxAsync(cancellationToken).ConfigureAwait(false);
-            await SettleStateInDoubtAsync(cancellationToken).ConfigureAwait(false);
+            await SettleDoubtsAsync(cancellationToken).ConfigureAwait(false);
             await action(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
-    }
-
-    /// <summary>
-    /// A pause or resume; when it got no answer, the record says the state is in doubt (the state itself stays what
-    /// was known), so that a driver in another process asks Firecracker too before trusting it.
-    /// </summary>
-    private async Task ChangeRunStateAsync(Microvm vm, Func<CancellationToken, Task> change, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await change(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (vm.IsStateInDoubt)
-        {
-            await CleanupFailures.RunAsync(e, () => PersistAsync(CancellationToken.None)).ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// After a pause or resume that got no answer (<see cref="Microvm.IsStateInDoubt"/>: this driver's, or another's
-    /// as the record says), asks Firecracker which it is before the next operation checks the state, and records the
-    /// answer, which also clears the record's doubt. Not before a stop: a stop needs no state, and a VMM that stopped
-    /// answering must still be stoppable.
-    /// </summary>
-    private async Task SettleStateInDoubtAsync(CancellationToken cancellationToken)
-    {
-        if (_vm is not { IsStateInDoubt: true } vm || _state is not (SandboxState.Running or SandboxState.Paused))
-            return;
-        _state = await vm.RefreshStateAsync(cancellationToken).ConfigureAwait(false) switch
-        {
-            MicrovmState.Running => SandboxState.Running,
-            MicrovmState.Paused => SandboxState.Paused,
-            _ => _state, // it ended meanwhile: the exit watcher records that
-        };
-        await PersistAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -759,11 +736,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             vm.ObserveConsoleKeeper(keeper);
         if (persisted.GuestMemoryMiB is { } resized && _vm is { } current)
             _guestMemory = (current, resized); // another driver (kiln mem) resized it
-        foreach (var slot in persisted.PoolSlots)
-        {
-            if (slot.Index < _pool!.Size)
-                _pool.Set(slot.Index, slot.HostPath);
-        }
+        AdoptSlots(persisted.PoolSlots);
         if (_state is SandboxState.Running or SandboxState.Paused && persisted.State is SandboxState.Running or SandboxState.Paused)
         {
             _state = persisted.State;
@@ -828,7 +801,8 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
         });
     }
 
-    private PoolSlot ToPoolSlot(BlockPoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false);
+    private PoolSlot ToPoolSlot(BlockPoolSlot slot) =>
+        new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, ReadOnly: false) { InDoubt = _slotsInDoubt.Contains(slot.Index) ? true : null };
 
     /// <summary>
     /// Records a change the VMM has already made; when the record cannot be written (a full or read-only file system),

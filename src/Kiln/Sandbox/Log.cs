@@ -38,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Error, "Sandbox {SandboxId}: its VMM ended on its own but the record could not say so; readers still see Exited, and the next one to notice tries again")]
     public static partial void ExitRecordFailed(ILogger logger, Exception exception, string sandboxId);
+
+    [LoggerMessage(13, LogLevel.Information, "Sandbox {SandboxId}: a hot-plug or hot-unplug of {DriveId} got no answer; Firecracker says it holds {Holds}")]
+    public static partial void SlotSettled(ILogger logger, string sandboxId, string driveId, string holds);
 }

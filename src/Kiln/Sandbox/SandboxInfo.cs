@@ -8,7 +8,15 @@ namespace Kiln.Sandbox;
 /// <param name="GuestDevice">The guest's device for it, e.g. <c>/dev/vdb</c>.</param>
 /// <param name="HostPath">The backing file in the slot; null while it holds its placeholder.</param>
 /// <param name="ReadOnly">Whether the drive is attached read-only.</param>
-public sealed record PoolSlot(int Index, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
+public sealed record PoolSlot(int Index, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly)
+{
+    /// <summary>
+    /// True when a hot-plug or hot-unplug of this slot got no answer (cancelled, timed out): Firecracker may or may not
+    /// have swapped the drive. <see cref="HostPath"/> is then the file that may be attached, kept so that no other
+    /// hot-plug takes the slot; the next operation asks Firecracker. Absent otherwise.
+    /// </summary>
+    public bool? InDoubt { get; init; }
+}
 
 /// <summary>What the state directory says about one sandbox.</summary>
 /// <param name="Id">The sandbox id.</param>

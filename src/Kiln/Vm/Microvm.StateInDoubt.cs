@@ -1,8 +1,8 @@
-// A pause or resume whose answer never arrived (the caller cancelled, the answer timed out, the connection dropped
-// while the VMM lives) may have been carried out or not: Firecracker acts on a request it has read whether or not
-// its answer is read. A guess either way leaves State, and every record made from it, wrong whenever the guess is,
-// so the microVM says it does not know (IsStateInDoubt) and asks Firecracker (GET /) before the next operation that
-// depends on it, or when its owner calls RefreshStateAsync.
+// A pause or resume whose answer the caller gave up on (cancelled, or the answer timed out) while the VMM lives may
+// have been carried out or not: Firecracker acts on a request it has read whether or not its answer is read. A guess
+// either way leaves State, and every record made from it, wrong whenever the guess is, so the microVM says it does
+// not know (IsStateInDoubt) and asks Firecracker (GET /) before the next operation that depends on it, or when its
+// owner calls RefreshStateAsync.
 using Kiln.Api;
 
 namespace Kiln.Vm;
@@ -13,8 +13,8 @@ public sealed partial class Microvm
     private volatile bool _stateInDoubt;
 
     /// <summary>
-    /// Whether a pause or resume was interrupted after its request was sent (cancelled, timed out, the connection
-    /// lost while the VMM lives), so that Firecracker may or may not have carried it out. <see cref="State"/> then
+    /// Whether a pause or resume was given up on after its request was sent (cancelled, or its answer timed out)
+    /// while the VMM lives, so that Firecracker may or may not have carried it out. <see cref="State"/> then
     /// still says what was known before; the next operation, or <see cref="RefreshStateAsync"/>, asks Firecracker.
     /// </summary>
     public bool IsStateInDoubt => _stateInDoubt && !_vmm.HasExited;
@@ -39,6 +39,13 @@ public sealed partial class Microvm
             _gate.Release();
         }
     }
+
+    /// <summary>
+    /// Whether a request that failed with <paramref name="failure"/> may still have been carried out: the caller gave
+    /// up on its answer (cancelled, timed out). A refusal is an answer (nothing changed), and a connection Firecracker
+    /// closed or refused means it is gone or never read the request.
+    /// </summary>
+    internal static bool LeavesOutcomeUnknown(Exception failure) => failure is OperationCanceledException or FirecrackerTimeoutException;
 
     /// <summary>Another owner's pause or resume got no answer (its record says so): ask before trusting State.</summary>
     internal void MarkStateInDoubt() => _stateInDoubt = true;
@@ -67,8 +74,8 @@ public sealed partial class Microvm
     }
 
     /// <summary>
-    /// Sends a request that moves the vCPUs to <paramref name="target"/>; when no answer comes back from a VMM that
-    /// still lives, the state is in doubt until Firecracker is asked.
+    /// Sends a request that moves the vCPUs to <paramref name="target"/>; when its answer is given up on while the VMM
+    /// lives, the state is in doubt until Firecracker is asked.
     /// </summary>
     private async Task ChangeRunStateAsync(Func<CancellationToken, Task> request, MicrovmState target, CancellationToken cancellationToken)
     {
@@ -76,9 +83,8 @@ public sealed partial class Microvm
         {
             await request(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not FirecrackerApiException && !_vmm.HasExited)
+        catch (Exception e) when (LeavesOutcomeUnknown(e) && !_vmm.HasExited)
         {
-            // A refusal is an answer (nothing changed); anything else may have come after Firecracker acted.
             _stateInDoubt = true;
             throw;
         }

@@ -32,8 +32,18 @@ public sealed class HotplugFaultTests
         await inject;
 
         AssertOperationFailedWith(e, fault, "hot-plug");
-        Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
-        Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
+        if (fault == Fault.Cancel)
+        {
+            // Given up on after it was sent: Firecracker may have swapped the file in, so the slot keeps it, in doubt.
+            Assert.Equal([disk], driver.PoolSlots.Where(s => s.HostPath is not null).Select(s => s.HostPath));
+            var slot = (await RecordAsync(driver.SandboxDirectory)).PoolSlots[0];
+            Assert.Equal((disk, true), (slot.HostPath, slot.InDoubt));
+        }
+        else
+        {
+            Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
+            Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
+        }
         if (fault is Fault.Exit or Fault.Kill)
         {
             AssertNoVmm(driver.SocketPath);
@@ -66,5 +76,65 @@ public sealed class HotplugFaultTests
         Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
         AssertNoVmm(driver.SocketPath);
         await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
+    }
+
+    /// <summary>
+    /// Firecracker swaps the file in and holds its answer back (FAKE_FC_SLOW_ANSWER); the caller cancels in between.
+    /// The slot keeps the file, in doubt, so the next hot-plug cannot take it and swap a disk out from under the guest;
+    /// that hot-plug asks Firecracker first, records slot 0 as holding the file, and uses slot 1.
+    /// </summary>
+    [Fact]
+    public async Task A_hot_plug_cancelled_after_firecracker_swapped_the_drive_keeps_its_slot_and_the_next_one_asks_and_takes_another()
+    {
+        await using var sandbox = await RunningSandbox.StartAsync(new() { ["FAKE_FC_SLOW_ANSWER"] = $"{Request}#1=3000" });
+        var driver = sandbox.Driver;
+        var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
+        var second = LifecycleTests.MakeDisk(sandbox.Root, "second.img", 1);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var cancel = InjectAsync(Fault.Cancel, driver.VmmLogPath, LogMarker(Request), () => null, cts);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.HotplugAddAsync(new BlockDevice(disk), cts.Token));
+        await cancel;
+        Assert.True((await RecordAsync(driver.SandboxDirectory)).PoolSlots[0].InDoubt);
+
+        var next = Assert.IsType<BlockHotplugResult>(await driver.HotplugAddAsync(new BlockDevice(second), Ct));
+
+        Assert.Equal(1, next.Slot);
+        var slots = (await RecordAsync(driver.SandboxDirectory)).PoolSlots;
+        Assert.Equal((disk, (bool?)null), (slots[0].HostPath, slots[0].InDoubt));
+        Assert.Equal(second, slots[1].HostPath);
+        using var client = new Kiln.Api.FirecrackerClient(driver.SocketPath);
+        var drives = (await client.GetExportVmConfigAsync(Ct)).Drives!;
+        Assert.Equal(disk, drives.Single(d => d.DriveId == "drive_0").PathOnHost);
+    }
+
+    /// <summary>
+    /// The same for a hot-unplug: Firecracker puts the placeholder back and holds its answer; the caller cancels. The
+    /// slot keeps the file, in doubt, until the next operation asks and finds it free, which another driver (another
+    /// process, knowing only the record) does here: its hot-plug gets slot 0.
+    /// </summary>
+    [Fact]
+    public async Task A_hot_unplug_cancelled_after_firecracker_put_the_placeholder_back_is_found_free_by_another_driver()
+    {
+        await using var sandbox = await RunningSandbox.StartAsync(new() { ["FAKE_FC_SLOW_ANSWER"] = $"{Request}#2=3000" });
+        var driver = sandbox.Driver;
+        var disk = LifecycleTests.MakeDisk(sandbox.Root, "hot.img", 1);
+        var second = LifecycleTests.MakeDisk(sandbox.Root, "second.img", 1);
+        await driver.HotplugAddAsync(new BlockDevice(disk), Ct);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var cancel = InjectAsync(Fault.Cancel, driver.VmmLogPath, LogMarker(Request), () => null, cts, occurrence: 2);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.HotplugRemoveAsync(new BlockDevice(disk), cts.Token));
+        await cancel;
+        var doubted = (await RecordAsync(driver.SandboxDirectory)).PoolSlots[0];
+        Assert.Equal((disk, true), (doubted.HostPath, doubted.InDoubt));
+
+        await using (var other = new FirecrackerHypervisor())
+        {
+            await other.CreateAsync("op", driver.Config, Ct);
+            var taken = Assert.IsType<BlockHotplugResult>(await other.HotplugAddAsync(new BlockDevice(second), Ct));
+            Assert.Equal(0, taken.Slot);
+        }
+
+        var slot = (await RecordAsync(driver.SandboxDirectory)).PoolSlots[0];
+        Assert.Equal((second, (bool?)null), (slot.HostPath, slot.InDoubt));
     }
 }
