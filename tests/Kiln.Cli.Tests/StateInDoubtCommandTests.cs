@@ -40,6 +40,37 @@ public sealed class StateInDoubtCommandTests : IAsyncDisposable
         Assert.Equal(0, (await _root.RunAsync("stop", "doubt")).ExitCode);
     }
 
+    [Fact]
+    public async Task An_interrupted_drive_add_that_happened_keeps_its_slot_in_doubt_and_the_next_drive_add_takes_another()
+    {
+        _root.Environment["FAKE_FC_SLOW_ANSWER"] = "PATCH /drives/drive_0#1=5000";
+        await _root.RunDetachedAsync("slot");
+        var log = Path.Combine(_root.Root, "slot", "firecracker.log");
+        var first = _root.CreateFile("first.img", 1024 * 1024);
+        var second = _root.CreateFile("second.img", 1024 * 1024);
+
+        await using (var add = _root.Start("drive", "add", "slot", first))
+        {
+            await Eventually(() => File.Exists(log) && File.ReadAllText(log).Contains("Patch request on \"/drives/drive_0\"", StringComparison.Ordinal), "the PATCH reached the VMM");
+            add.Signal(NativeMethods.SIGINT);
+            var interrupted = await add.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+            Assert.True(interrupted.ExitCode != 0, interrupted.ToString());
+        }
+
+        var slot0 = (await _root.RunAsync("inspect", "slot", "--json")).Json().GetProperty("poolSlots")[0];
+        Assert.Equal(first, slot0.GetProperty("hostPath").GetString());
+        Assert.True(slot0.GetProperty("inDoubt").GetBoolean());
+
+        // Slot 0 holds the first file (Firecracker carried the add out): the next add asks, and takes slot 1.
+        var next = await _root.RunAsync("drive", "add", "slot", second, "--json");
+        Assert.True(next.ExitCode == 0, next.ToString());
+        Assert.Equal(1, next.Json().GetProperty("slot").GetInt32());
+        var slots = (await _root.RunAsync("inspect", "slot", "--json")).Json().GetProperty("poolSlots");
+        Assert.Equal(first, slots[0].GetProperty("hostPath").GetString());
+        Assert.False(slots[0].GetProperty("inDoubt").GetBoolean());
+        Assert.Equal(0, (await _root.RunAsync("stop", "slot")).ExitCode);
+    }
+
     private static async Task Eventually(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);

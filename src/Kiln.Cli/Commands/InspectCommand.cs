@@ -132,7 +132,7 @@ internal static class InspectCommand
 
         var slots = Output.NewTable("SLOT", "DRIVE", "GUEST DEVICE", "HOST PATH", "MODE");
         foreach (var s in r.PoolSlots)
-            slots.AddRow(s.Slot.ToString(), Markup.Escape(s.DriveId), Markup.Escape(s.GuestDevice), Markup.Escape(s.HostPath ?? "(empty)"), s.ReadOnly ? "ro" : "rw");
+            slots.AddRow(s.Slot.ToString(), Markup.Escape(s.DriveId), Markup.Escape(s.GuestDevice), Markup.Escape((s.HostPath ?? "(empty)") + (s.InDoubt ? " (in doubt: the next command asks Firecracker)" : "")), s.ReadOnly ? "ro" : "rw");
         Output.Section("Block pool");
         Output.Write(slots);
 

@@ -32,7 +32,9 @@ internal sealed record RestoreJson(string? Template, string? TemplateDirectory, 
 /// <summary>A snapshot restore's drive: where the snapshot recorded it, and the file this sandbox has there.</summary>
 internal sealed record DriveBindingJson(string RecordedPath, string File, bool ReadOnly);
 
-internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly);
+// InDoubt: a drive add/rm of this slot was interrupted after its request went out; HostPath may be attached or not
+// until the next command asks Firecracker.
+internal sealed record PoolSlotJson(int Slot, string DriveId, string GuestDevice, string? HostPath, bool ReadOnly, bool InDoubt);
 
 // One flat shape for every kind of boot-time device: the fields a kind does not have are null.
 internal sealed record DeviceJson(

@@ -130,7 +130,7 @@ internal static class Sandboxes
             : null,
     };
 
-    public static PoolSlotJson Slot(PoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, slot.ReadOnly);
+    public static PoolSlotJson Slot(PoolSlot slot) => new(slot.Index, slot.DriveId, slot.GuestDevice, slot.HostPath, slot.ReadOnly, slot.InDoubt == true);
 
     public static DeviceJson Device(HypervisorDevice device) => device switch
     {
