@@ -168,4 +168,87 @@ public sealed class ParserPropertyTests
         }.WriteAsync(path, CancellationToken.None).GetAwaiter().GetResult();
         return File.ReadAllBytes(path);
     });
+
+    /// <summary>
+    /// What a vsock device answers to <c>CONNECT 52\n</c> before it closes the connection, against the dialer: a line
+    /// <c>OK &lt;port&gt;\n</c> (a uint) within 32 bytes connects, with every byte after it in the stream; another line is a
+    /// bad acknowledgement; 32 bytes without a newline too; fewer, then the close, is a refusal. Never another
+    /// exception, never a hang (each case has 10 s). The expected outcome is worked out here independently.
+    /// </summary>
+    [Property(MaxTest = 500)]
+    public Property Vsock_acknowledgements_connect_or_fail_typed_and_never_hang() =>
+        Prop.ForAll(Gen.OneOf(Mutations("OK 5000\nhello"u8.ToArray()), AnyBytes,
+            from digits in Gen.ArrayOf(Gen.Choose('0', '9').Select(c => (char)c))
+            from rest in AnyBytes
+            select (byte[])[.. Encoding.ASCII.GetBytes("OK " + new string(digits) + "\n"), .. rest]).ToArbitrary(), answer =>
+        {
+            var (outcome, port, after) = HandshakeAsync(answer).WaitAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+            var newline = Array.IndexOf(answer, (byte)'\n', 0, Math.Min(answer.Length, 32));
+            if (newline < 0)
+                return outcome == (answer.Length >= 32 ? "BadAcknowledgement" : "Refused");
+            var line = Encoding.Latin1.GetString(answer, 0, newline);
+            var valid = line.Length > 3 && line.StartsWith("OK ", StringComparison.Ordinal) && line[3..].All(char.IsAsciiDigit)
+                && System.Numerics.BigInteger.Parse(line[3..], System.Globalization.CultureInfo.InvariantCulture) <= uint.MaxValue;
+            return valid
+                ? outcome == "Connected" && port == uint.Parse(line[3..], System.Globalization.CultureInfo.InvariantCulture) && after.AsSpan().SequenceEqual(answer.AsSpan(newline + 1))
+                : outcome == "BadAcknowledgement";
+        });
+
+    /// <summary>One dial against a one-shot vsock device that answers <paramref name="answer"/> and closes.</summary>
+    private static async Task<(string Outcome, uint? Port, byte[] After)> HandshakeAsync(byte[] answer)
+    {
+        using var root = new TempRoot();
+        var path = root.Combine("v.sock");
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        var device = Task.Run(async () =>
+        {
+            using var conn = await listener.AcceptAsync();
+            var one = new byte[1];
+            while (await conn.ReceiveAsync(one) == 1 && one[0] != '\n')
+            {
+            }
+            try
+            {
+                await conn.SendAsync(answer);
+                conn.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+                // Until the dialer closes its side: the bytes after the line stay readable meanwhile.
+                while (await conn.ReceiveAsync(one) > 0)
+                {
+                }
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // A dialer that refused the answer closes with bytes of it unread: the kernel resets the connection.
+            }
+        });
+        var dialer = new Kiln.Host.Vsock.VsockDialer(path, new Kiln.Host.Vsock.VsockDialerOptions
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(8),
+            AttemptTimeout = TimeSpan.FromSeconds(8),
+            RetryWhileBooting = false,
+        });
+        try
+        {
+            (string, uint?, byte[]) result;
+            try
+            {
+                await using var stream = await dialer.ConnectAsync(52);
+                using var rest = new MemoryStream();
+                await stream.CopyToAsync(rest);
+                result = ("Connected", stream.HostPort, rest.ToArray());
+            }
+            catch (Kiln.Host.Vsock.VsockConnectException e)
+            {
+                result = (e.Failure.ToString(), null, []);
+            }
+            await device;
+            return result;
+        }
+        finally
+        {
+            listener.Close();
+        }
+    }
 }
