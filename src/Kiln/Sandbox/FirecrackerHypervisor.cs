@@ -459,7 +459,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             {
                 await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = pathForVmm }, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (Microvm.LeavesOutcomeUnknown(e) && !vm.Process.HasExited)
+            catch (Exception e) when (UnansweredRequest.MayHaveTakenEffect(e) && !vm.Process.HasExited)
             {
                 // Firecracker may have swapped the file in: the slot keeps it (and its exposure) until it is asked.
                 pool.Set(slot.Index, hostPath);
@@ -506,7 +506,7 @@ public sealed partial class FirecrackerHypervisor : IHypervisor
             {
                 await vm.UpdateDriveAsync(new PartialDrive { DriveId = slot.DriveId, PathOnHost = vm.DrivePathForVmm(slot.DriveId, slot.PlaceholderPath) }, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (Microvm.LeavesOutcomeUnknown(e) && !vm.Process.HasExited)
+            catch (Exception e) when (UnansweredRequest.MayHaveTakenEffect(e) && !vm.Process.HasExited)
             {
                 // Firecracker may have put the placeholder back: the slot keeps the file until it is asked.
                 await SlotInDoubtAsync(slot.Index, e).ConfigureAwait(false);

@@ -40,13 +40,6 @@ public sealed partial class Microvm
         }
     }
 
-    /// <summary>
-    /// Whether a request that failed with <paramref name="failure"/> may still have been carried out: the caller gave
-    /// up on its answer (cancelled, timed out). A refusal is an answer (nothing changed), and a connection Firecracker
-    /// closed or refused means it is gone or never read the request.
-    /// </summary>
-    internal static bool LeavesOutcomeUnknown(Exception failure) => failure is OperationCanceledException or FirecrackerTimeoutException;
-
     /// <summary>Another owner's pause or resume got no answer (its record says so): ask before trusting State.</summary>
     internal void MarkStateInDoubt() => _stateInDoubt = true;
 
@@ -83,7 +76,7 @@ public sealed partial class Microvm
         {
             await request(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (LeavesOutcomeUnknown(e) && !_vmm.HasExited)
+        catch (Exception e) when (UnansweredRequest.MayHaveTakenEffect(e) && !_vmm.HasExited)
         {
             _stateInDoubt = true;
             throw;
