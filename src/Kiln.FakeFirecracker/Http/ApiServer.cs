@@ -233,7 +233,10 @@ internal sealed class ApiServer
 
             if (knobs.SlowAnswers.FirstOrDefault(s => Knobs.Matches(s.Request, request.Line, occurrence)) is { } slow)
             {
-                // Done, and the answer held back on fc_api (so later requests wait too, as behind a busy API thread).
+                // A test knob, not a behaviour: it only stretches the time between the action and its answer. The order
+                // is Firecracker's (api_server/mod.rs: serve_vmm_action_request waits for the VMM's outcome, then
+                // ApiServer::run responds, logging a failed respond only), so a caller that gives up meanwhile leaves
+                // the change made. fc_api is held, so later requests wait too, as behind a busy API thread.
                 Thread.Sleep(slow.DelayMs);
             }
 
