@@ -9,32 +9,25 @@ namespace Kiln.Tests.Support;
 /// </summary>
 public static class Eventually
 {
-    public static async Task<string> FileContainsAsync(string path, string text, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            var content = File.Exists(path) ? await File.ReadAllTextAsync(path, TestContext.Current.CancellationToken) : "";
-            if (content.Contains(text, StringComparison.Ordinal))
-                return content;
-            Assert.True(DateTime.UtcNow < deadline, $"'{text}' did not appear in {path} within {within}; it holds:\n{Tail(content)}");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-    }
+    public static Task<string> FileContainsAsync(string path, string text, TimeSpan within) =>
+        ContainsAsync(() => ReadIfThere(path), text, path, within);
 
     /// <summary>
     /// Like <see cref="FileContainsAsync"/> for a rotating log: looks in PATH.1 and PATH together, since a rotation
     /// (byte-exact, or a copytruncate on a timer) may move the text, or half of it, into PATH.1 before it is seen.
     /// </summary>
-    public static async Task<string> RotatedLogContainsAsync(string path, string text, TimeSpan within)
+    public static Task<string> RotatedLogContainsAsync(string path, string text, TimeSpan within) =>
+        ContainsAsync(() => ReadIfThere(path + ".1") + ReadIfThere(path), text, path + "(.1)", within);
+
+    private static async Task<string> ContainsAsync(Func<string> read, string text, string where, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;
         while (true)
         {
-            var content = ReadIfThere(path + ".1") + ReadIfThere(path);
+            var content = read();
             if (content.Contains(text, StringComparison.Ordinal))
                 return content;
-            Assert.True(DateTime.UtcNow < deadline, $"'{text}' did not appear in {path}(.1) within {within}; they hold:\n{Tail(content)}");
+            Assert.True(DateTime.UtcNow < deadline, $"'{text}' did not appear in {where} within {within}; it holds:\n{Tail(content)}");
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
     }
@@ -46,9 +39,9 @@ public static class Eventually
             using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
             return reader.ReadToEnd();
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            return "";
+            return ""; // not written yet
         }
     }
 
