@@ -31,6 +31,20 @@ internal static unsafe class FileNodes
         return (*(ushort*)(buffer + LibC.StatxOffset.Mode) & LibC.S_IFMT) == LibC.S_IFIFO;
     }
 
+    /// <summary>
+    /// Opens a FIFO read-write and gives the handle (null when the path is no FIFO). A pipe keeps what was written into
+    /// it only while some process has it open: held, the lines a writer left stay readable after the writer is gone.
+    /// </summary>
+    public static SafeFileHandle? HoldFifo(string path)
+    {
+        if (!IsFifo(path))
+            return null;
+        var fd = LibC.Open(path, LibC.O_RDWR | LibC.O_CLOEXEC);
+        if (fd < 0)
+            throw new IOException($"Cannot open the FIFO {path}: errno {Marshal.GetLastPInvokeError()}.");
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
     /// <summary>The identity of the file at a path; null when there is none.</summary>
     public static FileNodeId? TryGetId(string path)
     {

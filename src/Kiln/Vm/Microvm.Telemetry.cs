@@ -44,7 +44,23 @@ public sealed partial class Microvm
         {
             var publisher = new FirecrackerMetricsPublisher(VmId, _options.Meter);
             Metrics = publisher;
-            readers.Add(RunReaderAsync("metrics", () => FirecrackerMetricsReader.RunAsync(metricsPath, publisher, follow, stop)));
+            // Held open from here, on the starting thread, until the reader is done: the reader's own open runs on the
+            // thread pool, and a loaded machine can start it after a short-lived VMM has written its lines and exited,
+            // when a pipe nobody holds has dropped them (JailedMicrovmTests saw 0 of 2 lines under load).
+            Microsoft.Win32.SafeHandles.SafeFileHandle? hold;
+            try
+            {
+                hold = Kiln.Interop.FileNodes.HoldFifo(metricsPath);
+            }
+            catch (IOException)
+            {
+                hold = null; // the reader's own open meets the same failure and reports it (ReaderFailed)
+            }
+            readers.Add(RunReaderAsync("metrics", async () =>
+            {
+                using (hold)
+                    await FirecrackerMetricsReader.RunAsync(metricsPath, publisher, follow, stop).ConfigureAwait(false);
+            }));
         }
         if (logPath is not null)
         {
