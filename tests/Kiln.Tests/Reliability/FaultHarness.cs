@@ -101,19 +101,34 @@ internal static class FaultHarness
     /// </summary>
     public static ArmedKill KillVmmAt(string span, string socketPath)
     {
-        var kill = new ArmedKill();
+        var kill = new ArmedKill(span);
         StepHook.Arm(begun =>
         {
-            if (begun == span)
+            if (begun != span)
+                return;
+            try
+            {
                 kill.Pid = KillVmmNow(socketPath);
+            }
+            catch (Exception e)
+            {
+                kill.Failure = e; // thrown on into the operation too; kept so the test can say why nothing was killed
+                throw;
+            }
         });
         return kill;
     }
 
-    /// <summary>What <see cref="KillVmmAt"/> did: the PID it SIGKILLed, 0 before.</summary>
-    public sealed class ArmedKill
+    /// <summary>What <see cref="KillVmmAt"/> did: the PID it SIGKILLed (0 before), or why it could not.</summary>
+    public sealed class ArmedKill(string span)
     {
         public int Pid { get; set; }
+
+        public Exception? Failure { get; set; }
+
+        /// <summary>Fails, saying why, unless the VMM was SIGKILLed as the span began.</summary>
+        public void AssertKilled() =>
+            Assert.True(Pid != 0, Failure is null ? $"{span} never began" : $"the kill at {span} failed: {Failure}");
     }
 
     /// <summary>

@@ -71,7 +71,7 @@ public sealed class HotplugFaultTests
 
         await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.HotplugAddAsync(new BlockDevice(disk), Ct));
 
-        Assert.NotEqual(0, kill.Pid);
+        kill.AssertKilled();
         Assert.All(driver.PoolSlots, s => Assert.Null(s.HostPath));
         Assert.All((await RecordAsync(driver.SandboxDirectory)).PoolSlots, s => Assert.Null(s.HostPath));
         AssertNoVmm(driver.SocketPath);

@@ -156,7 +156,7 @@ public sealed class PauseFaultTests
 
         await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => RunAsync(driver, operation, Ct));
 
-        Assert.NotEqual(0, kill.Pid);
+        kill.AssertKilled();
         AssertNoVmm(driver.SocketPath);
         await sandbox.AssertAnotherDriverSeesTheVmmGoneAsync(vmm);
     }

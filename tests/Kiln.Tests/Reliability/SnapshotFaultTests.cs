@@ -61,7 +61,7 @@ public sealed class SnapshotFaultTests
 
         await Assert.ThrowsAnyAsync<Kiln.Api.FirecrackerException>(() => driver.SaveAsync(Ct));
 
-        Assert.NotEqual(0, kill.Pid);
+        kill.AssertKilled();
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.state")));
         Assert.False(File.Exists(Path.Combine(driver.SandboxDirectory, "snapshot.mem")));
         AssertNoVmm(driver.SocketPath);

@@ -83,7 +83,7 @@ public sealed class StartFaultTests
 
         var e = await Assert.ThrowsAsync<SandboxStartException>(() => driver.StartAsync(Ct));
 
-        Assert.NotEqual(0, kill.Pid);
+        kill.AssertKilled();
         AssertFailedAt(e, step, Fault.Kill);
         await AssertStartLeftNothingAsync(driver, root, before);
     }
