@@ -29,8 +29,23 @@ public sealed class StandInTests
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await Eventually.TrueAsync(() => File.Exists(dir["api.sock"]) || process.HasExited, TimeSpan.FromSeconds(30), "the stand-in's API socket never appeared");
         await using var fc = new FirecrackerClient(dir["api.sock"]);
+        // Until the API answers, not until the socket file appears: bind makes the file a moment before listen, and a
+        // connect in between is refused (seen once in CI).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            Assert.False(process.HasExited, "the stand-in exited before its API answered");
+            try
+            {
+                await fc.DescribeInstanceAsync(Ct);
+                break;
+            }
+            catch (FirecrackerConnectionException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10, Ct);
+            }
+        }
         await fc.PutMachineConfigurationAsync(new MachineConfiguration { VcpuCount = 1, MemSizeMib = 128 }, Ct);
         await fc.PutGuestBootSourceAsync(new BootSource { KernelImagePath = dir["vmlinux"], BootArgs = "console=ttyS0" }, Ct);
         await fc.PutGuestVsockAsync(new Vsock { GuestCid = 3, UdsPath = dir["v.sock"] }, Ct);
