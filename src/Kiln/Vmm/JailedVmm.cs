@@ -87,7 +87,9 @@ public sealed class JailedVmm : IAsyncDisposable
             {
                 var path = layout.OnHost(empty);
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                File.Create(path).Dispose();
+                // Shared: File.Create's FileShare.None takes .NET's exclusive advisory lock, which fails against any
+                // reader of the file (a follower of the log; JailedOwnerKillTests' poll failed CI) and it against us.
+                new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
                 if (LibC.LChown(path, settings.Uid, settings.Gid) != 0)
                     throw new IOException($"cannot give {path} to {settings.Uid}:{settings.Gid}: errno {LibC.LastErrno}");
             }
